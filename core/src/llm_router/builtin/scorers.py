@@ -1,0 +1,81 @@
+"""Built-in scorers: quality for the task, cost and latency, each in [0, 1] and relative to the candidates.
+
+* ``quality``: the model's quality prior for the request's task (``ModelInfo.quality``), scaled so the best
+  candidate gets 1 and a candidate ``min_span`` (default 0.25) or more below it gets 0.
+* ``cost``: the estimated cost of this request (counted input + expected output tokens at the model's
+  price) on a log scale: the cheapest gets 1, one ``min_ratio`` (default 20×) or more times dearer gets 0.
+* ``latency``: the estimated time to the last token (live measurements where the router has them, else the
+  catalogue's priors), on a log scale: the fastest gets 1, ``min_ratio`` (default 4×) slower or more gets 0.
+
+Relative scores make the weights mean what they say: ``cost: 0.3`` is 30 % of the decision, whatever the
+absolute prices of the candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..components import Candidate, RoutingContext, Scorer
+from ..hookspecs import hookimpl
+from ._util import log_values, relative
+
+
+class QualityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_span: Annotated[float, Field(gt=0, le=1)] = 0.25
+
+
+class QualityScorer(Scorer):
+    """Quality prior for the request's task, relative to the best candidate."""
+
+    name = "quality"
+    Config: ClassVar[type[BaseModel]] = QualityConfig
+
+    def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
+        task = ctx.classification.task
+        assert isinstance(self.config, QualityConfig)
+        return relative([c.model.quality_for(task) for c in candidates], min_span=self.config.min_span, higher_is_better=True)
+
+
+class CostConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_ratio: Annotated[float, Field(gt=1)] = 20.0
+
+
+class CostScorer(Scorer):
+    """Estimated cost of this request, cheapest = 1, on a log scale."""
+
+    name = "cost"
+    Config: ClassVar[type[BaseModel]] = CostConfig
+
+    def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
+        assert isinstance(self.config, CostConfig)
+        costs = log_values([c.estimated_cost for c in candidates], floor=1e-7)
+        return relative(costs, min_span=math.log(self.config.min_ratio), higher_is_better=False)
+
+
+class LatencyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_ratio: Annotated[float, Field(gt=1)] = 4.0
+
+
+class LatencyScorer(Scorer):
+    """Estimated time to the last token, fastest = 1, on a log scale."""
+
+    name = "latency"
+    Config: ClassVar[type[BaseModel]] = LatencyConfig
+
+    def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
+        assert isinstance(self.config, LatencyConfig)
+        lat = log_values([c.estimated_latency_ms for c in candidates], floor=1.0)
+        return relative(lat, min_span=math.log(self.config.min_ratio), higher_is_better=False)
+
+
+@hookimpl
+def register_scorers(register: Callable[[type[Scorer]], None]) -> None:
+    for cls in (QualityScorer, CostScorer, LatencyScorer):
+        register(cls)

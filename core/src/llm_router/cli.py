@@ -1,0 +1,373 @@
+"""The ``llm-router`` command line.
+
+Exit codes: 0 success; 1 the model call failed (every candidate); 2 bad input (policy, options);
+3 no model can serve the request (every candidate rejected); 4 a plugin failed in strict mode.
+``--json`` output is documented in docs/cli.md and versioned by its ``"version"`` field.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import NoCandidatesError, PluginError, PolicyError, ProviderError, RouterError
+from .types import RoutingDecision, RoutingResult
+
+JSON_VERSION = 1
+EXIT_OK, EXIT_CALL_FAILED, EXIT_BAD_INPUT, EXIT_NO_CANDIDATES, EXIT_PLUGIN = 0, 1, 2, 3, 4
+
+app = typer.Typer(
+    name="llm-router",
+    help="Pick the right LLM for every prompt, run it, and say why.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Validate, inspect and document routing policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+out = Console(width=200) if not sys.stdout.isatty() else Console()
+err = Console(stderr=True, soft_wrap=True)
+
+PolicyOpt = Annotated[
+    Path | None, typer.Option("--policy", "-p", help="routing policy YAML (default: the built-in policy)",
+                              envvar="LLM_ROUTER_POLICY")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
+PreferOpt = Annotated[
+    list[str] | None,
+    typer.Option("--prefer", help="scorer weight, e.g. --prefer cost=0.5 (repeatable)", metavar="NAME=WEIGHT"),
+]
+RequireOpt = Annotated[
+    list[str] | None, typer.Option("--require", help="capability: tools, vision, json_mode, streaming (repeatable)")
+]
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def _router(policy: Path | None) -> Any:
+    from .router import Router
+
+    try:
+        return Router(policy)
+    except PolicyError as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    except PluginError as exc:
+        _fail(EXIT_PLUGIN, str(exc))
+
+
+def _preferences(items: list[str] | None) -> dict[str, float] | None:
+    if not items:
+        return None
+    prefs: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            prefs[name.strip()] = float(value)
+        except ValueError:
+            _fail(EXIT_BAD_INPUT, f"--prefer takes NAME=WEIGHT (e.g. cost=0.5), got {item!r}")
+    return prefs
+
+
+def _constraints(max_cost_per_1k: float | None, max_latency_ms: float | None, require: list[str] | None,
+                 providers: list[str] | None) -> dict[str, Any] | None:
+    c: dict[str, Any] = {}
+    if max_cost_per_1k is not None:
+        c["max_cost_per_1k_tokens"] = max_cost_per_1k
+    if max_latency_ms is not None:
+        c["max_latency_ms"] = max_latency_ms
+    if require:
+        c["required_capabilities"] = require
+    if providers:
+        c["allowed_providers"] = providers
+    return c or None
+
+
+def _prompt(prompt: str) -> str:
+    if prompt == "-":
+        return sys.stdin.read()
+    return prompt
+
+
+def decision_json(decision: RoutingDecision) -> dict[str, Any]:
+    """The stable JSON form of a decision (documented in docs/cli.md)."""
+    return {
+        "version": JSON_VERSION,
+        "request_id": decision.request_id,
+        "selected": decision.selected.id,
+        "classification": decision.classification.model_dump(mode="json"),
+        "route": decision.route,
+        "weights": decision.weights,
+        "input_tokens": decision.input_tokens,
+        "expected_output_tokens": decision.expected_output_tokens,
+        "routing_time_ms": round(decision.routing_time_ms, 4),
+        "ranking": [
+            {
+                "model": c.model.id,
+                "score": c.score,
+                "breakdown": c.breakdown,
+                "estimated_cost_usd": c.estimated_cost,
+                "estimated_latency_ms": round(c.estimated_latency_ms, 1),
+            }
+            for c in decision.ranking
+        ],
+        "rejected": [r.model_dump(mode="json") for r in decision.rejected],
+    }
+
+
+def result_json(result: RoutingResult) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "model": result.selected_model.id,
+        "text": result.response.text,
+        "finish_reason": result.response.finish_reason,
+        "usage": {"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens},
+        "estimated_cost_usd": result.estimated_cost,
+        "cost_usd": result.cost,
+        "latency_ms": round(result.latency_ms, 2),
+        "attempts": [a.model_dump(mode="json") for a in result.attempts],
+        "decision": decision_json(result.decision),
+    }
+
+
+def _print_decision(decision: RoutingDecision, limit: int) -> None:
+    cls = decision.classification
+    out.print(f"[bold]task[/] {cls.task}  [dim](by {cls.method}, confidence {cls.confidence:.2f})[/]")
+    out.print(f"[bold]route[/] {decision.route}  [bold]weights[/] "
+              + ", ".join(f"{k} {v:.2f}" for k, v in decision.weights.items()))
+    out.print(f"[bold]tokens[/] {decision.input_tokens} in, ~{decision.expected_output_tokens} out expected")
+    table = Table(title=f"ranking (top {min(limit, len(decision.ranking))} of {len(decision.ranking)})", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("model", no_wrap=True)
+    table.add_column("score", justify="right")
+    for name in decision.weights:
+        table.add_column(name, justify="right")
+    table.add_column("est. cost", justify="right")
+    table.add_column("est. latency", justify="right")
+    for i, c in enumerate(decision.ranking[:limit], 1):
+        table.add_row(str(i), c.model.id, f"{c.score:.3f}", *(f"{c.breakdown.get(n, 0):.2f}" for n in decision.weights),
+                      f"${c.estimated_cost:.6f}", f"{c.estimated_latency_ms:,.0f} ms",
+                      style="bold green" if i == 1 else None)
+    out.print(table)
+    if decision.rejected:
+        rej = Table(title=f"rejected ({len(decision.rejected)})", title_justify="left")
+        rej.add_column("model", no_wrap=True)
+        rej.add_column("constraint")
+        rej.add_column("reason")
+        for r in decision.rejected[:limit]:
+            rej.add_row(r.model_id, r.constraint, r.reason)
+        out.print(rej)
+    out.print(f"[bold green]selected[/] {decision.selected.id}   [dim]decided in {decision.routing_time_ms:.3f} ms[/]")
+
+
+@app.command()
+def route(
+    prompt: Annotated[str, typer.Argument(help="the prompt ('-' reads stdin)")],
+    policy: PolicyOpt = None,
+    json_: JsonOpt = False,
+    prefer: PreferOpt = None,
+    max_cost_per_1k: Annotated[float | None, typer.Option(help="USD per 1k tokens")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="estimated ms to the last token")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="output tokens the call will ask for")] = None,
+    require: RequireOpt = None,
+    provider: Annotated[list[str] | None, typer.Option(help="only these providers (repeatable)")] = None,
+    top: Annotated[int, typer.Option(help="rows of the ranking to show")] = 8,
+) -> None:
+    """Decide which model should answer PROMPT, and show why. Calls no model."""
+    router = _router(policy)
+    try:
+        decision = router.route(
+            _prompt(prompt), preferences=_preferences(prefer),
+            constraints=_constraints(max_cost_per_1k, max_latency_ms, require, provider), max_tokens=max_tokens,
+        )
+    except NoCandidatesError as exc:
+        if json_:
+            out.print_json(data={"version": JSON_VERSION, "error": "no_candidates", "message": str(exc),
+                                 "rejected": [r.model_dump(mode="json") for r in exc.rejected]})
+        _fail(EXIT_NO_CANDIDATES, str(exc))
+    except RouterError as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    if json_:
+        sys.stdout.write(json.dumps(decision_json(decision), indent=2) + "\n")
+    else:
+        _print_decision(decision, top)
+
+
+@app.command()
+def run(
+    prompt: Annotated[str, typer.Argument(help="the prompt ('-' reads stdin)")],
+    policy: PolicyOpt = None,
+    json_: JsonOpt = False,
+    stream: Annotated[bool, typer.Option("--stream", help="print the answer as it arrives")] = False,
+    prefer: PreferOpt = None,
+    max_cost_per_1k: Annotated[float | None, typer.Option(help="USD per 1k tokens")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="estimated ms to the last token")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="maximum output tokens")] = None,
+    require: RequireOpt = None,
+    provider: Annotated[list[str] | None, typer.Option(help="only these providers (repeatable)")] = None,
+    system: Annotated[str | None, typer.Option(help="a system prompt")] = None,
+) -> None:
+    """Route PROMPT, call the chosen model (falling back on failure) and print the answer."""
+    router = _router(policy)
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": _prompt(prompt)})
+    kwargs: dict[str, Any] = {
+        "preferences": _preferences(prefer),
+        "constraints": _constraints(max_cost_per_1k, max_latency_ms, require, provider),
+        "max_tokens": max_tokens,
+    }
+    try:
+        if stream and not json_:
+            gen = router.stream(messages, **kwargs)
+            while True:
+                try:
+                    chunk = next(gen)
+                except StopIteration as stop:
+                    result: RoutingResult = stop.value
+                    break
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+        else:
+            result = router.route_and_execute(messages, **kwargs)
+            if json_:
+                sys.stdout.write(json.dumps(result_json(result), indent=2) + "\n")
+                return
+            out.print(result.response.text, highlight=False, markup=False)
+    except NoCandidatesError as exc:
+        _fail(EXIT_NO_CANDIDATES, str(exc))
+    except ProviderError as exc:
+        attempts = getattr(exc, "attempts", ())
+        detail = "".join(f"\n  {a.model_id}: {a.error}" for a in attempts)
+        _fail(EXIT_CALL_FAILED, f"every candidate failed; the last error: {exc}{detail}")
+    except RouterError as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    finally:
+        router.close()
+    err.print(f"[dim]{result.selected_model.id} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
+              f"${result.cost:.6f} · {result.latency_ms:.0f} ms · routing {result.routing_time_ms:.2f} ms · "
+              f"{len(result.attempts)} attempt(s)[/]")
+
+
+@app.command()
+def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
+    """List the models the policy lets the router pick, with prices, limits and capabilities."""
+    router = _router(policy)
+    rows = sorted(router.catalogue, key=lambda m: m.id)
+    if json_:
+        sys.stdout.write(json.dumps({"version": JSON_VERSION, "models": [m.model_dump(mode="json") for m in rows]},
+                                    indent=2) + "\n")
+        return
+    table = Table(title=f"{len(rows)} models", title_justify="left")
+    for col in ("model", "in $/Mtok", "out $/Mtok", "context", "max out", "capabilities", "ttft", "tok/s", "provider ready"):
+        table.add_column(col, justify="right" if col not in ("model", "capabilities", "provider ready") else "left")
+    status: dict[str, str | None] = {}
+    for m in rows:
+        if m.provider not in status:
+            status[m.provider] = router.provider_status(m.provider)
+        caps = ",".join(n for n in ("tools", "vision", "json_mode", "streaming") if m.capabilities.has(n))
+        ready = "yes" if status[m.provider] is None else f"no: {status[m.provider]}"
+        table.add_row(m.id, f"{m.price.input_per_mtok:g}", f"{m.price.output_per_mtok:g}", f"{m.context_window:,}",
+                      f"{m.max_output_tokens:,}", caps, f"{m.ttft_ms:,.0f}", f"{m.tokens_per_second:g}", ready)
+    out.print(table)
+
+
+@app.command()
+def plugins(
+    all_: Annotated[bool, typer.Option("--all", help="include built-in (essential) plugins")] = False,
+    json_: JsonOpt = False,
+    policy: PolicyOpt = None,
+) -> None:
+    """List plugins: loaded, failed (with the error), blocked or disabled, with distribution and version."""
+    from .plugins import PluginHost
+
+    host = PluginHost()
+    records = [r for r in host.records if all_ or not r.essential]
+    if json_:
+        sys.stdout.write(json.dumps({"version": JSON_VERSION, "plugins": [r.as_dict() for r in records]}, indent=2) + "\n")
+        return
+    if not records:
+        out.print("no third-party plugins installed (use --all to include the built-in ones)")
+        return
+    table = Table(title_justify="left")
+    for col in ("plugin", "distribution", "version", "status", "components / error"):
+        table.add_column(col)
+    for r in records:
+        detail = r.error if r.status == "failed" else ", ".join(sorted(r.components)) or ", ".join(r.hooks)
+        style = {"failed": "red", "blocked": "yellow", "disabled": "yellow"}.get(r.status)
+        table.add_row(r.name + (" (built-in)" if r.essential else ""), r.distribution or "-", r.version or "-",
+                      r.status, detail or "-", style=style)
+    out.print(table)
+    if any(r.status == "failed" for r in records):
+        raise typer.Exit(EXIT_PLUGIN if host.strict else EXIT_OK)
+
+
+@policy_app.command("validate")
+def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")], json_: JsonOpt = False) -> None:
+    """Check a policy file: syntax, fields, components, models, environment variables."""
+    from .router import Router
+
+    try:
+        router = Router(file)
+    except PolicyError as exc:
+        if json_:
+            sys.stdout.write(json.dumps({"version": JSON_VERSION, "valid": False, "problems": [
+                {"file": i.file, "line": i.line, "column": i.column, "field": i.field, "message": i.message}
+                for i in exc.issues]}, indent=2) + "\n")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        _fail(EXIT_BAD_INPUT, str(exc))
+    except PluginError as exc:
+        _fail(EXIT_PLUGIN, str(exc))
+    warnings = [f"provider {name!r}: {reason}" for name in router.policy.providers
+                if (reason := router.provider_status(name)) is not None]
+    if json_:
+        sys.stdout.write(json.dumps({"version": JSON_VERSION, "valid": True, "models": len(router.catalogue),
+                                     "warnings": warnings}, indent=2) + "\n")
+        return
+    out.print(f"[green]valid[/]: {file} ({len(router.catalogue)} models, classify: "
+              f"{', '.join(s.name for s in router.stages)})")
+    for w in warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@policy_app.command("schema")
+def policy_schema() -> None:
+    """Print the policy's JSON Schema (with every installed component's parameters), for editors."""
+    from .plugins import PluginHost
+    from .policy import policy_json_schema
+
+    host = PluginHost()
+    configs: dict[str, dict[str, Any]] = {}
+    for reg in host.registry.all():
+        configs.setdefault(reg.kind, {})[reg.name] = reg.cls.Config
+    sys.stdout.write(json.dumps(policy_json_schema(configs), indent=2) + "\n")
+
+
+@policy_app.command("show")
+def policy_show() -> None:
+    """Print the built-in default policy (a starting point for your own)."""
+    from .policy import default_policy_text
+
+    sys.stdout.write(default_policy_text())
+
+
+def main() -> None:
+    """Entry point of the ``llm-router`` script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

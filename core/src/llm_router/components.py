@@ -1,0 +1,233 @@
+"""The five kinds of component a plugin can contribute, and what the router hands them.
+
+Each kind is a small base class: subclass it, set ``name``, declare the parameters the policy may pass in
+a nested pydantic ``Config`` model, and implement one or two methods. The router creates one instance per
+use in the policy with ``Cls(config, context)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .types import (
+    Classification,
+    CompletionRequest,
+    CompletionResponse,
+    Constraints,
+    Message,
+    ModelInfo,
+    RouteRequest,
+    StreamChunk,
+)
+
+if TYPE_CHECKING:
+    from .state import StateStore
+    from .taxonomy import Taxonomy
+
+__all__ = [
+    "Candidate",
+    "Classifier",
+    "Component",
+    "ComponentContext",
+    "Constraint",
+    "EmptyConfig",
+    "PostProcessor",
+    "Prediction",
+    "Provider",
+    "RoutingContext",
+    "Scorer",
+]
+
+
+class EmptyConfig(BaseModel):
+    """Parameters of a component that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ComponentContext:
+    """What a component may use besides its own parameters.
+
+    :ivar name: the name this instance has in the policy (for providers: the key under ``providers:``).
+    :ivar policy_dir: the folder of the policy file, for resolving relative paths (artifacts, data).
+    :ivar taxonomy: the policy's task taxonomy.
+    :ivar state: the router's state store (counters, latency averages, circuit breakers).
+    :ivar complete: call a catalogue model through the normal provider layer (for LLM classifiers):
+        ``await context.complete("openai/gpt-4o-mini", request)``.
+    """
+
+    name: str
+    policy_dir: Path
+    taxonomy: Taxonomy
+    state: StateStore
+    complete: Callable[[str, CompletionRequest], Awaitable[CompletionResponse]] | None = None
+
+
+class Component:
+    """Base of every component kind."""
+
+    name: ClassVar[str] = ""
+    """The name the policy uses for this component type."""
+
+    Config: ClassVar[type[BaseModel]] = EmptyConfig
+    """The pydantic model that validates the component's parameters in the policy."""
+
+    def __init__(self, config: BaseModel, context: ComponentContext) -> None:
+        self.config = config
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.context.name!r}>"
+
+
+# --------------------------------------------------------------------------------------------------
+# Classification
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One classifier's answer: its best label, how sure it is (calibrated, in [0, 1]), and per-label scores."""
+
+    task: str
+    confidence: float
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+
+class Classifier(Component):
+    """A stage of the classification cascade.
+
+    Implement :meth:`classify` (pure CPU work, called inline on the hot path) or, for a stage that does I/O
+    (an embedding API, an LLM), set ``is_async = True`` and implement :meth:`aclassify`. Return ``None`` when
+    the stage has no opinion (the cascade moves on).
+    """
+
+    is_async: ClassVar[bool] = False
+
+    def classify(self, request: RouteRequest) -> Prediction | None:
+        raise NotImplementedError(f"{type(self).__name__} implements aclassify() only; use the async router")
+
+    async def aclassify(self, request: RouteRequest) -> Prediction | None:
+        return self.classify(request)
+
+
+# --------------------------------------------------------------------------------------------------
+# Constraints and scorers
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A model under consideration for one request, with the request-specific estimates."""
+
+    model: ModelInfo
+    estimated_cost: float
+    """USD: counted input tokens and the expected output at the model's price."""
+    estimated_latency_ms: float
+    """Time to the last token: first-token latency plus expected output at the model's speed."""
+
+
+@dataclass(slots=True)
+class RoutingContext:
+    """Everything known about the request while candidates are filtered and scored."""
+
+    request: RouteRequest
+    classification: Classification
+    constraints: Constraints
+    input_tokens: int
+    expected_output_tokens: int
+    required_capabilities: frozenset[str]
+    executing: bool
+    """True when the decision will be executed now (readiness of providers matters)."""
+    state: StateStore
+    provider_status: Callable[[str], str | None]
+    """``provider_status(name)`` is ``None`` when provider ``name`` can be called, else why not."""
+
+    @property
+    def task(self) -> str:
+        return self.classification.task
+
+
+class Constraint(Component):
+    """Keeps or rejects each candidate.
+
+    :meth:`check` receives all candidates still in the running and returns, position by position, ``None``
+    to keep a candidate or a short reason (``"context window 8192 < 9000 needed"``) to reject it.
+    """
+
+    def check(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[str | None]:
+        raise NotImplementedError
+
+
+class Scorer(Component):
+    """Rates each candidate in [0, 1] (1 is best). :meth:`score` returns one number per candidate."""
+
+    def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------------
+# Execution
+# --------------------------------------------------------------------------------------------------
+
+
+class Provider(Component):
+    """Talks to one LLM API. One instance per ``providers:`` entry of the policy.
+
+    Failures must be raised as :class:`llm_router.errors.ProviderError` subclasses (never the SDK's own),
+    with ``provider``, ``model`` and the upstream request id set, and without any secret in the message.
+    Retries are the router's job: switch the SDK's own retries off.
+    """
+
+    def models(self) -> Sequence[ModelInfo]:
+        """Models this provider adds to the catalogue (beyond the built-in ones). Default: none."""
+        return ()
+
+    def unavailable_reason(self) -> str | None:
+        """``None`` when calls can be made; else why not, e.g. ``"set OPENAI_API_KEY"``."""
+        return None
+
+    async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        raise NotImplementedError
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
+        """Stream the answer. The last chunk should carry ``usage`` where the API reports it."""
+        raise NotImplementedError
+
+    def count_tokens(self, messages: Sequence[Message], model: str) -> int | None:
+        """An offline token count for ``model``, or ``None`` to let the router estimate."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release connections. Called when the router closes."""
+
+
+class PostProcessor(Component):
+    """Checks or transforms a response before it is returned.
+
+    Return the (possibly new) response; raise :class:`~llm_router.errors.PostprocessError` to reject it,
+    which makes the router try the next candidate.
+    """
+
+    async def process(self, response: CompletionResponse, request: RouteRequest, model: ModelInfo) -> CompletionResponse:
+        raise NotImplementedError
+
+
+COMPONENT_KINDS: dict[str, type[Component]] = {
+    "provider": Provider,
+    "classifier": Classifier,
+    "scorer": Scorer,
+    "constraint": Constraint,
+    "postprocessor": PostProcessor,
+}
+
+
+def config_of(cls: type[Component], params: Mapping[str, Any] | None) -> BaseModel:
+    """Validate ``params`` against the component's ``Config`` model."""
+    return cls.Config.model_validate(dict(params or {}))

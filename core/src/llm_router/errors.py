@@ -1,0 +1,216 @@
+"""The router's errors: one vocabulary for the policy, the plugins, routing and every provider.
+
+Provider plugins translate their SDK's failures into the :class:`ProviderError` subclasses below, so the
+fallback logic, the CLI and the gateway never need to know an SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from .types import Rejection
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConnectionError",
+    "ContentFilteredError",
+    "ContextLengthExceededError",
+    "DuplicateComponentError",
+    "NoCandidatesError",
+    "PermissionDeniedError",
+    "PluginError",
+    "PolicyError",
+    "PolicyIssue",
+    "PostprocessError",
+    "ProviderError",
+    "RateLimitError",
+    "RouterError",
+    "ServerError",
+    "TimeoutError",
+]
+
+
+class RouterError(Exception):
+    """Base class of every error the router raises on purpose."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyIssue:
+    """One problem in a policy file: where it is and what is wrong."""
+
+    file: str
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class PolicyError(RouterError):
+    """The routing policy is invalid. ``issues`` lists every problem with file:line:column and field."""
+
+    def __init__(self, issues: Sequence[PolicyIssue]) -> None:
+        self.issues = tuple(issues)
+        n = len(self.issues)
+        head = f"invalid routing policy ({n} problem{'s' if n != 1 else ''}):"
+        super().__init__("\n".join([head, *(f"  {i}" for i in self.issues)]))
+
+
+class ConfigurationError(RouterError):
+    """Something the router was asked to use does not exist or cannot be set up."""
+
+
+class PluginError(RouterError):
+    """A plugin failed to load, to register, or broke the plugin contract."""
+
+
+class DuplicateComponentError(PluginError):
+    """Two plugins registered a component of the same kind under the same name."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Routing
+# --------------------------------------------------------------------------------------------------
+
+
+class NoCandidatesError(RouterError):
+    """Every candidate model was rejected. ``rejected`` says which constraint ruled out each one and why."""
+
+    def __init__(self, rejected: Sequence[Rejection], task: str) -> None:
+        self.rejected = tuple(rejected)
+        self.task = task
+        lines = [f"no model can serve this request (task {task!r}); every candidate was rejected:"]
+        lines += [f"  {r.model_id}: {r.constraint}: {r.reason}" for r in self.rejected]
+        if not self.rejected:
+            lines = [f"no model can serve this request (task {task!r}): the route allows no model"]
+        super().__init__("\n".join(lines))
+
+
+class PostprocessError(RouterError):
+    """A post-processor refused a response (for example it is not valid JSON for the requested schema)."""
+
+    def __init__(self, postprocessor: str, message: str) -> None:
+        self.postprocessor = postprocessor
+        super().__init__(f"{postprocessor}: {message}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Providers
+# --------------------------------------------------------------------------------------------------
+
+
+class ProviderError(RouterError):
+    """A provider call failed. Subclasses name the kind; ``retryable`` says whether retrying may help.
+
+    Provider plugins raise these (never their SDK's exceptions). Messages must not contain secrets.
+    """
+
+    kind: ClassVar[str] = "provider_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.request_id = request_id
+        self.status_code = status_code
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.provider, self.model) if p)
+        extra = []
+        if self.status_code is not None:
+            extra.append(f"HTTP {self.status_code}")
+        if self.request_id:
+            extra.append(f"request id {self.request_id}")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        return f"{where + ': ' if where else ''}{self.kind}: {self.message}{tail}"
+
+
+class RateLimitError(ProviderError):
+    kind = "rate_limit"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kw: object) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class TimeoutError(ProviderError):  # noqa: A001 - the router's own timeout kind
+    kind = "timeout"
+    retryable = True
+
+
+class ConnectionError(ProviderError):  # noqa: A001 - the router's own connection kind
+    kind = "connection"
+    retryable = True
+
+
+class ServerError(ProviderError):
+    kind = "server_error"
+    retryable = True
+
+
+class AuthenticationError(ProviderError):
+    """The key is missing or wrong. The message names the environment variable to set."""
+
+    kind = "authentication"
+
+
+class PermissionDeniedError(ProviderError):
+    kind = "permission"
+
+
+class BadRequestError(ProviderError):
+    kind = "bad_request"
+
+
+class ContextLengthExceededError(BadRequestError):
+    kind = "context_length"
+
+
+class ContentFilteredError(ProviderError):
+    kind = "content_filter"
+
+
+ERROR_KINDS: dict[str, type[ProviderError]] = {
+    cls.kind: cls
+    for cls in (
+        ProviderError,
+        RateLimitError,
+        TimeoutError,
+        ConnectionError,
+        ServerError,
+        AuthenticationError,
+        PermissionDeniedError,
+        BadRequestError,
+        ContextLengthExceededError,
+        ContentFilteredError,
+    )
+}

@@ -1,0 +1,342 @@
+"""Finding, loading and isolating plugins; the registry of the components they register.
+
+One :class:`PluginHost` per :class:`~llm_router.Router` (no module-global plugin manager). It loads every
+entry point of the ``llm_router`` group on its own, so that one broken plugin is recorded (name,
+distribution, version, error) and the rest keep working. Entry points of the core distribution itself are
+essential: they load even when autoloading is off or they are named in the block list.
+
+Environment switches (each also a keyword of :class:`PluginHost` / :class:`~llm_router.Router`):
+
+``LLM_ROUTER_STRICT_PLUGINS=1``
+    any plugin failure (import, registration, misspelled hook, raising event hook) raises.
+``LLM_ROUTER_BLOCK_PLUGINS=name,other``
+    entry-point names not to load.
+``LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD=1``
+    load only the core's own (essential) entry points and plugins passed explicitly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import inspect
+import logging
+import os
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pluggy
+
+from . import hookspecs
+from .components import COMPONENT_KINDS, Component
+from .errors import DuplicateComponentError, PluginError
+
+__all__ = ["ENTRY_POINT_GROUP", "ComponentRegistry", "PluginHost", "PluginRecord"]
+
+log = logging.getLogger("llm_router.plugins")
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+CORE_DISTRIBUTION = "llm-router"
+
+REGISTRATION_HOOKS: dict[str, str] = {
+    "register_providers": "provider",
+    "register_classifiers": "classifier",
+    "register_scorers": "scorer",
+    "register_constraints": "constraint",
+    "register_postprocessors": "postprocessor",
+}
+EVENT_HOOKS = ("on_decision", "on_result", "on_error", "on_feedback")
+
+Status = Literal["loaded", "failed", "blocked", "disabled"]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class PluginRecord:
+    """What happened to one plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    status: Status
+    essential: bool = False
+    error: str | None = None
+    components: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "essential": self.essential,
+            "error": self.error,
+            "components": sorted(self.components),
+            "hooks": sorted(self.hooks),
+        }
+
+
+@dataclass(frozen=True)
+class Registration:
+    kind: str
+    name: str
+    cls: type[Component]
+    plugin: str
+
+
+class ComponentRegistry:
+    """Component classes by kind and name, with the plugin that registered each."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, dict[str, Registration]] = {kind: {} for kind in COMPONENT_KINDS}
+
+    def add(self, registration: Registration) -> None:
+        table = self._by_kind[registration.kind]
+        existing = table.get(registration.name)
+        if existing is not None and existing.cls is not registration.cls:
+            raise DuplicateComponentError(
+                f"{registration.kind} {registration.name!r} is registered twice: by plugin "
+                f"{existing.plugin!r} ({existing.cls.__module__}.{existing.cls.__qualname__}) and by plugin "
+                f"{registration.plugin!r} ({registration.cls.__module__}.{registration.cls.__qualname__})"
+            )
+        table[registration.name] = registration
+
+    def get(self, kind: str, name: str) -> Registration | None:
+        return self._by_kind[kind].get(name)
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._by_kind[kind])
+
+    def all(self) -> Iterable[Registration]:
+        for table in self._by_kind.values():
+            yield from table.values()
+
+
+def _dist_of(ep: md.EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+class PluginHost:
+    """Loads plugins and keeps their components and event hooks.
+
+    :param extra_plugins: plugin objects (modules, instances) to register besides the entry points; each is
+        named by its ``__name__`` or class name.
+    :param autoload: load third-party entry points (default: unless ``LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD``).
+    :param strict: raise on any plugin failure (default: ``LLM_ROUTER_STRICT_PLUGINS``).
+    :param block: entry-point names not to load (default: ``LLM_ROUTER_BLOCK_PLUGINS``).
+    """
+
+    def __init__(
+        self,
+        extra_plugins: Sequence[object] = (),
+        *,
+        autoload: bool | None = None,
+        strict: bool | None = None,
+        block: Iterable[str] | None = None,
+    ) -> None:
+        env = os.environ
+        self.strict = _truthy(env.get("LLM_ROUTER_STRICT_PLUGINS")) if strict is None else strict
+        self.autoload = (not _truthy(env.get("LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD"))) if autoload is None else autoload
+        if block is None:
+            block = [b.strip() for b in env.get("LLM_ROUTER_BLOCK_PLUGINS", "").split(",") if b.strip()]
+        self.block = frozenset(block)
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: list[PluginRecord] = []
+        self.registry = ComponentRegistry()
+        self._record_of: dict[str, PluginRecord] = {}
+        self._load_entry_points()
+        for plugin in extra_plugins:
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            self._register_object(plugin, PluginRecord(name, None, None, "loaded"))
+        self._check_pending()
+        self._collect_components()
+        self._events: dict[str, list[tuple[str, Callable[..., Any]]]] = {
+            hook: [(impl.plugin_name, impl.function) for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
+            for hook in EVENT_HOOKS
+        }
+
+    # ----------------------------------------------------------------------------------------------
+    # loading
+
+    def _fail(self, record: PluginRecord, error: BaseException | str, *, during: str) -> None:
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        record.status = "failed"
+        record.error = f"{during}: {message}"
+        dist = f" (distribution {record.distribution} {record.version})" if record.distribution else ""
+        if self.strict:
+            raise PluginError(f"plugin {record.name!r}{dist} failed while {record.error}") from (
+                error if isinstance(error, BaseException) else None
+            )
+        log.warning("plugin %r%s failed while %s", record.name, dist, record.error)
+        if isinstance(error, BaseException):
+            log.debug("".join(traceback.format_exception(error)))
+
+    def _load_entry_points(self) -> None:
+        eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))
+        seen: set[tuple[str, str]] = set()
+        for ep in eps:
+            if (ep.name, ep.value) in seen:  # the same distribution visible twice on sys.path
+                continue
+            seen.add((ep.name, ep.value))
+            dist, version = _dist_of(ep)
+            essential = dist == CORE_DISTRIBUTION
+            record = PluginRecord(ep.name, dist, version, "loaded", essential=essential)
+            self.records.append(record)
+            if not essential and ep.name in self.block:
+                record.status = "blocked"
+                continue
+            if not essential and not self.autoload:
+                record.status = "disabled"
+                continue
+            if ep.name in self._record_of:
+                self._fail(record, f"another plugin is already registered as {ep.name!r}", during="registering")
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self._fail(record, exc, during=f"importing {ep.value}")
+                continue
+            self._register_object(plugin, record, append=False)
+
+    def _register_object(self, plugin: object, record: PluginRecord, *, append: bool = True) -> None:
+        if append:
+            self.records.append(record)
+        try:
+            self.pm.register(plugin, name=record.name)
+        except Exception as exc:
+            self._fail(record, exc, during="registering hooks")
+            return
+        self._record_of[record.name] = record
+        record.hooks = [hook.name for hook in self.pm.get_hookcallers(plugin) or ()]
+
+    def _check_pending(self) -> None:
+        """Catch misspelled hook implementations (``register_scorer`` for ``register_scorers``)."""
+        known = [*REGISTRATION_HOOKS, *EVENT_HOOKS]
+        for name in dir(self.pm.hook):
+            if name.startswith("_"):
+                continue
+            caller = getattr(self.pm.hook, name)
+            if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.hookimpl_opts.get("optionalhook"):
+                    continue
+                hint = difflib.get_close_matches(name, known, n=1)
+                hint_text = f"; did you mean {hint[0]!r}?" if hint else ""
+                record = self._record_of.get(impl.plugin_name)
+                msg = f"unknown hook {name!r} (known hooks: {', '.join(known)}){hint_text}"
+                self.pm.unregister(name=impl.plugin_name)
+                if record is None:  # pragma: no cover - every plugin has a record
+                    raise PluginError(f"plugin {impl.plugin_name!r}: {msg}")
+                del self._record_of[impl.plugin_name]
+                self._fail(record, msg, during="checking hook names")
+        self.pm.check_pending()
+
+    def _collect_components(self) -> None:
+        for hook_name, kind in REGISTRATION_HOOKS.items():
+            base = COMPONENT_KINDS[kind]
+            for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+                record = self._record_of[impl.plugin_name]
+                if record.status != "loaded":
+                    continue
+                pending: list[Registration] = []
+
+                def register(
+                    cls: type[Component],
+                    name: str | None = None,
+                    *,
+                    _pending: list[Registration] = pending,
+                    _plugin: str = impl.plugin_name,
+                    _kind: str = kind,
+                    _base: type[Component] = base,
+                ) -> None:
+                    if not (isinstance(cls, type) and issubclass(cls, _base)):
+                        raise PluginError(
+                            f"plugin {_plugin!r} registered {cls!r} as a {_kind}, "
+                            f"but it is not a subclass of llm_router.{_base.__name__}"
+                        )
+                    component_name = name or cls.name
+                    if not component_name:
+                        raise PluginError(f"plugin {_plugin!r} registered {cls.__qualname__} without a name")
+                    _pending.append(Registration(_kind, component_name, cls, _plugin))
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    self._fail(record, exc, during=f"calling {hook_name}")
+                    continue
+                for registration in pending:
+                    self.registry.add(registration)  # duplicates are always an error
+                    record.components.append(f"{registration.kind}:{registration.name}")
+
+    # ----------------------------------------------------------------------------------------------
+    # queries
+
+    def failures(self) -> list[PluginRecord]:
+        return [r for r in self.records if r.status == "failed"]
+
+    def component(self, kind: str, name: str) -> type[Component]:
+        """The class registered as ``name`` for ``kind``; a clear error when there is none."""
+        registration = self.registry.get(kind, name)
+        if registration is not None:
+            return registration.cls
+        raise PluginError(self.missing_component_message(kind, name))
+
+    def missing_component_message(self, kind: str, name: str) -> str:
+        names = self.registry.names(kind)
+        msg = f"unknown {kind} {name!r}; available: {', '.join(names) or 'none'}"
+        close = difflib.get_close_matches(name, names, n=1)
+        if close:
+            msg += f" (did you mean {close[0]!r}?)"
+        failed = self.failures()
+        if failed:
+            msg += "; plugins that failed to load: " + "; ".join(
+                f"{r.name} ({r.distribution or 'no distribution'}): {r.error}" for r in failed
+            )
+        blocked = [r.name for r in self.records if r.status in ("blocked", "disabled")]
+        if blocked:
+            msg += f"; plugins not loaded (blocked or autoload off): {', '.join(blocked)}"
+        return msg
+
+    # ----------------------------------------------------------------------------------------------
+    # events
+
+    def has_listeners(self, hook: str) -> bool:
+        return bool(self._events[hook])
+
+    def emit(self, hook: str, **kwargs: Any) -> list[Awaitable[Any]]:
+        """Call every implementation of event ``hook``; return the awaitables some of them returned.
+
+        An implementation that raises is logged with its plugin's name (raised in strict mode).
+        """
+        pending: list[Awaitable[Any]] = []
+        for plugin_name, function in self._events[hook]:
+            try:
+                out = function(**kwargs)
+            except Exception as exc:
+                self._event_failed(plugin_name, hook, exc)
+                continue
+            if inspect.isawaitable(out):
+                pending.append(self._guard(plugin_name, hook, out))
+        return pending
+
+    async def _guard(self, plugin_name: str, hook: str, awaitable: Awaitable[Any]) -> None:
+        try:
+            await awaitable
+        except Exception as exc:
+            self._event_failed(plugin_name, hook, exc)
+
+    def _event_failed(self, plugin_name: str, hook: str, exc: Exception) -> None:
+        if self.strict:
+            raise PluginError(f"plugin {plugin_name!r} raised in {hook}: {type(exc).__name__}: {exc}") from exc
+        log.error("plugin %r raised in %s: %s: %s", plugin_name, hook, type(exc).__name__, exc, exc_info=exc)

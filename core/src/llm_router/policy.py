@@ -1,0 +1,409 @@
+"""The routing policy: one YAML file that says everything about routing, validated by pydantic.
+
+Loading keeps the position of every YAML node, so each problem — YAML syntax, unknown field, wrong type,
+unknown component or model, missing environment variable — is reported as ``file:line:column: field:
+message``. ``${VAR}`` and ``${VAR:-default}`` in string values are expanded from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import PolicyError, PolicyIssue
+from .taxonomy import DEFAULT_TASKS, TaskSpec, Taxonomy
+from .types import Capabilities, Constraints, Preferences
+
+__all__ = [
+    "ComponentSpec",
+    "FallbackPolicy",
+    "ModelSpec",
+    "Policy",
+    "ProviderSpec",
+    "RouteRule",
+    "SourceMap",
+    "load_policy",
+    "parse_policy",
+]
+
+Path_ = tuple[str | int, ...]
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The policy model
+# --------------------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComponentSpec(_Strict):
+    """A component picked by name, with its parameters: ``rules`` or ``{rules: {threshold: 0.8}}``."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_forms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value, "params": {}}
+        if isinstance(value, Mapping) and set(value) != {"name", "params"} and "name" not in value:
+            if len(value) != 1:
+                raise ValueError(
+                    f"a component is written as a name or as {{name: {{parameters}}}}; got keys {sorted(value)}"
+                )
+            (name, params), = value.items()
+            if params is None:
+                params = {}
+            if not isinstance(params, Mapping):
+                raise ValueError(f"parameters of {name!r} must be a mapping, got {type(params).__name__}")
+            return {"name": name, "params": dict(params)}
+        return value
+
+
+class ProviderSpec(BaseModel):
+    """A provider instance: ``type`` names the registered provider class (default: the entry's own key);
+    every other key is a parameter validated by that class's ``Config``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str | None = None
+    package: str | None = Field(default=None, description="the distribution that provides this type (for hints)")
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PriceSpec(_Strict):
+    input_per_mtok: Annotated[float, Field(ge=0)]
+    output_per_mtok: Annotated[float, Field(ge=0)]
+    source: str = "policy"
+
+
+class ModelSpec(_Strict):
+    """A model to add to the catalogue, or fields to override on a built-in one (same ``id``)."""
+
+    id: str = Field(pattern=r"^[^/\s]+/\S+$", description="<provider>/<model>")
+    provider: str | None = None
+    model: str | None = None
+    display_name: str | None = None
+    price: PriceSpec | None = None
+    context_window: Annotated[int, Field(gt=0)] | None = None
+    max_output_tokens: Annotated[int, Field(gt=0)] | None = None
+    capabilities: Capabilities | None = None
+    quality: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
+    ttft_ms: Annotated[float, Field(ge=0)] | None = None
+    tokens_per_second: Annotated[float, Field(gt=0)] | None = None
+    tokenizer: str | None = None
+    tokenizer_exact: bool | None = None
+    enabled: bool = True
+
+
+class RouteWhen(_Strict):
+    task: list[str] | None = None
+    min_confidence: Annotated[float, Field(ge=0, le=1)] | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class RouteRule(_Strict):
+    """Which models a request may use, by its task: the first rule whose ``when`` matches applies."""
+
+    name: str | None = None
+    when: RouteWhen = Field(default_factory=RouteWhen)
+    models: Literal["*"] | list[str] = Field(
+        default="*", description="model ids or glob patterns (openai/*); '*' means the whole catalogue"
+    )
+    preferences: Preferences | None = None
+    constraints: Constraints | None = None
+
+
+ErrorKind = Literal[
+    "rate_limit", "timeout", "connection", "server_error", "authentication", "permission", "bad_request",
+    "context_length", "content_filter", "provider_error", "postprocess",
+]
+
+
+class FallbackPolicy(_Strict):
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    """Retries of the same model on a retryable error, before moving to the next candidate."""
+    backoff_ms: Annotated[float, Field(ge=0)] = 200
+    max_backoff_ms: Annotated[float, Field(ge=0)] = 5000
+    on: list[ErrorKind] = Field(default_factory=lambda: ["rate_limit", "timeout", "connection", "server_error"])
+    """Error kinds that are retried on the same model (every error moves on to the next candidate)."""
+    max_models: Annotated[int, Field(ge=1)] = 3
+    """How many candidates of the ranking to try at most."""
+    timeout_s: Annotated[float, Field(gt=0)] = 60
+    circuit_failures: Annotated[int, Field(ge=1)] = 5
+    circuit_cooldown_s: Annotated[float, Field(gt=0)] = 30
+
+
+class TaxonomySpec(_Strict):
+    replace: bool = Field(default=False, description="replace the built-in tasks instead of extending them")
+    default_task: str | None = None
+    tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+
+
+DEFAULT_SCORERS = ("quality", "cost", "latency")
+DEFAULT_CONSTRAINTS = ("providers", "capabilities", "context_window", "cost", "latency", "quality", "health")
+
+
+class Policy(_Strict):
+    """The whole routing policy. Every section is optional; see ``docs/policy.md``."""
+
+    version: Literal[1] = 1
+    providers: dict[str, ProviderSpec] = Field(default_factory=dict)
+    models: list[ModelSpec] = Field(default_factory=list)
+    taxonomy: TaxonomySpec = Field(default_factory=TaxonomySpec)
+    classify: list[ComponentSpec] = Field(default_factory=lambda: [ComponentSpec(name="rules")])
+    constrain: list[ComponentSpec] = Field(default_factory=lambda: [ComponentSpec(name=n) for n in DEFAULT_CONSTRAINTS])
+    score: list[ComponentSpec] = Field(default_factory=lambda: [ComponentSpec(name=n) for n in DEFAULT_SCORERS])
+    preferences: Preferences = Field(default_factory=lambda: Preferences(weights={"quality": 0.6, "cost": 0.3, "latency": 0.1}))
+    constraints: Constraints = Field(default_factory=Constraints)
+    routes: list[RouteRule] = Field(default_factory=lambda: [RouteRule()])
+    fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
+    postprocess: list[ComponentSpec] = Field(default_factory=list)
+
+    def build_taxonomy(self) -> Taxonomy:
+        tasks = {} if self.taxonomy.replace else dict(DEFAULT_TASKS)
+        tasks.update(self.taxonomy.tasks)
+        default = self.taxonomy.default_task or ("chat" if "chat" in tasks else next(iter(tasks), "chat"))
+        return Taxonomy(tasks=tasks, default_task=default)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading with positions
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceMap:
+    """Where each value of a policy came from: path → (line, column), 1-based."""
+
+    file: str
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, loc: Sequence[str | int]) -> tuple[Path_, tuple[int, int] | None]:
+        """The deepest known path along ``loc`` (segments pydantic adds are skipped) and its position."""
+        best: Path_ = ()
+        current: Path_ = ()
+        for segment in loc:
+            candidate = (*current, segment)
+            if candidate in self.positions:
+                current = candidate
+                best = current
+        return best, self.positions.get(best)
+
+    def issue(self, loc: Sequence[str | int], message: str, *, exact: bool = False) -> PolicyIssue:
+        path, pos = self.locate(loc)
+        shown = tuple(loc) if exact else _display_loc(loc, path)
+        line, col = pos if pos else (None, None)
+        return PolicyIssue(self.file, line, col, format_path(shown), message)
+
+
+def _display_loc(loc: Sequence[str | int], known: Path_) -> Path_:
+    """pydantic's location without its internal segments (union branches, wrappers)."""
+    out: list[str | int] = []
+    for seg in loc:
+        if isinstance(seg, str) and (seg in ("weights",) or "[" in seg or seg.startswith("function-")):
+            continue
+        out.append(seg)
+    return tuple(out) if len(out) >= len(known) else known
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    text = ""
+    for seg in path:
+        text += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if text else str(seg))
+    return text
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, source: SourceMap, env: Mapping[str, str]) -> None:
+        self.loader = loader
+        self.source = source
+        self.env = env
+        self.issues: list[PolicyIssue] = []
+
+    def pos(self, node: yaml.Node) -> tuple[int, int]:
+        return node.start_mark.line + 1, node.start_mark.column + 1
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node, deep=True)
+                if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value  # YAML 1.1 reads `on:` / `yes:` keys as booleans; keep the text
+                if not isinstance(key, str | int):
+                    self.issues.append(PolicyIssue(self.source.file, *self.pos(key_node), format_path(path),
+                                                   f"keys must be strings, got {key!r}"))
+                    continue
+                child = (*path, key)
+                if key in out:
+                    line, col = self.pos(key_node)
+                    first = self.source.positions.get(child, (None, None))[0]
+                    self.issues.append(PolicyIssue(self.source.file, line, col, format_path(child),
+                                                   f"duplicate key {key!r} (first defined on line {first})"))
+                    continue
+                self.source.positions[child] = self.pos(key_node)
+                out[key] = self.build(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                self.source.positions[(*path, i)] = self.pos(item)
+                items.append(self.build(item, (*path, i)))
+            return items
+        value = self.loader.construct_object(node, deep=True)
+        if isinstance(value, str) and "${" in value:
+            value = self.expand(value, node, path)
+        return value
+
+    def expand(self, value: str, node: yaml.Node, path: Path_) -> str:
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            line, col = self.pos(node)
+            self.issues.append(PolicyIssue(
+                self.source.file, line, col, format_path(path),
+                f"environment variable {name} is not set (set it, or write ${{{name}:-default}})",
+            ))
+            return ""
+
+        return _ENV.sub(sub, value)
+
+
+def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None) -> tuple[Policy, SourceMap]:
+    """Parse and validate policy text. Raises :class:`PolicyError` listing every problem found."""
+    source = SourceMap(file)
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+            problem = " ".join(p for p in (exc.context, exc.problem) if p)
+            raise PolicyError([PolicyIssue(file, line, col, "", f"YAML syntax error: {problem}")]) from None
+        except yaml.YAMLError as exc:
+            raise PolicyError([PolicyIssue(file, None, None, "", f"YAML error: {exc}")]) from None
+        builder = _Builder(loader, source, os.environ if env is None else env)
+        data = {} if root is None else builder.build(root, ())
+    finally:
+        loader.dispose()
+    if builder.issues:
+        raise PolicyError(builder.issues)
+    if not isinstance(data, dict):
+        raise PolicyError([PolicyIssue(file, 1, 1, "", f"a policy is a mapping, got {type(data).__name__}")])
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(issues_from_validation(exc, source)) from None
+    return policy, source
+
+
+def issues_from_validation(exc: ValidationError, source: SourceMap, prefix: Path_ = ()) -> list[PolicyIssue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = (*prefix, *err["loc"])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}"
+        elif err["type"] == "missing":
+            message = f"required field {loc[-1]!r} is missing"
+        elif "input" in err and err["type"] not in ("model_attributes_type",):
+            shown = repr(err["input"])
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            message += f" (got {shown})"
+        issues.append(source.issue(loc, message))
+    return issues
+
+
+def load_policy(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> tuple[Policy, SourceMap]:
+    """Read and validate a policy file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError([PolicyIssue(str(p), None, None, "", f"cannot read policy file: {exc.strerror}")]) from None
+    return parse_policy(text, str(p), env)
+
+
+def default_policy_text() -> str:
+    return resources.files("llm_router").joinpath("data/default_policy.yaml").read_text(encoding="utf-8")
+
+
+def load_default_policy() -> tuple[Policy, SourceMap]:
+    """The built-in policy that ``Router()`` uses. It names no secret: provider plugins read their SDK's
+    usual environment variables (``OPENAI_API_KEY``, …) and say which one to set when it is missing."""
+    return parse_policy(default_policy_text(), "<default policy>", {})
+
+
+def policy_json_schema(component_configs: Mapping[str, Mapping[str, type[BaseModel]]] | None = None) -> dict[str, Any]:
+    """The JSON Schema of the policy, with each registered component's parameters where known.
+
+    :param component_configs: kind → name → Config model (``classifier``, ``scorer``, ``constraint``,
+        ``postprocessor``, ``provider``).
+    """
+    schema = Policy.model_json_schema()
+    schema["title"] = "llm-router routing policy"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    if not component_configs:
+        return schema
+    defs = schema.setdefault("$defs", {})
+    section_kind = {"classify": "classifier", "score": "scorer", "constrain": "constraint", "postprocess": "postprocessor"}
+    for section, kind in section_kind.items():
+        configs = component_configs.get(kind, {})
+        if not configs:
+            continue
+        variants: list[dict[str, Any]] = [{"type": "string", "enum": sorted(configs)}]
+        for name, model in sorted(configs.items()):
+            sub = model.model_json_schema(ref_template="#/$defs/{model}")
+            for key, value in sub.pop("$defs", {}).items():
+                defs.setdefault(key, value)
+            variants.append({
+                "type": "object",
+                "properties": {name: {"anyOf": [sub, {"type": "null"}]}},
+                "required": [name],
+                "additionalProperties": False,
+            })
+        schema["properties"][section] = {"type": "array", "items": {"anyOf": variants}}
+    providers = component_configs.get("provider", {})
+    if providers:
+        schema["properties"]["providers"]["additionalProperties"] = {
+            "type": "object",
+            "properties": {"type": {"type": "string", "enum": sorted(providers)}},
+        }
+    return schema
+
+
+def iter_model_refs(policy: Policy) -> Iterable[tuple[Path_, str]]:
+    """Every model id or pattern the policy mentions, with its path (for validation against the catalogue)."""
+    for i, rule in enumerate(policy.routes):
+        if isinstance(rule.models, list):
+            for j, ref in enumerate(rule.models):
+                yield ("routes", i, "models", j), ref
+    for name in ("allowed_models", "blocked_models"):
+        values = getattr(policy.constraints, name)
+        for ref in sorted(values or ()):
+            yield ("constraints", name), ref

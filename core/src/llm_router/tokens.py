@@ -1,0 +1,69 @@
+"""Offline token counting for cost estimates and context-window checks.
+
+Text is counted with OpenAI's BPE encodings (``o200k_base`` by default, ``cl100k_base`` for older models)
+through the ``bpe-openai`` package, which ships the BPE tables, so nothing is downloaded. For OpenAI's
+models this is the exact count of the text; each message adds the chat format's overhead (3 tokens, plus 3
+to prime the reply, as OpenAI documents). For other vendors' models the count is an estimate: their
+tokenizers differ (see docs/catalogue.md for the measured spread), which is why the context-window
+constraint keeps a safety margin.
+
+Encodings load lazily (about 0.4 s the first time) and are cached per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, Protocol
+
+from .types import Message
+
+__all__ = ["count_message_tokens", "count_text_tokens", "get_encoding"]
+
+PER_MESSAGE = 3
+REPLY_PRIMING = 3
+IMAGE_TOKENS = 765  # OpenAI's cost of one 512x512 tile plus base, a middle estimate for an image part
+_lock = threading.Lock()
+
+
+class _Encoding(Protocol):
+    def encode_ordinary(self, text: str) -> list[int]: ...
+
+
+@lru_cache(maxsize=8)
+def get_encoding(name: str) -> _Encoding:
+    """The BPE encoding ``name`` (``o200k_base``, ``cl100k_base``, …)."""
+    import bpe_openai
+
+    with _lock:
+        encoding: Any = bpe_openai.get_encoding(name)
+    return encoding  # type: ignore[no-any-return]
+
+
+def count_text_tokens(text: str, encoding: str = "o200k_base") -> int:
+    if not text:
+        return 0
+    return len(get_encoding(encoding).encode_ordinary(text))
+
+
+def count_message_tokens(messages: Sequence[Message], encoding: str = "o200k_base") -> int:
+    """Tokens the messages take as a chat prompt, including the chat format's overhead."""
+    enc = get_encoding(encoding)
+    total = REPLY_PRIMING
+    for message in messages:
+        total += PER_MESSAGE
+        content = message.content
+        if isinstance(content, str):
+            total += len(enc.encode_ordinary(content)) if content else 0
+        elif content:
+            for part in content:
+                if part.get("type") == "text":
+                    total += len(enc.encode_ordinary(str(part.get("text", ""))))
+                else:
+                    total += IMAGE_TOKENS
+        if message.name:
+            total += 1
+        if message.tool_calls:
+            total += len(enc.encode_ordinary(str(message.tool_calls)))
+    return total

@@ -1,0 +1,454 @@
+"""The data that crosses the router's boundaries: requests, decisions, results.
+
+Every public type is a pydantic v2 model. Models built on the hot path by the router itself (decisions,
+candidates) are created with ``model_construct`` from already-validated data; everything that comes from a
+caller is validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "Attempt",
+    "Capabilities",
+    "Classification",
+    "CompletionRequest",
+    "CompletionResponse",
+    "Constraints",
+    "Feedback",
+    "Message",
+    "ModelInfo",
+    "ModelPrice",
+    "ModelRef",
+    "Preferences",
+    "Rejection",
+    "RouteRequest",
+    "RoutingDecision",
+    "RoutingResult",
+    "ScoredCandidate",
+    "StageResult",
+    "StreamChunk",
+    "ToolCall",
+    "Usage",
+]
+
+Role = Literal["system", "user", "assistant", "tool", "developer"]
+CAPABILITIES = ("tools", "vision", "json_mode", "streaming")
+Capability = Literal["tools", "vision", "json_mode", "streaming"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------------
+# Messages and requests
+# --------------------------------------------------------------------------------------------------
+
+
+class Message(_Frozen):
+    """One chat message. ``content`` is text, or a list of OpenAI-style content parts (text, image_url)."""
+
+    role: Role
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """The message's text, with non-text parts left out."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+    def has_image(self) -> bool:
+        return isinstance(self.content, list) and any(
+            p.get("type") in ("image_url", "image", "input_image") for p in self.content
+        )
+
+
+class Preferences(BaseModel):
+    """How to trade the scorers off: a weight per scorer name (``quality``, ``cost``, ``latency``, …).
+
+    ``cost_weight`` is accepted for ``cost`` (and likewise for every scorer). Weights are non-negative and
+    are normalised to sum to 1 when they are used; a weight of 0 switches that scorer off.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: Any) -> Any:
+        if isinstance(data, Preferences):
+            return data
+        if isinstance(data, Mapping) and "weights" not in data:
+            out: dict[str, Any] = {}
+            for key, value in data.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"preference names are strings, got {key!r}")
+                name = key.removesuffix("_weight")
+                if name in out:
+                    raise ValueError(f"preference {name!r} is given twice ({name!r} and {key!r})")
+                out[name] = value
+            return {"weights": out}
+        return data
+
+    def merged(self, override: Preferences | None) -> Preferences:
+        """These weights with ``override``'s on top (an override replaces the whole set it names)."""
+        if override is None or not override.weights:
+            return self
+        return Preferences.model_construct(weights=dict(override.weights))
+
+    def normalised(self) -> dict[str, float]:
+        total = sum(self.weights.values())
+        if total <= 0:
+            raise ValueError("preferences: at least one weight must be greater than 0")
+        return {k: v / total for k, v in self.weights.items() if v > 0}
+
+
+class Constraints(BaseModel):
+    """Hard limits: a candidate that breaks one is rejected, with the reason recorded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_cost_per_1k_tokens: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="USD per 1,000 tokens, blended over this request's input and expected output"
+    )
+    max_cost_per_request: Annotated[float, Field(ge=0)] | None = Field(
+        default=None, description="USD for this request (estimated input + expected output)"
+    )
+    max_latency_ms: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="estimated time to the last token: first-token latency + output / speed"
+    )
+    min_context_window: Annotated[int, Field(gt=0)] | None = None
+    max_output_tokens: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="the output the caller will ask for; checked against each model's limits"
+    )
+    min_quality: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="minimum quality prior for the request's task"
+    )
+    required_capabilities: frozenset[Capability] = Field(default_factory=frozenset)
+    allowed_providers: frozenset[str] | None = None
+    blocked_providers: frozenset[str] = Field(default_factory=frozenset)
+    allowed_models: frozenset[str] | None = None
+    blocked_models: frozenset[str] = Field(default_factory=frozenset)
+
+    def merged(self, override: Constraints | None) -> Constraints:
+        """These limits with every field that ``override`` sets explicitly on top."""
+        if override is None:
+            return self
+        values = self.model_dump()
+        values.update({k: getattr(override, k) for k in override.model_fields_set})
+        return Constraints.model_construct(**values)
+
+
+class RouteRequest(BaseModel):
+    """What the router decides on. Build it from a prompt string or a list of messages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: tuple[Message, ...] = Field(min_length=1)
+    preferences: Preferences | None = None
+    constraints: Constraints | None = None
+    max_tokens: Annotated[int, Field(gt=0)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    stop: tuple[str, ...] | None = None
+    response_format: dict[str, Any] | None = None
+    tools: tuple[dict[str, Any], ...] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    stream: bool = False
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _prompt_to_messages(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (Message(role="user", content=value),)
+        return value
+
+    def last_user_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.role == "user":
+                return message.text()
+        return self.messages[-1].text()
+
+    def needs(self) -> frozenset[str]:
+        """Capabilities this request needs by its own content (images, tools, JSON mode, streaming)."""
+        need = set()
+        if self.tools:
+            need.add("tools")
+        if self.response_format and self.response_format.get("type") in ("json_object", "json_schema"):
+            need.add("json_mode")
+        if self.stream:
+            need.add("streaming")
+        if any(m.has_image() for m in self.messages):
+            need.add("vision")
+        return frozenset(need)
+
+
+# --------------------------------------------------------------------------------------------------
+# The catalogue
+# --------------------------------------------------------------------------------------------------
+
+
+class ModelPrice(_Frozen):
+    input_per_mtok: Annotated[float, Field(ge=0)]
+    output_per_mtok: Annotated[float, Field(ge=0)]
+    source: str = Field(description="where this price comes from (genai-prices, or a cited page)")
+
+
+class Capabilities(_Frozen):
+    tools: bool = False
+    vision: bool = False
+    json_mode: bool = False
+    streaming: bool = True
+
+    def has(self, name: str) -> bool:
+        return bool(getattr(self, name, False))
+
+
+class ModelInfo(_Frozen):
+    """One model the router may pick. ``id`` is ``<provider>/<model>``."""
+
+    id: str
+    provider: str
+    model: str
+    display_name: str | None = None
+    price: ModelPrice
+    context_window: Annotated[int, Field(gt=0)]
+    max_output_tokens: Annotated[int, Field(gt=0)]
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    quality: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    quality_source: str | None = None
+    ttft_ms: Annotated[float, Field(ge=0)] = 800.0
+    tokens_per_second: Annotated[float, Field(gt=0)] = 60.0
+    latency_source: str | None = None
+    tokenizer: str = "o200k_base"
+    tokenizer_exact: bool = Field(
+        default=False, description="True when `tokenizer` is the model's own (counts are exact, not estimates)"
+    )
+
+    def quality_for(self, task: str) -> float:
+        """Quality prior for ``task``; the mean over known tasks where this one has no figure."""
+        q = self.quality.get(task)
+        if q is not None:
+            return q
+        if self.quality:
+            return sum(self.quality.values()) / len(self.quality)
+        return 0.5
+
+
+class ModelRef(_Frozen):
+    """Which model answered: the provider name from the policy and the provider's model id."""
+
+    id: str
+    provider: str
+    model: str
+
+
+# --------------------------------------------------------------------------------------------------
+# Decisions
+# --------------------------------------------------------------------------------------------------
+
+
+class StageResult(_Frozen):
+    """What one classifier of the cascade said."""
+
+    classifier: str
+    task: str | None
+    confidence: float
+    threshold: float
+    accepted: bool
+    time_ms: float
+    error: str | None = None
+
+
+class Classification(_Frozen):
+    """The request's task, how sure the cascade is, and which stage decided."""
+
+    task: str
+    confidence: Annotated[float, Field(ge=0, le=1)]
+    method: str = Field(description="the classifier that decided, or 'fallback' when none cleared its threshold")
+    scores: dict[str, float] = Field(default_factory=dict)
+    stages: tuple[StageResult, ...] = ()
+
+
+class ScoredCandidate(_Frozen):
+    """A model that met every constraint, with its weighted score and the per-scorer breakdown."""
+
+    model: ModelInfo
+    score: float
+    breakdown: dict[str, float]
+    estimated_cost: float = Field(description="USD for this request: counted input + expected output tokens")
+    estimated_latency_ms: float
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+
+class Rejection(_Frozen):
+    """A model a constraint (or the route) ruled out, and why."""
+
+    model_id: str
+    constraint: str
+    reason: str
+
+
+class RoutingDecision(_Frozen):
+    """Which model to use and why: the ranking with breakdowns, the rejections, the classification."""
+
+    request_id: str
+    classification: Classification
+    route: str = Field(description="the policy route that supplied the candidates")
+    ranking: tuple[ScoredCandidate, ...]
+    rejected: tuple[Rejection, ...]
+    weights: dict[str, float]
+    input_tokens: int
+    expected_output_tokens: int
+    routing_time_ms: float
+
+    @property
+    def selected(self) -> ModelInfo:
+        return self.ranking[0].model
+
+    @property
+    def confidence(self) -> float:
+        return self.classification.confidence
+
+    def explain(self) -> str:
+        """One line that says why the winner won."""
+        top = self.ranking[0]
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in top.breakdown.items())
+        return (
+            f"{top.model.id} for task {self.classification.task!r} "
+            f"({self.classification.method}, confidence {self.classification.confidence:.2f}): "
+            f"score {top.score:.3f} [{parts}]; {len(self.ranking)} candidates, {len(self.rejected)} rejected"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Execution
+# --------------------------------------------------------------------------------------------------
+
+
+class ToolCall(_Frozen):
+    id: str
+    name: str
+    arguments: str
+
+
+class Usage(_Frozen):
+    input_tokens: Annotated[int, Field(ge=0)] = 0
+    output_tokens: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class CompletionRequest(_Frozen):
+    """What the router asks a provider for: one model of that provider, fully specified."""
+
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stop: tuple[str, ...] | None = None
+    response_format: dict[str, Any] | None = None
+    tools: tuple[dict[str, Any], ...] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    timeout_s: float | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompletionResponse(_Frozen):
+    """A provider's whole answer."""
+
+    text: str
+    model: str
+    finish_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage | None = None
+    request_id: str | None = None
+    raw: dict[str, Any] | None = Field(default=None, repr=False)
+
+
+class StreamChunk(_Frozen):
+    """One piece of a streamed answer. The last chunk of a stream carries ``usage`` when the API sends it."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    usage: Usage | None = None
+    request_id: str | None = None
+
+
+class Attempt(_Frozen):
+    """One call to one model: its outcome and timing."""
+
+    model_id: str
+    outcome: Literal["ok", "error"]
+    error_kind: str | None = None
+    error: str | None = None
+    latency_ms: float
+    retry: int = 0
+
+
+class RoutingResult(_Frozen):
+    """The decision, the answer, what it cost and how long it took."""
+
+    decision: RoutingDecision
+    response: CompletionResponse
+    selected_model: ModelRef
+    usage: Usage
+    estimated_cost: float
+    cost: float
+    latency_ms: float
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def generated_response(self) -> str:
+        return self.response.text
+
+    @property
+    def routing_time_ms(self) -> float:
+        return self.decision.routing_time_ms
+
+    @property
+    def confidence(self) -> float:
+        return self.decision.classification.confidence
+
+    @property
+    def fallbacks(self) -> int:
+        """How many models failed before the one that answered."""
+        return len({a.model_id for a in self.attempts if a.model_id != self.selected_model.id})
+
+
+class Feedback(BaseModel):
+    """A rating or outcome for a past request, broadcast as ``on_feedback``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str
+    model_id: str | None = None
+    rating: Annotated[float, Field(ge=0, le=1)] | None = None
+    outcome: str | None = None
+    comment: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def as_messages(prompt: str | Sequence[Message | Mapping[str, Any]]) -> tuple[Message, ...]:
+    """A prompt string or message list as validated messages."""
+    if isinstance(prompt, str):
+        return (Message(role="user", content=prompt),)
+    return tuple(m if isinstance(m, Message) else Message.model_validate(m) for m in prompt)
