@@ -132,6 +132,13 @@ class Router:
         block: Sequence[str] | None = None,
     ) -> None:
         self.policy, self.source, self.policy_dir = _resolve_policy(policy)
+        if "preferences" not in self.policy.model_fields_set:
+            # default weights only for the scorers this policy actually uses
+            names = {spec.name for spec in self.policy.score}
+            kept = {k: v for k, v in self.policy.preferences.weights.items() if k in names}
+            if not kept:
+                kept = dict.fromkeys(names, 1.0)
+            self.policy = self.policy.model_copy(update={"preferences": Preferences(weights=kept)})
         self.plugins = PluginHost(plugins, autoload=autoload, strict=strict, block=block)
         self.state: StateStore = state or MemoryState(
             self.policy.fallback.circuit_failures, self.policy.fallback.circuit_cooldown_s
@@ -307,7 +314,7 @@ class Router:
                                                     f"unknown task {task!r}; tasks: {', '.join(sorted(labels))}"))
         if self.taxonomy.default_task not in labels:
             issues.append(self.source.issue(("taxonomy", "default_task"), f"unknown task {self.taxonomy.default_task!r}"))
-        scorer_names = {name for name, _ in self.scorers}
+        scorer_names = {spec.name for spec in self.policy.score}
         prefs = [("preferences", self.policy.preferences)] + [
             (("routes", i, "preferences"), r.preferences) for i, r in enumerate(self.policy.routes) if r.preferences
         ]

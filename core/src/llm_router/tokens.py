@@ -41,10 +41,28 @@ def get_encoding(name: str) -> _Encoding:
     return encoding  # type: ignore[no-any-return]
 
 
+CHUNK_CHARS = 200_000
+
+
+def _count(enc: _Encoding, text: str) -> int:
+    """Tokens in ``text``; very long text is counted in whitespace-aligned chunks (the BPE library refuses
+    inputs over a million characters, and chunking at whitespace changes the count by at most a token a
+    chunk)."""
+    if len(text) <= CHUNK_CHARS:
+        return len(enc.encode_ordinary(text)) if text else 0
+    total, start = 0, 0
+    while start < len(text):
+        end = min(len(text), start + CHUNK_CHARS)
+        if end < len(text):
+            cut = text.rfind(" ", start + CHUNK_CHARS // 2, end)
+            end = cut if cut > start else end
+        total += len(enc.encode_ordinary(text[start:end]))
+        start = end
+    return total
+
+
 def count_text_tokens(text: str, encoding: str = "o200k_base") -> int:
-    if not text:
-        return 0
-    return len(get_encoding(encoding).encode_ordinary(text))
+    return _count(get_encoding(encoding), text)
 
 
 def count_message_tokens(messages: Sequence[Message], encoding: str = "o200k_base") -> int:
@@ -55,15 +73,15 @@ def count_message_tokens(messages: Sequence[Message], encoding: str = "o200k_bas
         total += PER_MESSAGE
         content = message.content
         if isinstance(content, str):
-            total += len(enc.encode_ordinary(content)) if content else 0
+            total += _count(enc, content)
         elif content:
             for part in content:
                 if part.get("type") == "text":
-                    total += len(enc.encode_ordinary(str(part.get("text", ""))))
+                    total += _count(enc, str(part.get("text", "")))
                 else:
                     total += IMAGE_TOKENS
         if message.name:
             total += 1
         if message.tool_calls:
-            total += len(enc.encode_ordinary(str(message.tool_calls)))
+            total += _count(enc, str(message.tool_calls))
     return total
