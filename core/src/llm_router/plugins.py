@@ -229,7 +229,7 @@ class PluginHost:
             if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
                 continue
             for impl in caller.get_hookimpls():
-                if impl.hookimpl_opts.get("optionalhook"):
+                if getattr(impl, "optionalhook", False):
                     continue
                 hint = difflib.get_close_matches(name, known, n=1)
                 hint_text = f"; did you mean {hint[0]!r}?" if hint else ""

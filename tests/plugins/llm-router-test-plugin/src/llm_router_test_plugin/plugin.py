@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 import llm_router
 from llm_router import errors
 from llm_router.components import Candidate, RoutingContext
-from llm_router.types import CompletionRequest, CompletionResponse, ModelInfo, ModelPrice, StreamChunk, Usage
+from llm_router.types import Capabilities, CompletionRequest, CompletionResponse, ModelInfo, ModelPrice, StreamChunk, Usage
 
 SCRIPTS: dict[str, list[str]] = {}
 CALLS: list[tuple[str, CompletionRequest]] = []
@@ -57,6 +57,7 @@ class ScriptedProvider(llm_router.Provider):
                 id=f"{self.context.name}/{m}", provider=self.context.name, model=m,
                 price=ModelPrice(input_per_mtok=cfg.price_in * (i + 1), output_per_mtok=cfg.price_out * (i + 1), source="test"),
                 context_window=8192 * (i + 1), max_output_tokens=2048,
+                capabilities=Capabilities(json_mode=True, tools=True, streaming=True),
                 quality={"code": 0.5 + 0.2 * i, "chat": 0.6 + 0.1 * i}, ttft_ms=100 * (i + 1), tokens_per_second=100,
             )
             for i, m in enumerate(cfg.models)

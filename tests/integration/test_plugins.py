@@ -1,0 +1,175 @@
+"""Plugin discovery through real installed distributions, failure isolation, strict mode, blocking."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import llm_router
+from llm_router import Router
+from llm_router.cli import app
+from llm_router.errors import DuplicateComponentError, PluginError, PolicyError
+from llm_router.plugins import PluginHost
+
+
+def record(host: PluginHost, name: str) -> Any:
+    return next(r for r in host.records if r.name == name)
+
+
+def test_installed_plugin_is_discovered_with_distribution_and_version() -> None:
+    host = PluginHost()
+    rec = record(host, "testplugin")
+    assert (rec.status, rec.distribution, rec.version, rec.essential) == ("loaded", "llm-router-test-plugin", "1.2.3", False)
+    assert {"provider:scripted", "scorer:freshness", "classifier:kernel"} <= set(rec.components)
+    assert host.registry.get("scorer", "freshness") is not None
+
+
+def test_builtin_components_come_from_the_core_distribution() -> None:
+    host = PluginHost()
+    builtins = [r for r in host.records if r.essential]
+    assert {r.name for r in builtins} == {"classifiers", "scorers", "constraints", "postprocessors"}
+    assert all(r.distribution == "llm-router" and r.status == "loaded" for r in builtins)
+
+
+def test_broken_plugin_is_isolated_and_recorded(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "llm_router.plugins"):
+        router = Router(autoload=True)
+    rec = next(r for r in router.plugin_report() if r.name == "broken")
+    assert rec.status == "failed"
+    assert rec.distribution == "llm-router-broken-plugin"
+    assert "ModuleNotFoundError" in (rec.error or "") and "llm_router_dependency_that_does_not_exist" in (rec.error or "")
+    assert any("broken" in m for m in caplog.messages)
+    assert router.route("hello").selected  # the rest keeps working
+
+
+def test_strict_mode_raises_on_the_broken_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_ROUTER_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=r"plugin 'broken' \(distribution llm-router-broken-plugin 0.0.1\)"):
+        Router()
+
+
+def test_block_list_skips_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_ROUTER_STRICT_PLUGINS", "1")
+    monkeypatch.setenv("LLM_ROUTER_BLOCK_PLUGINS", "broken, other")
+    router = Router()
+    assert next(r for r in router.plugin_report() if r.name == "broken").status == "blocked"
+
+
+def test_essential_plugins_cannot_be_blocked_or_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_ROUTER_BLOCK_PLUGINS", "scorers,classifiers")
+    monkeypatch.setenv("LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD", "1")
+    router = Router()
+    statuses = {r.name: r.status for r in router.plugin_report()}
+    assert statuses["scorers"] == statuses["classifiers"] == "loaded"
+    assert statuses["testplugin"] == "disabled" and statuses["broken"] == "disabled"
+    assert router.route("Write a Python function").classification.task == "code"
+
+
+def test_policy_needing_a_component_of_a_disabled_plugin_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, write_policy: Callable[[str], Path]
+) -> None:
+    path = write_policy("score: [quality, freshness]\npreferences: {quality: 1, freshness: 1}\n")
+    assert Router(path).route("hello").weights == {"quality": 0.5, "freshness": 0.5}
+    monkeypatch.setenv("LLM_ROUTER_BLOCK_PLUGINS", "testplugin")
+    with pytest.raises(PolicyError) as info:
+        Router(path)
+    text = str(info.value)
+    assert f"{path}:1:18: score[1]: unknown scorer 'freshness'" in text
+    assert "plugins that failed to load: broken (llm-router-broken-plugin)" in text
+    assert "not loaded (blocked or autoload off): testplugin" in text
+
+
+def test_third_party_classifier_in_cascade(write_policy: Callable[[str], Path]) -> None:
+    path = write_policy("classify:\n  - kernel: {threshold: 0.9}\n  - rules\n")
+    router = Router(path)
+    c = router.route("my kernel panics on boot").classification
+    assert (c.task, c.method, c.confidence) == ("code", "kernel", 0.99)
+    other = router.route("Write a poem about the sea").classification
+    assert other.method == "rules"
+    assert [s.classifier for s in other.stages] == ["kernel", "rules"]
+    assert other.stages[0].task is None and not other.stages[0].accepted
+
+
+class DupScorer(llm_router.Scorer):
+    name = "quality"
+
+    def score(self, candidates: Any, ctx: Any) -> list[float]:
+        return [0.0 for _ in candidates]
+
+
+class DupPlugin:
+    @llm_router.hookimpl
+    def register_scorers(self, register: Callable[..., None]) -> None:
+        register(DupScorer)
+
+
+def test_duplicate_component_names_both_plugins() -> None:
+    with pytest.raises(DuplicateComponentError) as info:
+        Router(plugins=[DupPlugin()])
+    text = str(info.value)
+    assert "scorer 'quality' is registered twice" in text
+    assert "'scorers'" in text and "'DupPlugin'" in text
+    assert "QualityScorer" in text and "DupScorer" in text
+
+
+class Misspelled:
+    @llm_router.hookimpl
+    def register_scorer(self, register: Callable[..., None]) -> None:  # missing "s"
+        register(DupScorer)
+
+
+def test_misspelled_hook_is_caught(caplog: pytest.LogCaptureFixture) -> None:
+    router = Router(plugins=[Misspelled()])
+    rec = next(r for r in router.plugin_report() if r.name == "Misspelled")
+    assert rec.status == "failed"
+    assert "unknown hook 'register_scorer'" in (rec.error or "")
+    assert "did you mean 'register_scorers'?" in (rec.error or "")
+    with pytest.raises(PluginError, match="register_scorer"):
+        Router(plugins=[Misspelled()], strict=True, block=["broken"])
+
+
+class NotAComponent:
+    @llm_router.hookimpl
+    def register_scorers(self, register: Callable[..., None]) -> None:
+        register(dict)
+
+
+def test_registering_a_non_component_fails_the_plugin_only() -> None:
+    router = Router(plugins=[NotAComponent()])
+    rec = next(r for r in router.plugin_report() if r.name == "NotAComponent")
+    assert rec.status == "failed" and "not a subclass of llm_router.Scorer" in (rec.error or "")
+    assert router.route("hi").selected
+
+
+class RaisingListener:
+    @llm_router.hookimpl
+    def on_decision(self, decision: Any, request: Any) -> None:
+        raise RuntimeError("listener bug")
+
+
+def test_raising_event_hook_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    router = Router(plugins=[RaisingListener()])
+    with caplog.at_level(logging.ERROR, "llm_router.plugins"):
+        assert router.route("hi").selected
+    assert any("'RaisingListener' raised in on_decision" in m for m in caplog.messages)
+    strict = Router(plugins=[RaisingListener()], block=["broken"], strict=True)
+    with pytest.raises(PluginError, match="listener bug"):
+        strict.route("hi")
+
+
+def test_cli_plugins_all_lists_loaded_failed_and_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("LLM_ROUTER_BLOCK_PLUGINS", "testplugin")
+    result = CliRunner().invoke(app, ["plugins", "--all", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    by_name = {p["name"]: p for p in data["plugins"]}
+    assert by_name["testplugin"]["status"] == "blocked"
+    assert by_name["broken"]["status"] == "failed" and by_name["broken"]["distribution"] == "llm-router-broken-plugin"
+    assert by_name["scorers"]["essential"] is True and by_name["scorers"]["version"]
