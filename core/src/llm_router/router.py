@@ -68,8 +68,8 @@ from .types import (
     Rejection,
     RouteRequest,
     RoutingDecision,
+    RankingSource,
     RoutingResult,
-    ScoredCandidate,
     StageResult,
     StreamChunk,
     Usage,
@@ -101,6 +101,20 @@ class _Route:
         self.rule = rule
         self.models = models
         self.tasks = frozenset(rule.when.task) if rule.when.task else None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _construct(cls: type[M], **values: Any) -> M:
+    """Build a model from trusted values without validation: a leaner ``model_construct`` for the hot
+    path (every field is given, no defaults or aliases to resolve)."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 def _prices(model: ModelInfo, input_tokens: int, output_tokens: int) -> float:
@@ -503,23 +517,24 @@ class Router:
             if not any(key == name for name, _ in self.scorers):
                 raise ConfigurationError(f"preferences name {key!r}, but the policy has no scorer of that name "
                                          f"(scorers: {', '.join(n for n, _ in self.scorers)})")
-        rows = []
-        for i, cand in enumerate(candidates):
-            breakdown = {name: round(float(values[i]), 6) for name, _, values in columns}
-            total = sum(weight * float(values[i]) for _, weight, values in columns)
-            rows.append((-round(total, 9), cand.estimated_cost, cand.model.id, total, breakdown, cand))
-        rows.sort(key=lambda r: r[:3])
-        ranking = tuple(
-            ScoredCandidate.model_construct(model=c.model, score=round(total, 6), breakdown=breakdown,
-                                            estimated_cost=c.estimated_cost, estimated_latency_ms=c.estimated_latency_ms)
-            for _, _, _, total, breakdown, c in rows
-        )
-        return RoutingDecision.model_construct(
+        names = [name for name, _, _ in columns]
+        value_columns = [values for _, _, values in columns]
+        totals = [0.0] * len(candidates)
+        for _, weight, values in columns:
+            for i, v in enumerate(values):
+                totals[i] += weight * v
+        order = sorted(range(len(candidates)),
+                       key=lambda i: (-round(totals[i], 9), candidates[i].estimated_cost, candidates[i].model.id))
+        decision = _construct(
+            RoutingDecision,
             request_id=str(request.metadata.get("request_id") or uuid.uuid4().hex),
-            classification=classification, route=label, ranking=ranking, rejected=tuple(rejected), weights=weights,
-            input_tokens=input_tokens, expected_output_tokens=expected_output,
-            routing_time_ms=(time.perf_counter() - t_start) * 1000,
+            classification=classification, route=label, rejected=tuple(rejected), weights=weights,
+            input_tokens=input_tokens, expected_output_tokens=expected_output, routing_time_ms=0.0,
         )
+        object.__setattr__(decision, "__pydantic_private__",
+                           {"_source": RankingSource(candidates, order, names, value_columns, totals), "_ranking": None})
+        decision.__dict__["routing_time_ms"] = (time.perf_counter() - t_start) * 1000
+        return decision
 
     # ---------------------------------------------------------------------------------------------
     # public: decisions
@@ -917,5 +932,3 @@ def _resolve_policy(policy: Policy | str | os.PathLike[str] | Mapping[str, Any] 
     raise TypeError(f"policy must be a Policy, a path, a mapping or None, not {type(policy).__name__}")
 
 
-# re-exported for type checkers of callers
-_ = (BaseModel,)

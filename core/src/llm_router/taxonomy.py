@@ -119,7 +119,7 @@ DEFAULT_TASKS: dict[str, TaskSpec] = {
     "closed_qa": TaskSpec(
         description="answer a question from a given reference text",
         keywords=("according to", "based on the", "given the", "given this", "reference text"),
-        patterns=(r"\n\n[^\n][\s\S]{200,}", r"\b(based on|using|given|from) (the|this) (passage|text|paragraph|reference)"),
+        patterns=(r"\n\n[^\n](?=[\s\S]{200})", r"\b(based on|using|given|from) (the|this) (passage|text|paragraph|reference)"),
         expected_output_tokens=150,
     ),
     "open_qa": TaskSpec(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field, field_validator, model_validator
 
 __all__ = [
     "Attempt",
@@ -304,21 +304,55 @@ class Rejection(_Frozen):
     reason: str
 
 
+class RankingSource:
+    """What a decision's ranking is built from, kept until the ranking is first read (building every
+    candidate's model up front would cost more than the whole decision)."""
+
+    __slots__ = ("candidates", "columns", "names", "order", "totals")
+
+    def __init__(self, candidates: Sequence[Any], order: Sequence[int], names: Sequence[str],
+                 columns: Sequence[Sequence[float]], totals: Sequence[float]) -> None:
+        self.candidates, self.order, self.names, self.columns, self.totals = candidates, order, names, columns, totals
+
+    def build(self, position: int) -> ScoredCandidate:
+        i = self.order[position]
+        cand = self.candidates[i]
+        return ScoredCandidate.model_construct(
+            model=cand.model, score=self.totals[i],
+            breakdown={name: float(col[i]) for name, col in zip(self.names, self.columns, strict=True)},
+            estimated_cost=cand.estimated_cost, estimated_latency_ms=cand.estimated_latency_ms,
+        )
+
+
 class RoutingDecision(_Frozen):
     """Which model to use and why: the ranking with breakdowns, the rejections, the classification."""
 
     request_id: str
     classification: Classification
     route: str = Field(description="the policy route that supplied the candidates")
-    ranking: tuple[ScoredCandidate, ...]
     rejected: tuple[Rejection, ...]
     weights: dict[str, float]
     input_tokens: int
     expected_output_tokens: int
     routing_time_ms: float
+    _source: RankingSource | None = PrivateAttr(default=None)
+    _ranking: tuple[ScoredCandidate, ...] | None = PrivateAttr(default=None)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ranking(self) -> tuple[ScoredCandidate, ...]:
+        """Every candidate that met the constraints, best first, with its score and per-scorer breakdown.
+        Ties go to the cheaper model, then to the smaller model id."""
+        if self._ranking is None:
+            source = self._source
+            self._ranking = () if source is None else tuple(source.build(k) for k in range(len(source.order)))
+        return self._ranking
 
     @property
     def selected(self) -> ModelInfo:
+        """The winner."""
+        if self._ranking is None and self._source is not None:
+            return self._source.candidates[self._source.order[0]].model  # type: ignore[no-any-return]
         return self.ranking[0].model
 
     @property

@@ -8,8 +8,9 @@ on labelled data (``data/rules_calibration.json``, see its ``provenance``), so t
 means the rule classifier is right about 80 % of the time on that data. With a custom taxonomy, or
 ``calibration: none``, the raw confidence is used as it is.
 
-Long prompts are cut deliberately: the first ``max_chars`` characters of a turn (default 4,000) and its
-last 1,000 are scanned, so the cost stays bounded however long the prompt is.
+Long prompts are cut deliberately: the first ``max_chars`` characters of a turn (default 1,500) and its
+last 500 are scanned, so the cost stays bounded however long the prompt is (the instruction sits at the
+start or the end of a prompt; a long middle is usually the material it is about).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from ..hookspecs import hookimpl
 from ..taxonomy import DEFAULT_TASKS
 from ..types import RouteRequest
 
-TAIL_CHARS = 1000
+TAIL_CHARS = 500
 
 
 class RulesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     calibration: Literal["builtin", "none"] = "builtin"
-    max_chars: Annotated[int, Field(ge=100)] = 4000
+    max_chars: Annotated[int, Field(ge=100)] = 1500
     history_turns: Annotated[int, Field(ge=0)] = 2
 
 
@@ -45,22 +46,93 @@ def _keyword_regex(keyword: str) -> str:
     return f"{left}{escaped}{right}"
 
 
-class _TaskRules:
-    __slots__ = ("keywords", "patterns", "task")
+def _literal_triggers(pattern: str) -> tuple[str, ...] | None:
+    """Lower-case literal strings one of which must occur in any text ``pattern`` matches, or ``None``
+    when they cannot be worked out (the pattern then always runs).
 
-    def __init__(self, task: str, keywords: tuple[str, ...], patterns: tuple[str, ...]) -> None:
-        self.task = task
-        self.keywords = re.compile("|".join(_keyword_regex(k) for k in keywords)) if keywords else None
-        self.patterns = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns]
+    Looks at the pattern's first element after any ``^``/``\\b`` anchors: a literal run, or a group of
+    alternatives that each start with a literal run."""
+    try:
+        import re._parser as sre  # type: ignore[import-not-found,unused-ignore]
+        from re._constants import AT, BRANCH, IN, LITERAL, SUBPATTERN  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        return None
+    try:
+        items = list(sre.parse(pattern))
+    except Exception:
+        return None
 
-    def score(self, text: str, lowered: str) -> float:
-        total = 0.0
+    def literal_prefix(seq: list[tuple[object, object]]) -> str:
+        chars = []
+        for op, arg in seq:
+            if op is AT:
+                continue
+            if op is LITERAL and isinstance(arg, int):
+                chars.append(chr(arg))
+                continue
+            break
+        return "".join(chars).lower()
+
+    while items and items[0][0] is AT:
+        items.pop(0)
+    if not items:
+        return None
+    op, arg = items[0]
+    if op is LITERAL:
+        prefix = literal_prefix(items)
+        return (prefix,) if len(prefix) >= 2 else None
+    if op is SUBPATTERN:
+        body = list(arg[-1])  # type: ignore[index]
+        if len(body) == 1 and body[0][0] is BRANCH:
+            triggers = []
+            for branch in body[0][1][1]:  # type: ignore[index]
+                prefix = literal_prefix(list(branch))
+                if len(prefix) < 2:
+                    return None
+                triggers.append(prefix)
+            return tuple(triggers)
+        prefix = literal_prefix(body)
+        return (prefix,) if len(prefix) >= 2 else None
+    if op is IN:
+        return None
+    return None
+
+
+class _CompiledRules:
+    """Every task's keywords and patterns, compiled for speed.
+
+    Keywords are one alternation whose matched text maps back to its tasks (one scan of the prompt). Each
+    pattern is its own regular expression (one big alternation is slower in Python's engine), guarded by
+    the literal words one of which it needs: a pattern whose words do not occur is not run at all. A keyword
+    or pattern counts once per prompt however often it matches."""
+
+    def __init__(self, tasks: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> None:
+        self.tasks = list(tasks)
+        self.keyword_tasks: dict[str, list[str]] = {}
+        self.patterns: list[tuple[str, re.Pattern[str], tuple[str, ...] | None]] = []
+        for task, (keywords, patterns) in tasks.items():
+            for keyword in keywords:
+                self.keyword_tasks.setdefault(keyword.lower(), []).append(task)
+            for pattern in patterns:
+                try:
+                    compiled = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
+                except re.error as exc:
+                    raise ValueError(f"task {task!r}: invalid pattern {pattern!r}: {exc}") from None
+                self.patterns.append((task, compiled, _literal_triggers(pattern)))
+        ordered = sorted(self.keyword_tasks, key=len, reverse=True)
+        self.keywords = re.compile("|".join(_keyword_regex(k) for k in ordered)) if ordered else None
+
+    def add_scores(self, scores: dict[str, float], text: str, weight: float) -> None:
+        lowered = text.lower()
+        for task, compiled, triggers in self.patterns:
+            if triggers is not None and not any(t in lowered for t in triggers):
+                continue
+            if compiled.search(text):
+                scores[task] += 2.0 * weight
         if self.keywords is not None:
-            total += len(set(self.keywords.findall(lowered)))
-        for pattern in self.patterns:
-            if pattern.search(text):
-                total += 2.0
-        return total
+            for keyword in set(self.keywords.findall(lowered)):
+                for task in self.keyword_tasks.get(keyword, ()):
+                    scores[task] += weight
 
 
 class Calibration:
@@ -99,7 +171,7 @@ class RuleClassifier(Classifier):
         assert isinstance(config, RulesConfig)
         self.cfg = config
         taxonomy = context.taxonomy
-        self.rules = [_TaskRules(name, spec.keywords, spec.patterns) for name, spec in taxonomy.tasks.items()]
+        self.rules = _CompiledRules({name: (spec.keywords, spec.patterns) for name, spec in taxonomy.tasks.items()})
         self.default_task = taxonomy.default_task
         builtin_taxonomy = set(taxonomy.tasks) == set(DEFAULT_TASKS) and all(
             taxonomy.tasks[k] == DEFAULT_TASKS[k] for k in DEFAULT_TASKS
@@ -115,19 +187,13 @@ class RuleClassifier(Classifier):
         return text[:limit] + "\n" + text[-TAIL_CHARS:]
 
     def raw_scores(self, request: RouteRequest) -> dict[str, float]:
-        scores = dict.fromkeys((r.task for r in self.rules), 0.0)
+        scores = dict.fromkeys(self.rules.tasks, 0.0)
         user_turns = [m.text() for m in request.messages if m.role == "user"]
         if not user_turns:
             user_turns = [request.messages[-1].text()]
-        latest = self._cut(user_turns[-1])
-        lowered = latest.lower()
-        for rules in self.rules:
-            scores[rules.task] += rules.score(latest, lowered)
+        self.rules.add_scores(scores, self._cut(user_turns[-1]), 1.0)
         for earlier in user_turns[-1 - self.cfg.history_turns : -1]:
-            text = self._cut(earlier)
-            low = text.lower()
-            for rules in self.rules:
-                scores[rules.task] += 0.5 * rules.score(text, low)
+            self.rules.add_scores(scores, self._cut(earlier), 0.5)
         return scores
 
     def classify(self, request: RouteRequest) -> Prediction:
