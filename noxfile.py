@@ -19,7 +19,11 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
 ROOT = Path(__file__).parent
-PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists()) if (ROOT / "plugins").exists() else []
+PLUGINS = (
+    sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+    if (ROOT / "plugins").exists()
+    else []
+)
 TEST_PLUGINS = sorted(str(p) for p in (ROOT / "tests" / "plugins").iterdir() if (p / "pyproject.toml").exists())
 TEST_DEPS = ["pytest>=8.2,<10", "anyio>=4.4,<5", "pytest-timeout>=2.3,<3"]
 
@@ -59,7 +63,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def types(session: nox.Session) -> None:
     _install_core(session)
-    session.install("mypy>=1.11,<3", "types-PyYAML>=6.0,<7", "pytest>=8.2,<10")
+    session.install("mypy>=1.11,<3", "types-PyYAML>=6.0,<7", "types-jsonschema", "pytest>=8.2,<10")
     session.run("mypy", "--strict", "core/src/llm_router")
 
 

@@ -43,7 +43,8 @@ def policy_with(n_models: int) -> str:
             f"    price: {{input_per_mtok: {0.05 * (i + 1):.2f}, output_per_mtok: {0.2 * (i + 1):.2f}}}",
             f"    context_window: {8192 * (1 + i % 16)}",
             "    max_output_tokens: 4096",
-            f"    quality: {{code: {0.3 + (i % 7) / 10:.2f}, chat: {0.4 + (i % 5) / 10:.2f}, math: {0.35 + (i % 6) / 10:.2f}}}",
+            f"    quality: {{code: {0.3 + (i % 7) / 10:.2f}, chat: {0.4 + (i % 5) / 10:.2f}, "
+            f"math: {0.35 + (i % 6) / 10:.2f}}}}}",
             f"    ttft_ms: {200 + 37 * i}",
             f"    tokens_per_second: {40 + i % 90}",
         ]
@@ -101,8 +102,10 @@ def main() -> None:
         print(json.dumps(figures))
     else:
         print(f"route() over {n_models} models, {args.iterations} calls after {args.warmup} warm-up, one core")
-        print(f"  p50 {figures['p50_ms']:.3f} ms   p90 {figures['p90_ms']:.3f} ms   p99 {figures['p99_ms']:.3f} ms   "
-              f"mean {figures['mean_ms']:.3f} ms   (router start-up {init_s:.2f} s)")
+        print(
+            f"  p50 {figures['p50_ms']:.3f} ms   p90 {figures['p90_ms']:.3f} ms   p99 {figures['p99_ms']:.3f} ms   "
+            f"mean {figures['mean_ms']:.3f} ms   (router start-up {init_s:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

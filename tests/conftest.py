@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,11 @@ def write_policy(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_plugin_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("LLM_ROUTER_STRICT_PLUGINS", "LLM_ROUTER_BLOCK_PLUGINS", "LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD", "LLM_ROUTER_POLICY"):
+def _clean_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "LLM_ROUTER_STRICT_PLUGINS",
+        "LLM_ROUTER_BLOCK_PLUGINS",
+        "LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD",
+        "LLM_ROUTER_POLICY",
+    ):
         monkeypatch.delenv(var, raising=False)
-    yield

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,10 +24,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _reset_test_plugin() -> Iterator[None]:
+def _reset_test_plugin() -> None:
     from llm_router_test_plugin import plugin
 
     plugin.SCRIPTS.clear()
     plugin.CALLS.clear()
     plugin.EVENTS.clear()
-    yield

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from llm_router_test_plugin import plugin as tp
-from typer.testing import CliRunner
-
 from llm_router import NoCandidatesError, Router
 from llm_router.cli import app
 from llm_router.errors import AuthenticationError, RateLimitError, ServerError
+from llm_router_test_plugin import plugin as tp
+from typer.testing import CliRunner
 
 POLICY = """
 providers:
@@ -55,7 +54,9 @@ def test_retry_on_rate_limit_then_success(router: Router) -> None:
     tp.SCRIPTS["a"] = ["error:rate_limit", "text:ok"]
     result = router.route_and_execute("hello")
     assert [(a.model_id, a.outcome, a.error_kind, a.retry) for a in result.attempts] == [
-        ("a/small", "error", "rate_limit", 0), ("a/small", "ok", None, 1)]
+        ("a/small", "error", "rate_limit", 0),
+        ("a/small", "ok", None, 1),
+    ]
     assert result.fallbacks == 0
 
 
@@ -73,7 +74,10 @@ def test_non_retryable_error_moves_on_without_retry(router: Router) -> None:
     result = router.route_and_execute("hello")
     assert result.selected_model.id == "b/only"
     assert [(a.model_id, a.error_kind) for a in result.attempts] == [
-        ("a/small", "authentication"), ("a/large", "authentication"), ("b/only", None)]
+        ("a/small", "authentication"),
+        ("a/large", "authentication"),
+        ("b/only", None),
+    ]
 
 
 def test_all_candidates_fail_raises_the_providers_error(router: Router) -> None:
@@ -103,10 +107,13 @@ def test_plugin_bug_is_contained(router: Router) -> None:
     assert [a.model_id for a in result.attempts] == ["a/small", "a/large", "b/only"]
 
 
-def test_missing_key_rejects_with_the_variable_name(write_policy: Callable[[str], Path],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_rejects_with_the_variable_name(
+    write_policy: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SCRIPTED_KEY", raising=False)
-    path = write_policy(POLICY.replace("price_in: 5, price_out: 5}", "price_in: 5, price_out: 5, api_key_env: SCRIPTED_KEY}"))
+    path = write_policy(
+        POLICY.replace("price_in: 5, price_out: 5}", "price_in: 5, price_out: 5, api_key_env: SCRIPTED_KEY}")
+    )
     router = Router(path)
     tp.SCRIPTS["a"] = ["error:server_error"]
     with pytest.raises(ServerError):
@@ -123,10 +130,15 @@ def test_missing_key_rejects_with_the_variable_name(write_policy: Callable[[str]
 
 def test_json_schema_postprocessor_falls_back_on_invalid_json(write_policy: Callable[[str], Path]) -> None:
     router = Router(write_policy(POLICY + "postprocess:\n  - json_schema: {}\n"))
-    tp.SCRIPTS["a"] = ["text:not json", "text:{\"n\": \"x\"}"]
+    tp.SCRIPTS["a"] = ["text:not json", 'text:{"n": "x"}']
     tp.SCRIPTS["b"] = ['text:{"n": 3}']
-    fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": {
-        "type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}}
+    fmt = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "n",
+            "schema": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
+        },
+    }
     result = router.route_and_execute("give me json", response_format=fmt)
     assert result.generated_response == '{"n": 3}'
     assert [a.error_kind for a in result.attempts] == ["postprocess", "postprocess", None]
@@ -142,7 +154,7 @@ def test_redact_postprocessor(write_policy: Callable[[str], Path]) -> None:
 
 def test_feedback_is_broadcast(router: Router) -> None:
     fb = router.feedback({"request_id": "r1", "rating": 0.9})
-    assert tp.EVENTS == [("on_feedback", fb)]
+    assert [("on_feedback", fb)] == tp.EVENTS
 
 
 def test_async_execute_and_stream(router: Router) -> None:

@@ -7,14 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from typer.testing import CliRunner
-
 import llm_router
+import pytest
 from llm_router import Router
 from llm_router.cli import app
 from llm_router.errors import DuplicateComponentError, PluginError, PolicyError
 from llm_router.plugins import PluginHost
+from typer.testing import CliRunner
 
 
 def record(host: PluginHost, name: str) -> Any:
@@ -24,7 +23,12 @@ def record(host: PluginHost, name: str) -> Any:
 def test_installed_plugin_is_discovered_with_distribution_and_version() -> None:
     host = PluginHost()
     rec = record(host, "testplugin")
-    assert (rec.status, rec.distribution, rec.version, rec.essential) == ("loaded", "llm-router-test-plugin", "1.2.3", False)
+    assert (rec.status, rec.distribution, rec.version, rec.essential) == (
+        "loaded",
+        "llm-router-test-plugin",
+        "1.2.3",
+        False,
+    )
     assert {"provider:scripted", "scorer:freshness", "classifier:kernel"} <= set(rec.components)
     assert host.registry.get("scorer", "freshness") is not None
 
@@ -42,7 +46,9 @@ def test_broken_plugin_is_isolated_and_recorded(caplog: pytest.LogCaptureFixture
     rec = next(r for r in router.plugin_report() if r.name == "broken")
     assert rec.status == "failed"
     assert rec.distribution == "llm-router-broken-plugin"
-    assert "ModuleNotFoundError" in (rec.error or "") and "llm_router_dependency_that_does_not_exist" in (rec.error or "")
+    assert "ModuleNotFoundError" in (rec.error or "") and "llm_router_dependency_that_does_not_exist" in (
+        rec.error or ""
+    )
     assert any("broken" in m for m in caplog.messages)
     assert router.route("hello").selected  # the rest keeps working
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from llm_router import Router
 from llm_router.errors import PolicyError
 from llm_router.policy import ComponentSpec, parse_policy, policy_json_schema
@@ -89,7 +88,11 @@ def test_top_level_must_be_mapping() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "name", "params"),
-    [("rules", "rules", {}), ({"rules": {"threshold": 0.8}}, "rules", {"threshold": 0.8}), ({"rules": None}, "rules", {})],
+    [
+        ("rules", "rules", {}),
+        ({"rules": {"threshold": 0.8}}, "rules", {"threshold": 0.8}),
+        ({"rules": None}, "rules", {}),
+    ],
 )
 def test_component_short_forms(raw: object, name: str, params: dict[str, object]) -> None:
     spec = ComponentSpec.model_validate(raw)

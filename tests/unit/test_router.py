@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import anyio
 import pytest
-
 from llm_router import Constraints, NoCandidatesError, Router
 from llm_router.errors import ConfigurationError
 
@@ -68,7 +67,7 @@ def test_unknown_preference_is_an_error(router: Router) -> None:
 
 
 def test_bad_constraint_value_is_a_clear_error(router: Router) -> None:
-    with pytest.raises(ConfigurationError, match="constraints.max_latency_ms"):
+    with pytest.raises(ConfigurationError, match=r"constraints\.max_latency_ms"):
         router.route("hi", constraints={"max_latency_ms": -5})
 
 
@@ -134,9 +133,9 @@ def test_ties_are_broken_deterministically(write_policy: Callable[[str], Path]) 
     policy = write_policy(
         """
         models:
-          - {id: x/b, provider: x, model: b, price: {input_per_mtok: 1, output_per_mtok: 1}, context_window: 8000, max_output_tokens: 1000}
-          - {id: x/a, provider: x, model: a, price: {input_per_mtok: 1, output_per_mtok: 1}, context_window: 8000, max_output_tokens: 1000}
-          - {id: x/c, provider: x, model: c, price: {input_per_mtok: 0.5, output_per_mtok: 1}, context_window: 8000, max_output_tokens: 1000}
+          - {id: x/b, price: {input_per_mtok: 1, output_per_mtok: 1}, context_window: 8000, max_output_tokens: 1000}
+          - {id: x/a, price: {input_per_mtok: 1, output_per_mtok: 1}, context_window: 8000, max_output_tokens: 1000}
+          - {id: x/c, price: {input_per_mtok: 0.5, output_per_mtok: 1}, context_window: 8000, max_output_tokens: 1000}
         routes:
           - models: ["x/*"]
         preferences: {quality: 1}
@@ -197,12 +196,14 @@ def test_declared_providers_restrict_the_catalogue(write_policy: Callable[[str],
 
 
 def test_messages_and_multi_turn(router: Router) -> None:
-    decision = router.route([
-        {"role": "system", "content": "You are helpful."},
-        {"role": "user", "content": "Write a haiku about rain"},
-        {"role": "assistant", "content": "Soft rain on the roof"},
-        {"role": "user", "content": "Now summarize this paragraph in one sentence: the meeting moved to Tuesday."},
-    ])
+    decision = router.route(
+        [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": "Write a haiku about rain"},
+            {"role": "assistant", "content": "Soft rain on the roof"},
+            {"role": "user", "content": "Now summarize this paragraph in one sentence: the meeting moved to Tuesday."},
+        ]
+    )
     assert decision.classification.task == "summarization"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from llm_router import Router
 from llm_router.builtin.classifiers import Calibration
 

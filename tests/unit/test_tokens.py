@@ -12,13 +12,17 @@ def test_text_count_matches_o200k() -> None:
 def test_message_overhead() -> None:
     one = count_message_tokens([Message(role="user", content="hello world")])
     assert one == 2 + 3 + 3
-    two = count_message_tokens([Message(role="system", content="be brief"), Message(role="user", content="hello world")])
+    two = count_message_tokens(
+        [Message(role="system", content="be brief"), Message(role="user", content="hello world")]
+    )
     assert two > one
 
 
 def test_images_are_counted() -> None:
-    msg = Message(role="user", content=[{"type": "text", "text": "what is this"},
-                                        {"type": "image_url", "image_url": {"url": "data:,"}}])
+    msg = Message(
+        role="user",
+        content=[{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": "data:,"}}],
+    )
     assert count_message_tokens([msg]) > 700
 
 

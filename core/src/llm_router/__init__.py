@@ -1,9 +1,9 @@
 """llm-router: pick the right LLM for every prompt, run it, and say what it chose and why.
 
-    >>> from llm_router import Router
-    >>> decision = Router().route("Write a Python function to calculate fibonacci numbers")
-    >>> decision.classification.task
-    'code'
+>>> from llm_router import Router
+>>> decision = Router().route("Write a Python function to calculate fibonacci numbers")
+>>> decision.classification.task
+'code'
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from .components import (
 )
 from .errors import (
     NoCandidatesError,
-    PolicyError,
     PluginError,
+    PolicyError,
     ProviderError,
     RouterError,
 )

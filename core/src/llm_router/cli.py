@@ -36,8 +36,10 @@ out = Console(width=200) if not sys.stdout.isatty() else Console()
 err = Console(stderr=True, soft_wrap=True)
 
 PolicyOpt = Annotated[
-    Path | None, typer.Option("--policy", "-p", help="routing policy YAML (default: the built-in policy)",
-                              envvar="LLM_ROUTER_POLICY")
+    Path | None,
+    typer.Option(
+        "--policy", "-p", help="routing policy YAML (default: the built-in policy)", envvar="LLM_ROUTER_POLICY"
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
 PreferOpt = Annotated[
@@ -80,8 +82,9 @@ def _preferences(items: list[str] | None) -> dict[str, float] | None:
     return prefs
 
 
-def _constraints(max_cost_per_1k: float | None, max_latency_ms: float | None, require: list[str] | None,
-                 providers: list[str] | None) -> dict[str, Any] | None:
+def _constraints(
+    max_cost_per_1k: float | None, max_latency_ms: float | None, require: list[str] | None, providers: list[str] | None
+) -> dict[str, Any] | None:
     c: dict[str, Any] = {}
     if max_cost_per_1k is not None:
         c["max_cost_per_1k_tokens"] = max_cost_per_1k
@@ -144,10 +147,14 @@ def result_json(result: RoutingResult) -> dict[str, Any]:
 def _print_decision(decision: RoutingDecision, limit: int) -> None:
     cls = decision.classification
     out.print(f"[bold]task[/] {cls.task}  [dim](by {cls.method}, confidence {cls.confidence:.2f})[/]")
-    out.print(f"[bold]route[/] {decision.route}  [bold]weights[/] "
-              + ", ".join(f"{k} {v:.2f}" for k, v in decision.weights.items()))
+    out.print(
+        f"[bold]route[/] {decision.route}  [bold]weights[/] "
+        + ", ".join(f"{k} {v:.2f}" for k, v in decision.weights.items())
+    )
     out.print(f"[bold]tokens[/] {decision.input_tokens} in, ~{decision.expected_output_tokens} out expected")
-    table = Table(title=f"ranking (top {min(limit, len(decision.ranking))} of {len(decision.ranking)})", title_justify="left")
+    table = Table(
+        title=f"ranking (top {min(limit, len(decision.ranking))} of {len(decision.ranking)})", title_justify="left"
+    )
     table.add_column("#", justify="right")
     table.add_column("model", no_wrap=True)
     table.add_column("score", justify="right")
@@ -156,9 +163,15 @@ def _print_decision(decision: RoutingDecision, limit: int) -> None:
     table.add_column("est. cost", justify="right")
     table.add_column("est. latency", justify="right")
     for i, c in enumerate(decision.ranking[:limit], 1):
-        table.add_row(str(i), c.model.id, f"{c.score:.3f}", *(f"{c.breakdown.get(n, 0):.2f}" for n in decision.weights),
-                      f"${c.estimated_cost:.6f}", f"{c.estimated_latency_ms:,.0f} ms",
-                      style="bold green" if i == 1 else None)
+        table.add_row(
+            str(i),
+            c.model.id,
+            f"{c.score:.3f}",
+            *(f"{c.breakdown.get(n, 0):.2f}" for n in decision.weights),
+            f"${c.estimated_cost:.6f}",
+            f"{c.estimated_latency_ms:,.0f} ms",
+            style="bold green" if i == 1 else None,
+        )
     out.print(table)
     if decision.rejected:
         rej = Table(title=f"rejected ({len(decision.rejected)})", title_justify="left")
@@ -188,13 +201,21 @@ def route(
     router = _router(policy)
     try:
         decision = router.route(
-            _prompt(prompt), preferences=_preferences(prefer),
-            constraints=_constraints(max_cost_per_1k, max_latency_ms, require, provider), max_tokens=max_tokens,
+            _prompt(prompt),
+            preferences=_preferences(prefer),
+            constraints=_constraints(max_cost_per_1k, max_latency_ms, require, provider),
+            max_tokens=max_tokens,
         )
     except NoCandidatesError as exc:
         if json_:
-            out.print_json(data={"version": JSON_VERSION, "error": "no_candidates", "message": str(exc),
-                                 "rejected": [r.model_dump(mode="json") for r in exc.rejected]})
+            out.print_json(
+                data={
+                    "version": JSON_VERSION,
+                    "error": "no_candidates",
+                    "message": str(exc),
+                    "rejected": [r.model_dump(mode="json") for r in exc.rejected],
+                }
+            )
         _fail(EXIT_NO_CANDIDATES, str(exc))
     except RouterError as exc:
         _fail(EXIT_BAD_INPUT, str(exc))
@@ -257,9 +278,11 @@ def run(
         _fail(EXIT_BAD_INPUT, str(exc))
     finally:
         router.close()
-    err.print(f"[dim]{result.selected_model.id} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
-              f"${result.cost:.6f} · {result.latency_ms:.0f} ms · routing {result.routing_time_ms:.2f} ms · "
-              f"{len(result.attempts)} attempt(s)[/]")
+    err.print(
+        f"[dim]{result.selected_model.id} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
+        f"${result.cost:.6f} · {result.latency_ms:.0f} ms · routing {result.routing_time_ms:.2f} ms · "
+        f"{len(result.attempts)} attempt(s)[/]"
+    )
 
 
 @app.command()
@@ -268,11 +291,22 @@ def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
     router = _router(policy)
     rows = sorted(router.catalogue, key=lambda m: m.id)
     if json_:
-        sys.stdout.write(json.dumps({"version": JSON_VERSION, "models": [m.model_dump(mode="json") for m in rows]},
-                                    indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps({"version": JSON_VERSION, "models": [m.model_dump(mode="json") for m in rows]}, indent=2) + "\n"
+        )
         return
     table = Table(title=f"{len(rows)} models", title_justify="left")
-    for col in ("model", "in $/Mtok", "out $/Mtok", "context", "max out", "capabilities", "ttft", "tok/s", "provider ready"):
+    for col in (
+        "model",
+        "in $/Mtok",
+        "out $/Mtok",
+        "context",
+        "max out",
+        "capabilities",
+        "ttft",
+        "tok/s",
+        "provider ready",
+    ):
         table.add_column(col, justify="right" if col not in ("model", "capabilities", "provider ready") else "left")
     status: dict[str, str | None] = {}
     for m in rows:
@@ -280,8 +314,17 @@ def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
             status[m.provider] = router.provider_status(m.provider)
         caps = ",".join(n for n in ("tools", "vision", "json_mode", "streaming") if m.capabilities.has(n))
         ready = "yes" if status[m.provider] is None else f"no: {status[m.provider]}"
-        table.add_row(m.id, f"{m.price.input_per_mtok:g}", f"{m.price.output_per_mtok:g}", f"{m.context_window:,}",
-                      f"{m.max_output_tokens:,}", caps, f"{m.ttft_ms:,.0f}", f"{m.tokens_per_second:g}", ready)
+        table.add_row(
+            m.id,
+            f"{m.price.input_per_mtok:g}",
+            f"{m.price.output_per_mtok:g}",
+            f"{m.context_window:,}",
+            f"{m.max_output_tokens:,}",
+            caps,
+            f"{m.ttft_ms:,.0f}",
+            f"{m.tokens_per_second:g}",
+            ready,
+        )
     out.print(table)
 
 
@@ -297,7 +340,9 @@ def plugins(
     host = PluginHost()
     records = [r for r in host.records if all_ or not r.essential]
     if json_:
-        sys.stdout.write(json.dumps({"version": JSON_VERSION, "plugins": [r.as_dict() for r in records]}, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps({"version": JSON_VERSION, "plugins": [r.as_dict() for r in records]}, indent=2) + "\n"
+        )
         return
     if not records:
         out.print("no third-party plugins installed (use --all to include the built-in ones)")
@@ -308,8 +353,14 @@ def plugins(
     for r in records:
         detail = r.error if r.status == "failed" else ", ".join(sorted(r.components)) or ", ".join(r.hooks)
         style = {"failed": "red", "blocked": "yellow", "disabled": "yellow"}.get(r.status)
-        table.add_row(r.name + (" (built-in)" if r.essential else ""), r.distribution or "-", r.version or "-",
-                      r.status, detail or "-", style=style)
+        table.add_row(
+            r.name + (" (built-in)" if r.essential else ""),
+            r.distribution or "-",
+            r.version or "-",
+            r.status,
+            detail or "-",
+            style=style,
+        )
     out.print(table)
     if any(r.status == "failed" for r in records):
         raise typer.Exit(EXIT_PLUGIN if host.strict else EXIT_OK)
@@ -324,21 +375,42 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")
         router = Router(file)
     except PolicyError as exc:
         if json_:
-            sys.stdout.write(json.dumps({"version": JSON_VERSION, "valid": False, "problems": [
-                {"file": i.file, "line": i.line, "column": i.column, "field": i.field, "message": i.message}
-                for i in exc.issues]}, indent=2) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "version": JSON_VERSION,
+                        "valid": False,
+                        "problems": [
+                            {"file": i.file, "line": i.line, "column": i.column, "field": i.field, "message": i.message}
+                            for i in exc.issues
+                        ],
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
             raise typer.Exit(EXIT_BAD_INPUT) from None
         _fail(EXIT_BAD_INPUT, str(exc))
     except PluginError as exc:
         _fail(EXIT_PLUGIN, str(exc))
-    warnings = [f"provider {name!r}: {reason}" for name in router.policy.providers
-                if (reason := router.provider_status(name)) is not None]
+    warnings = [
+        f"provider {name!r}: {reason}"
+        for name in router.policy.providers
+        if (reason := router.provider_status(name)) is not None
+    ]
     if json_:
-        sys.stdout.write(json.dumps({"version": JSON_VERSION, "valid": True, "models": len(router.catalogue),
-                                     "warnings": warnings}, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {"version": JSON_VERSION, "valid": True, "models": len(router.catalogue), "warnings": warnings},
+                indent=2,
+            )
+            + "\n"
+        )
         return
-    out.print(f"[green]valid[/]: {file} ({len(router.catalogue)} models, classify: "
-              f"{', '.join(s.name for s in router.stages)})")
+    out.print(
+        f"[green]valid[/]: {file} ({len(router.catalogue)} models, classify: "
+        f"{', '.join(s.name for s in router.stages)})"
+    )
     for w in warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
 

@@ -215,7 +215,9 @@ class PostProcessor(Component):
     which makes the router try the next candidate.
     """
 
-    async def process(self, response: CompletionResponse, request: RouteRequest, model: ModelInfo) -> CompletionResponse:
+    async def process(
+        self, response: CompletionResponse, request: RouteRequest, model: ModelInfo
+    ) -> CompletionResponse:
         raise NotImplementedError
 
 

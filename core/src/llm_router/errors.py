@@ -162,12 +162,12 @@ class RateLimitError(ProviderError):
         super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
-class TimeoutError(ProviderError):  # noqa: A001 - the router's own timeout kind
+class TimeoutError(ProviderError):
     kind = "timeout"
     retryable = True
 
 
-class ConnectionError(ProviderError):  # noqa: A001 - the router's own connection kind
+class ConnectionError(ProviderError):
     kind = "connection"
     retryable = True
 

@@ -63,7 +63,7 @@ class ComponentSpec(_Strict):
                 raise ValueError(
                     f"a component is written as a name or as {{name: {{parameters}}}}; got keys {sorted(value)}"
                 )
-            (name, params), = value.items()
+            ((name, params),) = value.items()
             if params is None:
                 params = {}
             if not isinstance(params, Mapping):
@@ -134,9 +134,21 @@ class RouteRule(_Strict):
 
 
 ErrorKind = Literal[
-    "rate_limit", "timeout", "connection", "server_error", "authentication", "permission", "bad_request",
-    "context_length", "content_filter", "provider_error", "postprocess",
+    "rate_limit",
+    "timeout",
+    "connection",
+    "server_error",
+    "authentication",
+    "permission",
+    "bad_request",
+    "context_length",
+    "content_filter",
+    "provider_error",
+    "postprocess",
 ]
+
+
+DEFAULT_RETRY_ON: tuple[ErrorKind, ...] = ("rate_limit", "timeout", "connection", "server_error")
 
 
 class FallbackPolicy(_Strict):
@@ -144,7 +156,7 @@ class FallbackPolicy(_Strict):
     """Retries of the same model on a retryable error, before moving to the next candidate."""
     backoff_ms: Annotated[float, Field(ge=0)] = 200
     max_backoff_ms: Annotated[float, Field(ge=0)] = 5000
-    on: list[ErrorKind] = Field(default_factory=lambda: ["rate_limit", "timeout", "connection", "server_error"])
+    on: list[ErrorKind] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     """Error kinds that are retried on the same model (every error moves on to the next candidate)."""
     max_models: Annotated[int, Field(ge=1)] = 3
     """How many candidates of the ranking to try at most."""
@@ -173,7 +185,9 @@ class Policy(_Strict):
     classify: list[ComponentSpec] = Field(default_factory=lambda: [ComponentSpec(name="rules")])
     constrain: list[ComponentSpec] = Field(default_factory=lambda: [ComponentSpec(name=n) for n in DEFAULT_CONSTRAINTS])
     score: list[ComponentSpec] = Field(default_factory=lambda: [ComponentSpec(name=n) for n in DEFAULT_SCORERS])
-    preferences: Preferences = Field(default_factory=lambda: Preferences(weights={"quality": 0.6, "cost": 0.3, "latency": 0.1}))
+    preferences: Preferences = Field(
+        default_factory=lambda: Preferences(weights={"quality": 0.6, "cost": 0.3, "latency": 0.1})
+    )
     constraints: Constraints = Field(default_factory=Constraints)
     routes: list[RouteRule] = Field(default_factory=lambda: [RouteRule()])
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
@@ -251,15 +265,28 @@ class _Builder:
                 if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
                     key = key_node.value  # YAML 1.1 reads `on:` / `yes:` keys as booleans; keep the text
                 if not isinstance(key, str | int):
-                    self.issues.append(PolicyIssue(self.source.file, *self.pos(key_node), format_path(path),
-                                                   f"keys must be strings, got {key!r}"))
+                    self.issues.append(
+                        PolicyIssue(
+                            self.source.file,
+                            *self.pos(key_node),
+                            format_path(path),
+                            f"keys must be strings, got {key!r}",
+                        )
+                    )
                     continue
                 child = (*path, key)
                 if key in out:
                     line, col = self.pos(key_node)
                     first = self.source.positions.get(child, (None, None))[0]
-                    self.issues.append(PolicyIssue(self.source.file, line, col, format_path(child),
-                                                   f"duplicate key {key!r} (first defined on line {first})"))
+                    self.issues.append(
+                        PolicyIssue(
+                            self.source.file,
+                            line,
+                            col,
+                            format_path(child),
+                            f"duplicate key {key!r} (first defined on line {first})",
+                        )
+                    )
                     continue
                 self.source.positions[child] = self.pos(key_node)
                 out[key] = self.build(value_node, child)
@@ -283,10 +310,15 @@ class _Builder:
             if default is not None:
                 return default
             line, col = self.pos(node)
-            self.issues.append(PolicyIssue(
-                self.source.file, line, col, format_path(path),
-                f"environment variable {name} is not set (set it, or write ${{{name}:-default}})",
-            ))
+            self.issues.append(
+                PolicyIssue(
+                    self.source.file,
+                    line,
+                    col,
+                    format_path(path),
+                    f"environment variable {name} is not set (set it, or write ${{{name}:-default}})",
+                )
+            )
             return ""
 
         return _ENV.sub(sub, value)
@@ -371,7 +403,12 @@ def policy_json_schema(component_configs: Mapping[str, Mapping[str, type[BaseMod
     if not component_configs:
         return schema
     defs = schema.setdefault("$defs", {})
-    section_kind = {"classify": "classifier", "score": "scorer", "constrain": "constraint", "postprocess": "postprocessor"}
+    section_kind = {
+        "classify": "classifier",
+        "score": "scorer",
+        "constrain": "constraint",
+        "postprocess": "postprocessor",
+    }
     for section, kind in section_kind.items():
         configs = component_configs.get(kind, {})
         if not configs:
@@ -381,12 +418,14 @@ def policy_json_schema(component_configs: Mapping[str, Mapping[str, type[BaseMod
             sub = model.model_json_schema(ref_template="#/$defs/{model}")
             for key, value in sub.pop("$defs", {}).items():
                 defs.setdefault(key, value)
-            variants.append({
-                "type": "object",
-                "properties": {name: {"anyOf": [sub, {"type": "null"}]}},
-                "required": [name],
-                "additionalProperties": False,
-            })
+            variants.append(
+                {
+                    "type": "object",
+                    "properties": {name: {"anyOf": [sub, {"type": "null"}]}},
+                    "required": [name],
+                    "additionalProperties": False,
+                }
+            )
         schema["properties"][section] = {"type": "array", "items": {"anyOf": variants}}
     providers = component_configs.get("provider", {})
     if providers:

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,10 +65,10 @@ from .types import (
     ModelInfo,
     ModelRef,
     Preferences,
+    RankingSource,
     Rejection,
     RouteRequest,
     RoutingDecision,
-    RankingSource,
     RoutingResult,
     StageResult,
     StreamChunk,
@@ -76,7 +76,7 @@ from .types import (
     as_messages,
 )
 
-__all__ = ["Router", "RoutedStream"]
+__all__ = ["RoutedStream", "Router"]
 
 log = logging.getLogger("llm_router")
 T = TypeVar("T")
@@ -166,9 +166,7 @@ class Router:
         self._provider_problems: dict[str, str] = {}
         self._build_providers(issues)
         self.catalogue = self._build_catalogue(issues)
-        self.stages = [
-            _Stage(spec.name, c, t) for spec, (c, t) in self._build_stages(issues)
-        ]
+        self.stages = [_Stage(spec.name, c, t) for spec, (c, t) in self._build_stages(issues)]
         self.constraints: list[tuple[str, Constraint]] = self._build_list("constrain", "constraint", issues)
         self.scorers: list[tuple[str, Scorer]] = self._build_list("score", "scorer", issues)
         self.postprocessors: list[tuple[str, PostProcessor]] = self._build_list("postprocess", "postprocessor", issues)
@@ -192,8 +190,14 @@ class Router:
             name=name, policy_dir=self.policy_dir, taxonomy=self.taxonomy, state=self.state, complete=self._complete_for
         )
 
-    def _instantiate(self, kind: str, spec: ComponentSpec, path: tuple[str | int, ...], params: Mapping[str, Any],
-                     issues: list[PolicyIssue]) -> Any:
+    def _instantiate(
+        self,
+        kind: str,
+        spec: ComponentSpec,
+        path: tuple[str | int, ...],
+        params: Mapping[str, Any],
+        issues: list[PolicyIssue],
+    ) -> Any:
         registration = self.plugins.registry.get(kind, spec.name)
         if registration is None:
             issues.append(self.source.issue(path, self.plugins.missing_component_message(kind, spec.name)))
@@ -209,10 +213,13 @@ class Router:
         except (RouterError, ValueError, OSError) as exc:
             issues.append(self.source.issue((*path, spec.name), f"{kind} {spec.name!r} could not start: {exc}"))
         except Exception as exc:
-            issues.append(self.source.issue(
-                (*path, spec.name),
-                f"{kind} {spec.name!r} (plugin {registration.plugin!r}) raised while starting: {type(exc).__name__}: {exc}",
-            ))
+            issues.append(
+                self.source.issue(
+                    (*path, spec.name),
+                    f"{kind} {spec.name!r} (plugin {registration.plugin!r}) raised while starting: "
+                    f"{type(exc).__name__}: {exc}",
+                )
+            )
         return None
 
     def _build_stages(self, issues: list[PolicyIssue]) -> list[tuple[ComponentSpec, tuple[Classifier, float]]]:
@@ -221,8 +228,12 @@ class Router:
             params = dict(spec.params)
             threshold = params.pop("threshold", 0.0)
             if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
-                issues.append(self.source.issue(("classify", i, spec.name, "threshold"),
-                                                f"threshold must be a number in [0, 1] (got {threshold!r})"))
+                issues.append(
+                    self.source.issue(
+                        ("classify", i, spec.name, "threshold"),
+                        f"threshold must be a number in [0, 1] (got {threshold!r})",
+                    )
+                )
                 continue
             classifier = self._instantiate("classifier", spec, ("classify", i), params, issues)
             if classifier is not None:
@@ -258,8 +269,12 @@ class Router:
             try:
                 provider = registration.cls(config, self._context(name))
             except Exception as exc:
-                issues.append(self.source.issue(("providers", name),
-                                                f"provider {name!r} ({type_name}) could not start: {type(exc).__name__}: {exc}"))
+                issues.append(
+                    self.source.issue(
+                        ("providers", name),
+                        f"provider {name!r} ({type_name}) could not start: {type(exc).__name__}: {exc}",
+                    )
+                )
                 continue
             assert isinstance(provider, Provider)
             self.providers[name] = provider
@@ -271,12 +286,16 @@ class Router:
             try:
                 contributed = list(provider.models())
             except Exception as exc:
-                issues.append(self.source.issue(("providers", name), f"listing models failed: {type(exc).__name__}: {exc}"))
+                issues.append(
+                    self.source.issue(("providers", name), f"listing models failed: {type(exc).__name__}: {exc}")
+                )
                 continue
             for model in contributed:
-                if model.provider != name:
-                    model = model.model_copy(update={"provider": name, "id": f"{name}/{model.model}"})
-                catalogue.add(model)
+                catalogue.add(
+                    model
+                    if model.provider == name
+                    else model.model_copy(update={"provider": name, "id": f"{name}/{model.model}"})
+                )
         for i, spec in enumerate(self.policy.models):
             path = ("models", i)
             fields = spec.model_dump(exclude_unset=True, exclude={"id", "enabled", "price"})
@@ -289,14 +308,14 @@ class Router:
                 if spec.id in catalogue:
                     catalogue.override(spec.id, **fields)
                 else:
-                    provider, _, model_name = spec.id.partition("/")
-                    fields.setdefault("provider", provider)
+                    provider_name, _, model_name = spec.id.partition("/")
+                    fields.setdefault("provider", provider_name)
                     fields.setdefault("model", model_name)
                     catalogue.add(ModelInfo.model_validate({"id": spec.id, **fields}))
             except ValidationError as exc:
                 for err in exc.errors(include_url=False):
                     loc = err["loc"]
-                    msg = (f"a new model needs {loc[-1]!r}" if err["type"] == "missing" else err["msg"])
+                    msg = f"a new model needs {loc[-1]!r}" if err["type"] == "missing" else err["msg"]
                     issues.append(self.source.issue((*path, *loc), msg))
         if declared:
             for model in list(catalogue):
@@ -307,7 +326,9 @@ class Router:
     def _build_routes(self, issues: list[PolicyIssue]) -> list[_Route]:
         routes = []
         for i, rule in enumerate(self.policy.routes):
-            label = rule.name or (f"routes[{i}]" if rule.when.task is None else f"routes[{i}] (task {', '.join(rule.when.task)})")
+            label = rule.name or (
+                f"routes[{i}]" if rule.when.task is None else f"routes[{i}] (task {', '.join(rule.when.task)})"
+            )
             models = list(self.catalogue) if rule.models == "*" else self.catalogue.match(rule.models)
             routes.append(_Route(label, rule, models))
         return routes
@@ -324,10 +345,15 @@ class Router:
         for i, rule in enumerate(self.policy.routes):
             for task in rule.when.task or ():
                 if task not in labels:
-                    issues.append(self.source.issue(("routes", i, "when", "task"),
-                                                    f"unknown task {task!r}; tasks: {', '.join(sorted(labels))}"))
+                    issues.append(
+                        self.source.issue(
+                            ("routes", i, "when", "task"), f"unknown task {task!r}; tasks: {', '.join(sorted(labels))}"
+                        )
+                    )
         if self.taxonomy.default_task not in labels:
-            issues.append(self.source.issue(("taxonomy", "default_task"), f"unknown task {self.taxonomy.default_task!r}"))
+            issues.append(
+                self.source.issue(("taxonomy", "default_task"), f"unknown task {self.taxonomy.default_task!r}")
+            )
         scorer_names = {spec.name for spec in self.policy.score}
         prefs = [("preferences", self.policy.preferences)] + [
             (("routes", i, "preferences"), r.preferences) for i, r in enumerate(self.policy.routes) if r.preferences
@@ -336,16 +362,25 @@ class Router:
             path = (where,) if isinstance(where, str) else where
             for key in pref.weights:
                 if key not in scorer_names:
-                    issues.append(self.source.issue((*path, key), f"no scorer named {key!r} in `score:` "
-                                                    f"(scorers: {', '.join(sorted(scorer_names))})"))
+                    issues.append(
+                        self.source.issue(
+                            (*path, key),
+                            f"no scorer named {key!r} in `score:` (scorers: {', '.join(sorted(scorer_names))})",
+                        )
+                    )
             if pref.weights and sum(pref.weights.values()) <= 0:
                 issues.append(self.source.issue(path, "at least one weight must be greater than 0"))
 
     # ==============================================================================================
     # requests
 
-    def _request(self, prompt: PromptLike, preferences: Preferences | Mapping[str, Any] | None,
-                 constraints: Constraints | Mapping[str, Any] | None, fields: Mapping[str, Any]) -> RouteRequest:
+    def _request(
+        self,
+        prompt: PromptLike,
+        preferences: Preferences | Mapping[str, Any] | None,
+        constraints: Constraints | Mapping[str, Any] | None,
+        fields: Mapping[str, Any],
+    ) -> RouteRequest:
         if isinstance(prompt, RouteRequest):
             if preferences is None and constraints is None and not fields:
                 return prompt
@@ -364,28 +399,43 @@ class Router:
     # ---------------------------------------------------------------------------------------------
     # classification
 
-    def _finish_classification(self, stages: list[StageResult], best: tuple[Prediction, str] | None,
-                               decided: tuple[Prediction, str] | None) -> Classification:
+    def _finish_classification(
+        self, stages: list[StageResult], best: tuple[Prediction, str] | None, decided: tuple[Prediction, str] | None
+    ) -> Classification:
         if decided is not None:
             pred, method = decided
         elif best is not None:
             pred, method = best
             method = f"{method} (below threshold)"
         else:
-            return Classification.model_construct(task=self.taxonomy.default_task, confidence=0.0, method="default",
-                                                  scores={}, stages=tuple(stages))
-        return Classification.model_construct(task=pred.task, confidence=min(1.0, max(0.0, pred.confidence)),
-                                              method=method, scores=dict(pred.scores), stages=tuple(stages))
+            return Classification.model_construct(
+                task=self.taxonomy.default_task, confidence=0.0, method="default", scores={}, stages=tuple(stages)
+            )
+        return Classification.model_construct(
+            task=pred.task,
+            confidence=min(1.0, max(0.0, pred.confidence)),
+            method=method,
+            scores=dict(pred.scores),
+            stages=tuple(stages),
+        )
 
-    def _record_stage(self, stage: _Stage, pred: Prediction | None, t0: float, error: str | None,
-                      stages: list[StageResult]) -> bool:
+    def _record_stage(
+        self, stage: _Stage, pred: Prediction | None, t0: float, error: str | None, stages: list[StageResult]
+    ) -> bool:
         accepted = pred is not None and pred.task in self.taxonomy.tasks and pred.confidence >= stage.threshold
         if pred is not None and pred.task not in self.taxonomy.tasks and error is None:
             error = f"unknown task {pred.task!r}"
-        stages.append(StageResult.model_construct(
-            classifier=stage.name, task=pred.task if pred else None, confidence=pred.confidence if pred else 0.0,
-            threshold=stage.threshold, accepted=accepted, time_ms=(time.perf_counter() - t0) * 1000, error=error,
-        ))
+        stages.append(
+            StageResult.model_construct(
+                classifier=stage.name,
+                task=pred.task if pred else None,
+                confidence=pred.confidence if pred else 0.0,
+                threshold=stage.threshold,
+                accepted=accepted,
+                time_ms=(time.perf_counter() - t0) * 1000,
+                error=error,
+            )
+        )
         return accepted
 
     def _classify_sync(self, request: RouteRequest) -> Classification:
@@ -402,7 +452,11 @@ class Router:
             if self._record_stage(stage, pred, t0, error, stages):
                 assert pred is not None
                 return self._finish_classification(stages, best, (pred, stage.name))
-            if pred is not None and pred.task in self.taxonomy.tasks and (best is None or pred.confidence > best[0].confidence):
+            if (
+                pred is not None
+                and pred.task in self.taxonomy.tasks
+                and (best is None or pred.confidence > best[0].confidence)
+            ):
                 best = (pred, stage.name)
         return self._finish_classification(stages, best, None)
 
@@ -423,7 +477,11 @@ class Router:
             if self._record_stage(stage, pred, t0, error, stages):
                 assert pred is not None
                 return self._finish_classification(stages, best, (pred, stage.name))
-            if pred is not None and pred.task in self.taxonomy.tasks and (best is None or pred.confidence > best[0].confidence):
+            if (
+                pred is not None
+                and pred.task in self.taxonomy.tasks
+                and (best is None or pred.confidence > best[0].confidence)
+            ):
                 best = (pred, stage.name)
         return self._finish_classification(stages, best, None)
 
@@ -452,8 +510,9 @@ class Router:
         except Exception as exc:
             return f"provider {name!r} failed its readiness check: {type(exc).__name__}: {exc}"
 
-    def _decide(self, request: RouteRequest, classification: Classification, t_start: float,
-                executing: bool) -> RoutingDecision:
+    def _decide(
+        self, request: RouteRequest, classification: Classification, t_start: float, executing: bool
+    ) -> RoutingDecision:
         route = self._select_route(request, classification)
         if route is None:
             models, label, rule = list(self.catalogue), "catalogue", None
@@ -472,16 +531,24 @@ class Router:
             expected_output = min(expected_output, constraints.max_output_tokens)
         required = request.needs() | constraints.required_capabilities
         ctx = RoutingContext(
-            request=request, classification=classification, constraints=constraints, input_tokens=input_tokens,
-            expected_output_tokens=expected_output, required_capabilities=required, executing=executing,
-            state=self.state, provider_status=self.provider_status,
+            request=request,
+            classification=classification,
+            constraints=constraints,
+            input_tokens=input_tokens,
+            expected_output_tokens=expected_output,
+            required_capabilities=required,
+            executing=executing,
+            state=self.state,
+            provider_status=self.provider_status,
         )
         latency_of = self.state.latency
         candidates: list[Candidate] = []
         for m in models:
             live = latency_of(m.id)
             ttft, tps = live if live is not None else (m.ttft_ms, m.tokens_per_second)
-            candidates.append(Candidate(m, _prices(m, input_tokens, expected_output), ttft + expected_output / tps * 1000))
+            candidates.append(
+                Candidate(m, _prices(m, input_tokens, expected_output), ttft + expected_output / tps * 1000)
+            )
         rejected: list[Rejection] = []
         for name, constraint in self.constraints:
             if not candidates:
@@ -515,32 +582,50 @@ class Router:
             columns.append((name, weight, values))
         for key in weights:
             if not any(key == name for name, _ in self.scorers):
-                raise ConfigurationError(f"preferences name {key!r}, but the policy has no scorer of that name "
-                                         f"(scorers: {', '.join(n for n, _ in self.scorers)})")
+                raise ConfigurationError(
+                    f"preferences name {key!r}, but the policy has no scorer of that name "
+                    f"(scorers: {', '.join(n for n, _ in self.scorers)})"
+                )
         names = [name for name, _, _ in columns]
         value_columns = [values for _, _, values in columns]
         totals = [0.0] * len(candidates)
         for _, weight, values in columns:
             for i, v in enumerate(values):
                 totals[i] += weight * v
-        order = sorted(range(len(candidates)),
-                       key=lambda i: (-round(totals[i], 9), candidates[i].estimated_cost, candidates[i].model.id))
+        order = sorted(
+            range(len(candidates)),
+            key=lambda i: (-round(totals[i], 9), candidates[i].estimated_cost, candidates[i].model.id),
+        )
         decision = _construct(
             RoutingDecision,
             request_id=str(request.metadata.get("request_id") or uuid.uuid4().hex),
-            classification=classification, route=label, rejected=tuple(rejected), weights=weights,
-            input_tokens=input_tokens, expected_output_tokens=expected_output, routing_time_ms=0.0,
+            classification=classification,
+            route=label,
+            rejected=tuple(rejected),
+            weights=weights,
+            input_tokens=input_tokens,
+            expected_output_tokens=expected_output,
+            routing_time_ms=0.0,
         )
-        object.__setattr__(decision, "__pydantic_private__",
-                           {"_source": RankingSource(candidates, order, names, value_columns, totals), "_ranking": None})
+        object.__setattr__(
+            decision,
+            "__pydantic_private__",
+            {"_source": RankingSource(candidates, order, names, value_columns, totals), "_ranking": None},
+        )
         decision.__dict__["routing_time_ms"] = (time.perf_counter() - t_start) * 1000
         return decision
 
     # ---------------------------------------------------------------------------------------------
     # public: decisions
 
-    def route(self, prompt: PromptLike, *, preferences: Preferences | Mapping[str, Any] | None = None,
-              constraints: Constraints | Mapping[str, Any] | None = None, **fields: Any) -> RoutingDecision:
+    def route(
+        self,
+        prompt: PromptLike,
+        *,
+        preferences: Preferences | Mapping[str, Any] | None = None,
+        constraints: Constraints | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> RoutingDecision:
         """Decide which model should answer ``prompt``, without calling it.
 
         :param prompt: a string, a list of messages (dicts or :class:`Message`), or a :class:`RouteRequest`.
@@ -552,7 +637,8 @@ class Router:
         t0 = time.perf_counter()
         request = self._request(prompt, preferences, constraints, fields)
         if not self._sync_cascade:
-            return self._portal_call(self._aroute, request, False, t0)
+            decided: RoutingDecision = self._portal_call(self._aroute, request, False, t0)
+            return decided
         try:
             decision = self._decide(request, self._classify_sync(request), t0, executing=False)
         except RouterError as exc:
@@ -562,15 +648,21 @@ class Router:
             self._emit_sync("on_decision", decision=decision, request=request)
         return decision
 
-    async def aroute(self, prompt: PromptLike, *, preferences: Preferences | Mapping[str, Any] | None = None,
-                     constraints: Constraints | Mapping[str, Any] | None = None, **fields: Any) -> RoutingDecision:
+    async def aroute(
+        self,
+        prompt: PromptLike,
+        *,
+        preferences: Preferences | Mapping[str, Any] | None = None,
+        constraints: Constraints | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> RoutingDecision:
         """The async twin of :meth:`route`."""
         t0 = time.perf_counter()
         request = self._request(prompt, preferences, constraints, fields)
         return await self._aroute(request, False, t0)
 
     async def _aroute(self, request: RouteRequest, executing: bool, t0: float) -> RoutingDecision:
-        classification = (self._classify_sync(request) if self._sync_cascade else await self._classify_async(request))
+        classification = self._classify_sync(request) if self._sync_cascade else await self._classify_async(request)
         try:
             decision = self._decide(request, classification, t0, executing=executing)
         except RouterError as exc:
@@ -583,8 +675,14 @@ class Router:
     # ---------------------------------------------------------------------------------------------
     # public: execution
 
-    def route_and_execute(self, prompt: PromptLike, *, preferences: Preferences | Mapping[str, Any] | None = None,
-                          constraints: Constraints | Mapping[str, Any] | None = None, **fields: Any) -> RoutingResult:
+    def route_and_execute(
+        self,
+        prompt: PromptLike,
+        *,
+        preferences: Preferences | Mapping[str, Any] | None = None,
+        constraints: Constraints | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> RoutingResult:
         """Decide, call the winner (falling back down the ranking on failure), post-process, report.
 
         :raises ProviderError: every candidate failed; this is the last provider's own error, with
@@ -592,28 +690,42 @@ class Router:
         :raises NoCandidatesError: every model was rejected.
         """
         request = self._request(prompt, preferences, constraints, fields)
-        return self._portal_call(self._execute, request)
+        result: RoutingResult = self._portal_call(self._execute, request)
+        return result
 
-    async def aroute_and_execute(self, prompt: PromptLike, *, preferences: Preferences | Mapping[str, Any] | None = None,
-                                 constraints: Constraints | Mapping[str, Any] | None = None, **fields: Any) -> RoutingResult:
+    async def aroute_and_execute(
+        self,
+        prompt: PromptLike,
+        *,
+        preferences: Preferences | Mapping[str, Any] | None = None,
+        constraints: Constraints | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> RoutingResult:
         """The async twin of :meth:`route_and_execute`."""
         request = self._request(prompt, preferences, constraints, fields)
         return await self._execute(request)
 
     def _completion_request(self, request: RouteRequest, model: ModelInfo) -> CompletionRequest:
         return CompletionRequest.model_construct(
-            model=model.model, messages=request.messages, max_tokens=request.max_tokens, temperature=request.temperature,
-            stop=request.stop, response_format=request.response_format, tools=request.tools,
-            tool_choice=request.tool_choice, timeout_s=request.timeout_s or self.policy.fallback.timeout_s, extra={},
+            model=model.model,
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            stop=request.stop,
+            response_format=request.response_format,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            timeout_s=request.timeout_s or self.policy.fallback.timeout_s,
+            extra={},
         )
 
     def _backoff(self, retry: int, error: ProviderError) -> float:
         fb = self.policy.fallback
-        delay = min(fb.max_backoff_ms, fb.backoff_ms * (2 ** retry)) / 1000
+        delay = min(fb.max_backoff_ms, fb.backoff_ms * (2**retry)) / 1000
         retry_after = getattr(error, "retry_after_s", None)
         if retry_after is not None:
             delay = min(max(delay, float(retry_after)), fb.max_backoff_ms / 1000)
-        return delay
+        return float(delay)
 
     def _cost(self, model: ModelInfo, usage: Usage) -> float:
         return _prices(model, usage.input_tokens, usage.output_tokens)
@@ -633,21 +745,33 @@ class Router:
                 try:
                     with anyio.fail_after(creq.timeout_s):
                         response = await provider.complete(creq)
-                    for name, post in self.postprocessors:
+                    for _, post in self.postprocessors:
                         response = await post.process(response, request, model)
                 except TimeoutError:
-                    error: RouterError = RouterTimeoutError(f"no answer within {creq.timeout_s:g}s",
-                                                            provider=model.provider, model=model.model)
+                    error: RouterError = RouterTimeoutError(
+                        f"no answer within {creq.timeout_s:g}s", provider=model.provider, model=model.model
+                    )
                 except (ProviderError, PostprocessError) as exc:
                     error = exc
                 except Exception as exc:  # a provider plugin broke its contract: keep going, say so
-                    error = ProviderError(f"provider plugin raised {type(exc).__name__}: {exc}",
-                                          provider=model.provider, model=model.model)
+                    error = ProviderError(
+                        f"provider plugin raised {type(exc).__name__}: {exc}",
+                        provider=model.provider,
+                        model=model.model,
+                    )
                     log.error("provider %r raised an untyped error", model.provider, exc_info=exc)
                 else:
                     latency = (time.perf_counter() - t_call) * 1000
-                    attempts.append(Attempt.model_construct(model_id=model.id, outcome="ok", error_kind=None, error=None,
-                                                            latency_ms=latency, retry=retry))
+                    attempts.append(
+                        Attempt.model_construct(
+                            model_id=model.id,
+                            outcome="ok",
+                            error_kind=None,
+                            error=None,
+                            latency_ms=latency,
+                            retry=retry,
+                        )
+                    )
                     usage = response.usage or Usage(
                         input_tokens=decision.input_tokens,
                         output_tokens=count_message_tokens([Message(role="assistant", content=response.text)]) - 6,
@@ -655,19 +779,31 @@ class Router:
                     tps = usage.output_tokens / (latency / 1000) if usage.output_tokens and latency > 0 else None
                     self.state.record_success(model.id, None, tps)
                     result = RoutingResult.model_construct(
-                        decision=decision, response=response,
-                        selected_model=ModelRef.model_construct(id=model.id, provider=model.provider, model=model.model),
-                        usage=usage, estimated_cost=candidate.estimated_cost, cost=self._cost(model, usage),
-                        latency_ms=(time.perf_counter() - t0) * 1000, attempts=tuple(attempts),
+                        decision=decision,
+                        response=response,
+                        selected_model=ModelRef.model_construct(
+                            id=model.id, provider=model.provider, model=model.model
+                        ),
+                        usage=usage,
+                        estimated_cost=candidate.estimated_cost,
+                        cost=self._cost(model, usage),
+                        latency_ms=(time.perf_counter() - t0) * 1000,
+                        attempts=tuple(attempts),
                     )
                     await self._emit("on_result", result=result, request=request)
                     return result
                 last_error = error
                 kind = getattr(error, "kind", "postprocess")
-                attempts.append(Attempt.model_construct(
-                    model_id=model.id, outcome="error", error_kind=kind, error=str(error),
-                    latency_ms=(time.perf_counter() - t_call) * 1000, retry=retry,
-                ))
+                attempts.append(
+                    Attempt.model_construct(
+                        model_id=model.id,
+                        outcome="error",
+                        error_kind=kind,
+                        error=str(error),
+                        latency_ms=(time.perf_counter() - t_call) * 1000,
+                        retry=retry,
+                    )
+                )
                 if isinstance(error, ProviderError):
                     self.state.record_failure(model.id, kind)
                 retryable = isinstance(error, ProviderError) and error.retryable and kind in fb.on
@@ -679,8 +815,14 @@ class Router:
         await self._emit("on_error", error=last_error, request=request, decision=decision)
         raise last_error
 
-    async def astream(self, prompt: PromptLike, *, preferences: Preferences | Mapping[str, Any] | None = None,
-                      constraints: Constraints | Mapping[str, Any] | None = None, **fields: Any) -> RoutedStream:
+    async def astream(
+        self,
+        prompt: PromptLike,
+        *,
+        preferences: Preferences | Mapping[str, Any] | None = None,
+        constraints: Constraints | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> RoutedStream:
         """Decide, then stream the winner's answer. Falls back to the next candidate while nothing has been
         received yet; once text has arrived, a failure is raised to the caller.
 
@@ -693,13 +835,13 @@ class Router:
         decision = await self._aroute(request, True, t0)
         return RoutedStream(self, request, decision, t0)
 
-    def stream(self, prompt: PromptLike, **kwargs: Any) -> Iterator_[StreamChunk]:
+    def stream(self, prompt: PromptLike, **kwargs: Any) -> Generator[StreamChunk, None, RoutingResult]:
         """Sync twin of :meth:`astream`: yields chunks; the generator's return value is the result."""
         routed: RoutedStream = self._portal_call(lambda: self.astream(prompt, **kwargs))
         assert self._portal is not None
         portal = self._portal
 
-        def gen() -> Iterator_[StreamChunk]:
+        def gen() -> Generator[StreamChunk, None, RoutingResult]:
             iterator = routed.__aiter__()
             while True:
                 try:
@@ -734,9 +876,11 @@ class Router:
     def _emit_sync(self, hook: str, **kwargs: Any) -> None:
         pending = self.plugins.emit(hook, **kwargs)
         if pending:
+
             async def wait_all() -> None:
                 for awaitable in pending:
                     await awaitable
+
             self._portal_call(wait_all)
 
     def _portal_call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -794,13 +938,12 @@ class Router:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return (f"<Router policy={self.source.file!r} models={len(self.catalogue)} "
-                f"providers={sorted(self.providers)} classify={[s.name for s in self.stages]}>")
+        return (
+            f"<Router policy={self.source.file!r} models={len(self.catalogue)} "
+            f"providers={sorted(self.providers)} classify={[s.name for s in self.stages]}>"
+        )
 
 
-from collections.abc import Generator  # noqa: E402
-
-Iterator_ = Generator  # type alias used above: a generator whose return value is the result
 
 
 class RoutedStream:
@@ -856,38 +999,73 @@ class RoutedStream:
                         request_id = chunk.request_id or request_id
                         yield chunk
                 except TimeoutError:
-                    error: RouterError = RouterTimeoutError(f"stream stalled for {creq.timeout_s:g}s",
-                                                            provider=model.provider, model=model.model)
+                    error: RouterError = RouterTimeoutError(
+                        f"stream stalled for {creq.timeout_s:g}s", provider=model.provider, model=model.model
+                    )
                 except ProviderError as exc:
                     error = exc
                 except Exception as exc:
-                    error = ProviderError(f"provider plugin raised {type(exc).__name__}: {exc}",
-                                          provider=model.provider, model=model.model)
+                    error = ProviderError(
+                        f"provider plugin raised {type(exc).__name__}: {exc}",
+                        provider=model.provider,
+                        model=model.model,
+                    )
                 else:
                     latency = (time.perf_counter() - t_call) * 1000
-                    attempts.append(Attempt.model_construct(model_id=model.id, outcome="ok", error_kind=None, error=None,
-                                                            latency_ms=latency, retry=retry))
+                    attempts.append(
+                        Attempt.model_construct(
+                            model_id=model.id,
+                            outcome="ok",
+                            error_kind=None,
+                            error=None,
+                            latency_ms=latency,
+                            retry=retry,
+                        )
+                    )
                     text = "".join(parts)
                     if usage is None:
-                        usage = Usage(input_tokens=decision.input_tokens,
-                                      output_tokens=max(0, count_message_tokens([Message(role="assistant", content=text)]) - 6))
+                        usage = Usage(
+                            input_tokens=decision.input_tokens,
+                            output_tokens=max(0, count_message_tokens([Message(role="assistant", content=text)]) - 6),
+                        )
                     gen_s = (latency - (ttft or 0)) / 1000
-                    router.state.record_success(model.id, ttft, usage.output_tokens / gen_s if gen_s > 0 and usage.output_tokens else None)
-                    response = CompletionResponse.model_construct(text=text, model=model.model, finish_reason=finish,
-                                                                  tool_calls=(), usage=usage, request_id=request_id, raw=None)
+                    router.state.record_success(
+                        model.id, ttft, usage.output_tokens / gen_s if gen_s > 0 and usage.output_tokens else None
+                    )
+                    response = CompletionResponse.model_construct(
+                        text=text,
+                        model=model.model,
+                        finish_reason=finish,
+                        tool_calls=(),
+                        usage=usage,
+                        request_id=request_id,
+                        raw=None,
+                    )
                     self.result = RoutingResult.model_construct(
-                        decision=decision, response=response,
-                        selected_model=ModelRef.model_construct(id=model.id, provider=model.provider, model=model.model),
-                        usage=usage, estimated_cost=candidate.estimated_cost, cost=router._cost(model, usage),
-                        latency_ms=(time.perf_counter() - self._t0) * 1000, attempts=tuple(attempts),
+                        decision=decision,
+                        response=response,
+                        selected_model=ModelRef.model_construct(
+                            id=model.id, provider=model.provider, model=model.model
+                        ),
+                        usage=usage,
+                        estimated_cost=candidate.estimated_cost,
+                        cost=router._cost(model, usage),
+                        latency_ms=(time.perf_counter() - self._t0) * 1000,
+                        attempts=tuple(attempts),
                     )
                     await router._emit("on_result", result=self.result, request=request)
                     return
                 last_error = error
-                attempts.append(Attempt.model_construct(
-                    model_id=model.id, outcome="error", error_kind=getattr(error, "kind", None), error=str(error),
-                    latency_ms=(time.perf_counter() - t_call) * 1000, retry=retry,
-                ))
+                attempts.append(
+                    Attempt.model_construct(
+                        model_id=model.id,
+                        outcome="error",
+                        error_kind=getattr(error, "kind", None),
+                        error=str(error),
+                        latency_ms=(time.perf_counter() - t_call) * 1000,
+                        retry=retry,
+                    )
+                )
                 if isinstance(error, ProviderError):
                     router.state.record_failure(model.id, error.kind)
                 if started:  # text already delivered: falling back would duplicate or garble it
@@ -915,7 +1093,9 @@ def _request_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _resolve_policy(policy: Policy | str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[Policy, SourceMap, Path]:
+def _resolve_policy(
+    policy: Policy | str | os.PathLike[str] | Mapping[str, Any] | None,
+) -> tuple[Policy, SourceMap, Path]:
     if policy is None:
         p, source = load_default_policy()
         return p, source, Path.cwd()
@@ -930,5 +1110,3 @@ def _resolve_policy(policy: Policy | str | os.PathLike[str] | Mapping[str, Any] 
         p, source = parse_policy(yaml.safe_dump(dict(policy), sort_keys=False), "<policy mapping>")
         return p, source, Path.cwd()
     raise TypeError(f"policy must be a Policy, a path, a mapping or None, not {type(policy).__name__}")
-
-

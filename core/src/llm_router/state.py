@@ -83,8 +83,7 @@ class MemoryState:
         if waited >= self.cooldown_s:
             return None  # half-open: let a trial call through; a failure re-opens it at once
         return (
-            f"circuit open after {circuit.failures} consecutive failures; "
-            f"retrying in {self.cooldown_s - waited:.0f}s"
+            f"circuit open after {circuit.failures} consecutive failures; retrying in {self.cooldown_s - waited:.0f}s"
         )
 
     def latency(self, model_id: str) -> tuple[float, float] | None:

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "Attempt",
@@ -310,17 +318,25 @@ class RankingSource:
 
     __slots__ = ("candidates", "columns", "names", "order", "totals")
 
-    def __init__(self, candidates: Sequence[Any], order: Sequence[int], names: Sequence[str],
-                 columns: Sequence[Sequence[float]], totals: Sequence[float]) -> None:
+    def __init__(
+        self,
+        candidates: Sequence[Any],
+        order: Sequence[int],
+        names: Sequence[str],
+        columns: Sequence[Sequence[float]],
+        totals: Sequence[float],
+    ) -> None:
         self.candidates, self.order, self.names, self.columns, self.totals = candidates, order, names, columns, totals
 
     def build(self, position: int) -> ScoredCandidate:
         i = self.order[position]
         cand = self.candidates[i]
         return ScoredCandidate.model_construct(
-            model=cand.model, score=self.totals[i],
+            model=cand.model,
+            score=self.totals[i],
             breakdown={name: float(col[i]) for name, col in zip(self.names, self.columns, strict=True)},
-            estimated_cost=cand.estimated_cost, estimated_latency_ms=cand.estimated_latency_ms,
+            estimated_cost=cand.estimated_cost,
+            estimated_latency_ms=cand.estimated_latency_ms,
         )
 
 

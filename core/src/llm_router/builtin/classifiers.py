@@ -82,10 +82,10 @@ def _literal_triggers(pattern: str) -> tuple[str, ...] | None:
         prefix = literal_prefix(items)
         return (prefix,) if len(prefix) >= 2 else None
     if op is SUBPATTERN:
-        body = list(arg[-1])  # type: ignore[index]
+        body = list(arg[-1])
         if len(body) == 1 and body[0][0] is BRANCH:
             triggers = []
-            for branch in body[0][1][1]:  # type: ignore[index]
+            for branch in body[0][1][1]:
                 prefix = literal_prefix(list(branch))
                 if len(prefix) < 2:
                     return None

@@ -26,7 +26,12 @@ class ProvidersConstraint(Constraint):
 
     def check(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[str | None]:
         c = ctx.constraints
-        if c.allowed_providers is None and not c.blocked_providers and c.allowed_models is None and not c.blocked_models:
+        if (
+            c.allowed_providers is None
+            and not c.blocked_providers
+            and c.allowed_models is None
+            and not c.blocked_models
+        ):
             return [None] * len(candidates)
         out: Reasons = []
         for cand in candidates:
@@ -87,8 +92,10 @@ class ContextWindowConstraint(Constraint):
             if requested is not None and requested > m.max_output_tokens:
                 out.append(f"max output {m.max_output_tokens} < {requested} requested")
             elif prompt + output > m.context_window:
-                out.append(f"context window {m.context_window} < {prompt + output} needed "
-                           f"({prompt} prompt + {output} output tokens)")
+                out.append(
+                    f"context window {m.context_window} < {prompt + output} needed "
+                    f"({prompt} prompt + {output} output tokens)"
+                )
             elif min_window is not None and m.context_window < min_window:
                 out.append(f"context window {m.context_window} < min_context_window {min_window}")
             else:
@@ -129,7 +136,9 @@ class LatencyConstraint(Constraint):
         if limit is None:
             return [None] * len(candidates)
         return [
-            f"estimated {c.estimated_latency_ms:.0f} ms > max_latency_ms {limit:g}" if c.estimated_latency_ms > limit else None
+            f"estimated {c.estimated_latency_ms:.0f} ms > max_latency_ms {limit:g}"
+            if c.estimated_latency_ms > limit
+            else None
             for c in candidates
         ]
 

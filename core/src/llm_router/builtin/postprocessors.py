@@ -59,7 +59,9 @@ class JsonSchemaPostProcessor(PostProcessor):
         wants = kind in ("json_object", "json_schema") or self.cfg.always or self.cfg.schema_ is not None
         return wants, schema
 
-    async def process(self, response: CompletionResponse, request: RouteRequest, model: ModelInfo) -> CompletionResponse:
+    async def process(
+        self, response: CompletionResponse, request: RouteRequest, model: ModelInfo
+    ) -> CompletionResponse:
         wants, schema = self._schema_for(request)
         if not wants or response.tool_calls:
             return response
@@ -74,7 +76,9 @@ class JsonSchemaPostProcessor(PostProcessor):
             if errors:
                 first = errors[0]
                 where = "/".join(str(p) for p in first.path) or "(root)"
-                raise PostprocessError(self.name, f"{model.id}'s JSON does not match the schema at {where}: {first.message}")
+                raise PostprocessError(
+                    self.name, f"{model.id}'s JSON does not match the schema at {where}: {first.message}"
+                )
         return response
 
 
@@ -100,7 +104,9 @@ class RedactPostProcessor(PostProcessor):
         self.replacement = config.replacement
         self.regex = re.compile("|".join(f"(?:{p})" for p in config.patterns)) if config.patterns else None
 
-    async def process(self, response: CompletionResponse, request: RouteRequest, model: ModelInfo) -> CompletionResponse:
+    async def process(
+        self, response: CompletionResponse, request: RouteRequest, model: ModelInfo
+    ) -> CompletionResponse:
         if self.regex is None or not response.text:
             return response
         text = self.regex.sub(self.replacement, response.text)

@@ -38,7 +38,9 @@ class QualityScorer(Scorer):
     def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
         task = ctx.classification.task
         assert isinstance(self.config, QualityConfig)
-        return relative([c.model.quality_for(task) for c in candidates], min_span=self.config.min_span, higher_is_better=True)
+        return relative(
+            [c.model.quality_for(task) for c in candidates], min_span=self.config.min_span, higher_is_better=True
+        )
 
 
 class CostConfig(BaseModel):

@@ -13,12 +13,20 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar
 
 import anyio
-from pydantic import BaseModel, ConfigDict
-
+import anyio.lowlevel
 import llm_router
 from llm_router import errors
 from llm_router.components import Candidate, RoutingContext
-from llm_router.types import Capabilities, CompletionRequest, CompletionResponse, ModelInfo, ModelPrice, StreamChunk, Usage
+from llm_router.types import (
+    Capabilities,
+    CompletionRequest,
+    CompletionResponse,
+    ModelInfo,
+    ModelPrice,
+    StreamChunk,
+    Usage,
+)
+from pydantic import BaseModel, ConfigDict
 
 SCRIPTS: dict[str, list[str]] = {}
 CALLS: list[tuple[str, CompletionRequest]] = []
@@ -54,11 +62,18 @@ class ScriptedProvider(llm_router.Provider):
         assert isinstance(cfg, ScriptedConfig)
         return [
             ModelInfo(
-                id=f"{self.context.name}/{m}", provider=self.context.name, model=m,
-                price=ModelPrice(input_per_mtok=cfg.price_in * (i + 1), output_per_mtok=cfg.price_out * (i + 1), source="test"),
-                context_window=8192 * (i + 1), max_output_tokens=2048,
+                id=f"{self.context.name}/{m}",
+                provider=self.context.name,
+                model=m,
+                price=ModelPrice(
+                    input_per_mtok=cfg.price_in * (i + 1), output_per_mtok=cfg.price_out * (i + 1), source="test"
+                ),
+                context_window=8192 * (i + 1),
+                max_output_tokens=2048,
                 capabilities=Capabilities(json_mode=True, tools=True, streaming=True),
-                quality={"code": 0.5 + 0.2 * i, "chat": 0.6 + 0.1 * i}, ttft_ms=100 * (i + 1), tokens_per_second=100,
+                quality={"code": 0.5 + 0.2 * i, "chat": 0.6 + 0.1 * i},
+                ttft_ms=100 * (i + 1),
+                tokens_per_second=100,
             )
             for i, m in enumerate(cfg.models)
         ]
@@ -94,8 +109,13 @@ class ScriptedProvider(llm_router.Provider):
         if verb == "crash":
             raise RuntimeError("scripted plugin bug")
         text = arg if verb == "text" else "late"
-        return CompletionResponse(text=text, model=request.model, finish_reason="stop",
-                                  usage=Usage(input_tokens=10, output_tokens=len(text.split())), request_id="req_test")
+        return CompletionResponse(
+            text=text,
+            model=request.model,
+            finish_reason="stop",
+            usage=Usage(input_tokens=10, output_tokens=len(text.split())),
+            request_id="req_test",
+        )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
         step = self._next(request)
@@ -104,7 +124,7 @@ class ScriptedProvider(llm_router.Provider):
             self._raise(arg, request.model)
         pieces = arg.split("|")
         for piece in pieces:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             yield StreamChunk(text=piece)
         if verb == "streamfail":
             raise errors.ServerError("stream broke", provider=self.context.name, model=request.model)
