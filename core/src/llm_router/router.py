@@ -53,7 +53,7 @@ from .policy import (
     parse_policy,
 )
 from .state import MemoryState, StateStore
-from .tokens import count_message_tokens
+from .tokens import DEFAULT_ENCODING, count_message_tokens, get_encoding
 from .types import (
     Attempt,
     Classification,
@@ -175,6 +175,7 @@ class Router:
         if issues:
             raise PolicyError(issues)
         self._sync_cascade = all(not s.classifier.is_async for s in self.stages)
+        get_encoding(DEFAULT_ENCODING)  # load the BPE tables now (~0.4 s once per process), not in a decision
         self._has_decision_listeners = self.plugins.has_listeners("on_decision")
 
     # ==============================================================================================

@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 from .types import Message
 
-__all__ = ["count_message_tokens", "count_text_tokens", "get_encoding"]
+__all__ = ["DEFAULT_ENCODING", "count_message_tokens", "count_text_tokens", "get_encoding"]
+
+DEFAULT_ENCODING = "o200k_base"
 
 PER_MESSAGE = 3
 REPLY_PRIMING = 3
@@ -65,7 +67,7 @@ def count_text_tokens(text: str, encoding: str = "o200k_base") -> int:
     return _count(get_encoding(encoding), text)
 
 
-def count_message_tokens(messages: Sequence[Message], encoding: str = "o200k_base") -> int:
+def count_message_tokens(messages: Sequence[Message], encoding: str = DEFAULT_ENCODING) -> int:
     """Tokens the messages take as a chat prompt, including the chat format's overhead."""
     enc = get_encoding(encoding)
     total = REPLY_PRIMING
