@@ -44,7 +44,7 @@ def policy_with(n_models: int) -> str:
             f"    context_window: {8192 * (1 + i % 16)}",
             "    max_output_tokens: 4096",
             f"    quality: {{code: {0.3 + (i % 7) / 10:.2f}, chat: {0.4 + (i % 5) / 10:.2f}, "
-            f"math: {0.35 + (i % 6) / 10:.2f}}}}}",
+            f"math: {0.35 + (i % 6) / 10:.2f}}}",
             f"    ttft_ms: {200 + 37 * i}",
             f"    tokens_per_second: {40 + i % 90}",
         ]
