@@ -24,9 +24,19 @@ from pathlib import Path
 
 DOLLY = {"general_qa": "open_qa"}
 BENCH = {
-    "mbpp": "code", "human_eval": "code", "gsm8k": "math", "math": "math", "arc_challenge": "reasoning",
-    "arc-challenge": "reasoning", "winogrande": "reasoning", "mmlu": "reasoning", "gpqa": "reasoning",
-    "commonsense_qa": "reasoning", "openbook_qa": "reasoning", "natural_qa": "open_qa", "trivia_qa": "open_qa",
+    "mbpp": "code",
+    "human_eval": "code",
+    "gsm8k": "math",
+    "math": "math",
+    "arc_challenge": "reasoning",
+    "arc-challenge": "reasoning",
+    "winogrande": "reasoning",
+    "mmlu": "reasoning",
+    "gpqa": "reasoning",
+    "commonsense_qa": "reasoning",
+    "openbook_qa": "reasoning",
+    "natural_qa": "open_qa",
+    "trivia_qa": "open_qa",
 }
 OUT = Path(__file__).resolve().parent.parent / "core/src/llm_router/data/rules_calibration.json"
 
@@ -36,7 +46,9 @@ def load(paths: list[str], caps: list[int], seed: int) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     for path, per_file_cap in zip(paths, caps + [caps[-1]] * (len(paths) - len(caps)), strict=True):
         found = []
-        for line in Path(path).open(encoding="utf-8"):
+        with Path(path).open(encoding="utf-8") as fh:
+            lines = list(fh)
+        for line in lines:
             row = json.loads(line)
             if "label" in row:
                 found.append((row["prompt"], DOLLY.get(row["label"], row["label"])))
@@ -103,8 +115,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fit", nargs="+", required=True)
     ap.add_argument("--holdout", nargs="+", required=True)
-    ap.add_argument("--caps", type=int, nargs="+", default=[10**9, 1500],
-                    help="at most this many prompts from each --fit file, in order (default: all, then 1500)")
+    ap.add_argument(
+        "--caps",
+        type=int,
+        nargs="+",
+        default=[10**9, 1500],
+        help="at most this many prompts from each --fit file, in order (default: all, then 1500)",
+    )
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--write", action="store_true", help=f"write {OUT.name}")
     args = ap.parse_args()
@@ -113,8 +130,9 @@ def main() -> None:
 
     fit = predictions(load(args.fit, args.caps, args.seed))
     xs, ys = pav([(c, ok) for c, ok, _, _ in fit])
-    kx, ky = ([0.0] if xs[0] > 0 else []) + xs + ([1.0] if xs[-1] < 1 else []), (
-        ([ys[0]] if xs[0] > 0 else []) + ys + ([ys[-1]] if xs[-1] < 1 else [])
+    kx, ky = (
+        ([0.0] if xs[0] > 0 else []) + xs + ([1.0] if xs[-1] < 1 else []),
+        (([ys[0]] if xs[0] > 0 else []) + ys + ([ys[-1]] if xs[-1] < 1 else [])),
     )
     cal = Calibration(kx, ky)
     held = predictions(load(args.holdout, [10**9], args.seed))
@@ -127,20 +145,29 @@ def main() -> None:
     for t in (0.3, 0.5, 0.7, 0.8, 0.9):
         sel = [ok for c, ok in calibrated if c >= t]
         if sel:
-            print(f"  confidence >= {t}: {len(sel) / len(calibrated):6.1%} of prompts, accuracy {sum(sel) / len(sel):.3f}")
+            print(
+                f"  confidence >= {t}: {len(sel) / len(calibrated):6.1%} of prompts, accuracy {sum(sel) / len(sel):.3f}"
+            )
     confusion = Counter((label, task) for _, ok, task, label in held if not ok)
     print("most common confusions (label -> predicted):", confusion.most_common(6))
     if args.write:
-        OUT.write_text(json.dumps({
-            "x": [round(x, 4) for x in kx], "y": [round(y, 4) for y in ky],
-            "provenance": (
-                "isotonic fit of the built-in rule classifier's raw confidence to its observed accuracy on "
-                f"{len(fit)} prompts sampled (seed {args.seed}, at most {args.caps} per file) from: "
-                + ", ".join(Path(p).name for p in args.fit)
-                + " (databricks-dolly-15k, CC BY-SA 3.0; LLMRouter example data, MIT). Made by "
-                "benchmarks/fit_rules_calibration.py; only these fitted numbers are shipped."
-            ),
-        }, indent=1) + "\n")
+        OUT.write_text(
+            json.dumps(
+                {
+                    "x": [round(x, 4) for x in kx],
+                    "y": [round(y, 4) for y in ky],
+                    "provenance": (
+                        "isotonic fit of the built-in rule classifier's raw confidence to its observed accuracy on "
+                        f"{len(fit)} prompts sampled (seed {args.seed}, at most {args.caps} per file) from: "
+                        + ", ".join(Path(p).name for p in args.fit)
+                        + " (databricks-dolly-15k, CC BY-SA 3.0; LLMRouter example data, MIT). Made by "
+                        "benchmarks/fit_rules_calibration.py; only these fitted numbers are shipped."
+                    ),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         print(f"wrote {OUT}")
 
 

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from llm_router.cli import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 PROMPT = "Write a Python function to calculate fibonacci numbers"
@@ -32,8 +31,17 @@ def test_route_json_is_stable() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert list(data) == [
-        "version", "request_id", "selected", "classification", "route", "weights", "input_tokens",
-        "expected_output_tokens", "routing_time_ms", "ranking", "rejected",
+        "version",
+        "request_id",
+        "selected",
+        "classification",
+        "route",
+        "weights",
+        "input_tokens",
+        "expected_output_tokens",
+        "routing_time_ms",
+        "ranking",
+        "rejected",
     ]
     assert data["version"] == 1
     assert data["weights"] == {"cost": 1.0}

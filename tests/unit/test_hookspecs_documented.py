@@ -20,10 +20,19 @@ def hook_specs() -> list[str]:
 
 
 def test_there_are_the_nine_hooks() -> None:
-    assert sorted(hook_specs()) == sorted([
-        "register_providers", "register_classifiers", "register_scorers", "register_constraints",
-        "register_postprocessors", "on_decision", "on_result", "on_error", "on_feedback",
-    ])
+    assert sorted(hook_specs()) == sorted(
+        [
+            "register_providers",
+            "register_classifiers",
+            "register_scorers",
+            "register_constraints",
+            "register_postprocessors",
+            "on_decision",
+            "on_result",
+            "on_error",
+            "on_feedback",
+        ]
+    )
 
 
 def test_every_hook_has_a_docstring_with_its_parameters() -> None:

@@ -221,3 +221,35 @@ def test_executing_rejects_uninstalled_providers() -> None:
         router.route_and_execute("hello")
     assert all(r.constraint == "health" and "not installed" in r.reason for r in info.value.rejected)
     router.close()
+
+
+def test_live_latency_measurements_replace_priors() -> None:
+    from llm_router.state import MemoryState
+
+    state = MemoryState()
+    router = Router(autoload=False, state=state)
+    before = {c.model.id: c.estimated_latency_ms for c in router.route("hello").ranking}
+    target = "openai/gpt-4o-mini"
+    state.record_success(target, None, 5000.0)  # a very fast measured output speed, no first-token figure
+    after = {c.model.id: c.estimated_latency_ms for c in router.route("hello").ranking}
+    assert after[target] < before[target]
+    assert all(after[k] == before[k] for k in before if k != target)
+    state.record_success(target, 10.0, None)
+    assert state.latency(target) == (10.0, 5000.0)
+
+
+def test_open_circuit_rejects_the_model() -> None:
+    from llm_router.state import MemoryState
+
+    state = MemoryState(failure_threshold=2, cooldown_s=60)
+    router = Router(autoload=False, state=state)
+    target = router.route("hello").selected.id
+    state.record_failure(target, "server_error")
+    assert router.route("hello").selected.id == target  # one failure: still closed
+    state.record_failure(target, "server_error")
+    decision = router.route("hello")
+    assert decision.selected.id != target
+    rejection = next(r for r in decision.rejected if r.model_id == target)
+    assert rejection.constraint == "health" and "circuit open after 2 consecutive failures" in rejection.reason
+    state.record_success(target, None, None)
+    assert router.route("hello").selected.id == target

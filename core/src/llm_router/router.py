@@ -542,11 +542,15 @@ class Router:
             state=self.state,
             provider_status=self.provider_status,
         )
-        latency_of = self.state.latency
+        live = self.state.latency_table()
         candidates: list[Candidate] = []
         for m in models:
-            live = latency_of(m.id)
-            ttft, tps = live if live is not None else (m.ttft_ms, m.tokens_per_second)
+            measured = live.get(m.id) if live else None
+            if measured is None:
+                ttft, tps = m.ttft_ms, m.tokens_per_second
+            else:
+                ttft = m.ttft_ms if measured[0] is None else measured[0]
+                tps = m.tokens_per_second if measured[1] is None else measured[1]
             candidates.append(
                 Candidate(m, _prices(m, input_tokens, expected_output), ttft + expected_output / tps * 1000)
             )
@@ -558,6 +562,12 @@ class Router:
                 reasons = constraint.check(candidates, ctx)
             except Exception as exc:
                 raise ConfigurationError(f"constraint {name!r} raised: {type(exc).__name__}: {exc}") from exc
+            if len(reasons) != len(candidates):
+                raise ConfigurationError(
+                    f"constraint {name!r} returned {len(reasons)} answers for {len(candidates)} candidates"
+                )
+            if not any(reasons):
+                continue
             kept = []
             for cand, reason in zip(candidates, reasons, strict=True):
                 if reason is None:

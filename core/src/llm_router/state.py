@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -35,7 +36,15 @@ class StateStore(Protocol):
         """``None`` when ``model_id`` may be called; else why not (its circuit breaker is open)."""
 
     def latency(self, model_id: str) -> tuple[float, float] | None:
-        """The live (time to first token in ms, output tokens per second) for ``model_id``, if measured."""
+        """The live (time to first token in ms, output tokens per second) for ``model_id``, if both are
+        measured."""
+
+    def latency_table(self) -> Mapping[str, tuple[float | None, float | None]]:
+        """Live (time to first token in ms, output tokens per second) by model id, either part ``None``
+        where not measured yet. Read on every decision: make it cheap."""
+
+    def has_open_circuits(self) -> bool:
+        """Whether any circuit may be open (lets the health check skip the per-model look-ups)."""
 
 
 class MemoryState:
@@ -51,22 +60,23 @@ class MemoryState:
         self.cooldown_s = cooldown_s
         self.alpha = alpha
         self._circuits: dict[str, CircuitState] = {}
-        self._latency: dict[str, tuple[float, float]] = {}
+        self._latency: dict[str, tuple[float | None, float | None]] = {}
         self._lock = threading.Lock()
 
     def record_success(self, model_id: str, ttft_ms: float | None, tokens_per_second: float | None) -> None:
         with self._lock:
             self._circuits.pop(model_id, None)
-            if ttft_ms is None and tokens_per_second is None:
+            if ttft_ms is None and not tokens_per_second:
                 return
-            old = self._latency.get(model_id)
-            if old is None:
-                self._latency[model_id] = (ttft_ms or 0.0, tokens_per_second or 0.0)
-                return
+            old_ttft, old_tps = self._latency.get(model_id, (None, None))
             a = self.alpha
-            new_ttft = old[0] if ttft_ms is None else (1 - a) * old[0] + a * ttft_ms
-            new_tps = old[1] if not tokens_per_second else (1 - a) * old[1] + a * tokens_per_second
-            self._latency[model_id] = (new_ttft, new_tps)
+
+            def ewma(old: float | None, new: float | None) -> float | None:
+                if new is None:
+                    return old
+                return new if old is None else (1 - a) * old + a * new
+
+            self._latency[model_id] = (ewma(old_ttft, ttft_ms), ewma(old_tps, tokens_per_second or None))
 
     def record_failure(self, model_id: str, kind: str) -> None:
         with self._lock:
@@ -86,8 +96,14 @@ class MemoryState:
             f"circuit open after {circuit.failures} consecutive failures; retrying in {self.cooldown_s - waited:.0f}s"
         )
 
+    def latency_table(self) -> Mapping[str, tuple[float | None, float | None]]:
+        return self._latency
+
+    def has_open_circuits(self) -> bool:
+        return any(c.opened_at is not None for c in self._circuits.values())
+
     def latency(self, model_id: str) -> tuple[float, float] | None:
         value = self._latency.get(model_id)
-        if value is None or value[1] <= 0:
+        if value is None or value[0] is None or value[1] is None:
             return None
-        return value
+        return (value[0], value[1])

@@ -167,10 +167,13 @@ class HealthConstraint(Constraint):
     name = "health"
 
     def check(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[str | None]:
+        circuits = ctx.state.has_open_circuits()
+        if not circuits and not ctx.executing:
+            return [None] * len(candidates)
         out: Reasons = []
         status: dict[str, str | None] = {}
         for c in candidates:
-            reason = ctx.state.open_circuit_reason(c.model.id)
+            reason = ctx.state.open_circuit_reason(c.model.id) if circuits else None
             if reason is None and ctx.executing:
                 provider = c.model.provider
                 if provider not in status:
