@@ -20,8 +20,11 @@ nox.options.default_venv_backend = "venv"
 
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists()) if (ROOT / "plugins").exists() else []
-TEST_PLUGINS = sorted(str(p) for p in (ROOT / "tests" / "plugins").iterdir() if (p / "pyproject.toml").exists())
+TEST_PLUGINS = sorted(str(p) for p in (ROOT / "tests" / "plugins").iterdir() if (p / "pyproject.toml").exists()) \
+    if (ROOT / "tests" / "plugins").exists() else []
 TEST_DEPS = ["pytest>=8.2,<10", "anyio>=4.4,<5", "pytest-timeout>=2.3,<3"]
+# the fake upstreams (tests/fakes) are small Starlette apps served by uvicorn in a thread
+FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
 
 
 def _install_core(session: nox.Session, *extra: str) -> None:
@@ -34,8 +37,9 @@ def tests(session: nox.Session) -> None:
     _install_core(session)
     for name in PLUGINS:
         session.install("-e", f"./plugins/{name}")
-    session.install(*TEST_PLUGINS)
-    session.install(*TEST_DEPS)
+    if TEST_PLUGINS:
+        session.install(*TEST_PLUGINS)
+    session.install(*TEST_DEPS, *FAKE_DEPS)
     session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
@@ -46,7 +50,7 @@ for _name in PLUGINS:
         """One plugin distribution's tests against only the core and that plugin."""
         _install_core(session)
         session.install("-e", f"./plugins/{_plugin}")
-        session.install(*TEST_DEPS)
+        session.install(*TEST_DEPS, *FAKE_DEPS)
         session.run("pytest", "-q", "-p", "no:cacheprovider", f"plugins/{_plugin}/tests", *session.posargs)
 
 
