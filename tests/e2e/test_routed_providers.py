@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 from fakes import FakeAnthropic, FakeCohere, FakeOpenAI
-
 from llm_router import Router
 from llm_router.errors import ServerError
 
@@ -75,7 +74,8 @@ async def test_route_and_execute_each_provider(policy: dict[str, Any], fakes: di
         routed = await router.astream("Hello again", max_tokens=50)
         text = "".join([chunk.text async for chunk in routed])
         assert text == "streamed routed answer"
-        assert routed.result is not None and routed.result.usage.output_tokens == 8
+        assert routed.result is not None
+        assert routed.result.usage.output_tokens == 8
         assert routed.result.cost == pytest.approx((40 * model.price.input_per_mtok + 8 * model.price.output_per_mtok) / 1e6)
 
 
@@ -96,7 +96,8 @@ async def test_streaming_fallback_before_any_text(policy: dict[str, Any], fakes:
         fakes["cohere"].queue_text("streamed by cohere")
         routed = await router.astream("Hello")
         assert "".join([c.text async for c in routed]) == "streamed by cohere"
-        assert routed.result is not None and routed.result.selected_model.id == "cohere/command-r"
+        assert routed.result is not None
+        assert routed.result.selected_model.id == "cohere/command-r"
 
 
 async def test_the_real_error_when_every_candidate_fails(policy: dict[str, Any], fakes: dict[str, Any]) -> None:
@@ -105,7 +106,8 @@ async def test_the_real_error_when_every_candidate_fails(policy: dict[str, Any],
         fakes["openai"].queue_error("server")
         with pytest.raises(ServerError) as info:
             await router.aroute_and_execute("Hello")
-        assert info.value.provider == "openai" and info.value.status_code == 500
+        assert info.value.provider == "openai"
+        assert info.value.status_code == 500
         assert KEY not in str(info.value)
 
 
@@ -145,5 +147,6 @@ def test_cli_reports_the_provider_error(policy: dict[str, Any], fakes: dict[str,
     fakes["anthropic"].queue_error("auth")
     done = _cli(_order(policy, "anthropic/claude-haiku-4-5"), tmp_path, "Hello")
     assert done.returncode == 1
-    assert "authentication" in done.stderr and "ANTHROPIC_API_KEY" in done.stderr
+    assert "authentication" in done.stderr
+    assert "ANTHROPIC_API_KEY" in done.stderr
     assert KEY not in done.stderr + done.stdout

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 from fakes import FakeOpenAI
-from llm_router_example import TinyChatProvider
-
 from llm_router.components import Provider
 from llm_router.testing import ProviderConformance
+from llm_router_example import TinyChatProvider
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from fakes import FakeAnthropic
-
 from llm_router.components import Provider
 from llm_router.errors import ServerError
 from llm_router.testing import ProviderConformance, make_provider, request_for
@@ -71,7 +70,9 @@ async def test_translation_to_the_messages_api(anthropic_provider: AnthropicProv
     assert "anthropic-version" in sent.headers
     body = sent.json
     assert body["system"] == "Be brief."
-    assert body["max_tokens"] == 100 and body["temperature"] == 0.3 and body["stop_sequences"] == ["END"]
+    assert body["max_tokens"] == 100
+    assert body["temperature"] == 0.3
+    assert body["stop_sequences"] == ["END"]
     assert body["tools"] == [{"name": "get_weather", "description": "weather",
                               "input_schema": TOOL["function"]["parameters"]}]
     assert body["tool_choice"] == {"type": "any"}
@@ -102,7 +103,8 @@ async def test_streamed_tool_use(anthropic_provider: AnthropicProvider, upstream
     upstream.queue_text("", tool_calls=[{"id": "toolu_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}])
     chunks = [c async for c in anthropic_provider.stream(request_for("claude-haiku-4-5", tools=(TOOL,)))]
     calls = [t for c in chunks for t in c.tool_calls]
-    assert calls[0]["function"]["name"] == "get_weather" and calls[0]["id"] == "toolu_1"
+    assert calls[0]["function"]["name"] == "get_weather"
+    assert calls[0]["id"] == "toolu_1"
     assert json.loads("".join(t["function"]["arguments"] for t in calls)) == {"city": "Oslo"}
     assert chunks[-1].finish_reason == "tool_calls"
 
@@ -117,4 +119,6 @@ async def test_overloaded_529_is_a_retryable_server_error(anthropic_provider: An
     upstream.queue_error("overloaded")
     with pytest.raises(ServerError) as info:
         await anthropic_provider.complete(request_for("claude-haiku-4-5"))
-    assert info.value.status_code == 529 and info.value.retryable and info.value.request_id
+    assert info.value.status_code == 529
+    assert info.value.retryable
+    assert info.value.request_id

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from fakes import FakeCohere
-
 from llm_router.components import Provider
 from llm_router.testing import ProviderConformance, make_provider, request_for
 from llm_router_cohere import CohereProvider
@@ -59,9 +58,12 @@ async def test_parameters_reach_the_wire(cohere_provider: CohereProvider, upstre
     assert sent.headers["authorization"] == f"Bearer {api_key}"
     body = sent.json
     assert body["messages"][0] == {"role": "system", "content": "You are terse."}
-    assert body["max_tokens"] == 40 and body["temperature"] == 0.1 and body["stop_sequences"] == ["END"]
+    assert body["max_tokens"] == 40
+    assert body["temperature"] == 0.1
+    assert body["stop_sequences"] == ["END"]
     assert body["response_format"] == {"type": "json_object"}
-    assert body["tools"] == [TOOL] and body["tool_choice"] == "REQUIRED"
+    assert body["tools"] == [TOOL]
+    assert body["tool_choice"] == "REQUIRED"
 
 
 async def test_tool_calls(cohere_provider: CohereProvider, upstream: FakeCohere) -> None:
@@ -79,7 +81,8 @@ async def test_tool_calls(cohere_provider: CohereProvider, upstream: FakeCohere)
 
 async def test_embeddings(cohere_provider: CohereProvider, upstream: FakeCohere) -> None:
     vectors = await cohere_provider.embed(["a", "bcd"], "embed-v4.0")
-    assert len(vectors) == 2 and vectors[0] != vectors[1]
+    assert len(vectors) == 2
+    assert vectors[0] != vectors[1]
     assert upstream.last.path == "/v2/embed"
     assert upstream.last.json["texts"] == ["a", "bcd"]
     assert upstream.last.json["embedding_types"] == ["float"]

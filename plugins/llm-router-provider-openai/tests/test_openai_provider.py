@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from fakes import FakeOpenAI
-
 from llm_router.components import Provider
 from llm_router.testing import ProviderConformance, make_provider, request_for
 from llm_router.types import CompletionRequest, Message
@@ -67,7 +66,9 @@ async def test_parameters_reach_the_wire(openai_provider: OpenAIProvider, upstre
     sent = upstream.last
     assert sent.path == "/v1/chat/completions"
     body = sent.json
-    assert body["max_tokens"] == 33 and body["temperature"] == 0.5 and body["stop"] == ["END"]
+    assert body["max_tokens"] == 33
+    assert body["temperature"] == 0.5
+    assert body["stop"] == ["END"]
     assert body["response_format"] == {"type": "json_object"}
     assert body["messages"][0] == {"role": "system", "content": "You are terse."}
     assert sent.headers["x-team"] == "router"
@@ -78,7 +79,8 @@ async def test_parameters_reach_the_wire(openai_provider: OpenAIProvider, upstre
 async def test_stream_asks_for_usage(openai_provider: OpenAIProvider, upstream: FakeOpenAI) -> None:
     chunks = [c async for c in openai_provider.stream(request_for("gpt-4o-mini"))]
     assert upstream.last.json["stream_options"] == {"include_usage": True}
-    assert chunks[-1].usage is not None and chunks[-1].request_id
+    assert chunks[-1].usage is not None
+    assert chunks[-1].request_id
 
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "weather",
@@ -99,7 +101,8 @@ async def test_tools_pass_through(openai_provider: OpenAIProvider, upstream: Fak
     assert response.tool_calls[0].name == "get_weather"
     assert json.loads(response.tool_calls[0].arguments) == {"city": "Oslo"}
     body = upstream.last.json
-    assert body["tools"] == [TOOL] and body["tool_choice"] == "auto"
+    assert body["tools"] == [TOOL]
+    assert body["tool_choice"] == "auto"
     assert body["messages"][2] == {"role": "tool", "tool_call_id": "call_0", "content": "sunny"}
 
 
@@ -113,7 +116,9 @@ async def test_streamed_tool_calls(openai_provider: OpenAIProvider, upstream: Fa
 
 async def test_embeddings(openai_provider: OpenAIProvider, upstream: FakeOpenAI) -> None:
     vectors = await openai_provider.embed(["a", "bcd"], "text-embedding-3-small")
-    assert len(vectors) == 2 and vectors[0] != vectors[1] and len(vectors[0]) == 4
+    assert len(vectors) == 2
+    assert vectors[0] != vectors[1]
+    assert len(vectors[0]) == 4
     assert upstream.last.path == "/v1/embeddings"
     assert upstream.last.json["input"] == ["a", "bcd"]
 
@@ -125,7 +130,8 @@ def test_compatible_host_contributes_models() -> None:
                     "price": {"input_per_mtok": 0.01, "output_per_mtok": 0.02}}],
     }, name="local")
     (info,) = p.models()
-    assert info.id == "local/gemma-3-270m" and info.context_window == 32768
+    assert info.id == "local/gemma-3-270m"
+    assert info.context_window == 32768
     assert info.price.output_per_mtok == 0.02
     assert p.unavailable_reason() is None  # local hosts need no key
 

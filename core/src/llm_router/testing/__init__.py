@@ -42,18 +42,18 @@ from typing import Any, ClassVar, Protocol
 import anyio
 import pytest
 
-from ..components import ComponentContext, Provider
-from ..errors import (
+from llm_router.components import ComponentContext, Provider
+from llm_router.errors import (
     AuthenticationError,
     ContextLengthExceededError,
     ProviderError,
     RateLimitError,
     ServerError,
 )
-from ..errors import TimeoutError as ProviderTimeoutError
-from ..policy import Policy
-from ..state import MemoryState
-from ..types import CompletionRequest, Message, StreamChunk
+from llm_router.errors import TimeoutError as ProviderTimeoutError
+from llm_router.policy import Policy
+from llm_router.state import MemoryState
+from llm_router.types import CompletionRequest, Message, StreamChunk
 
 __all__ = ["ProviderConformance", "RecordedRequest", "Upstream", "make_provider", "request_for"]
 
@@ -186,7 +186,7 @@ class ProviderConformance:
 
     async def test_cost_from_reported_usage(self, provider_class: type[Provider], provider_params: dict[str, Any],
                                             upstream: Upstream, model_id: str) -> None:
-        from ..router import Router
+        from llm_router.router import Router
 
         policy = {
             "providers": {"under_test": {"type": provider_class.name, **provider_params}},
@@ -235,7 +235,8 @@ class ProviderConformance:
         assert "api_key" in str(err)
         if self.key_env:
             assert self.key_env in str(err)
-        assert api_key not in str(err) and api_key not in repr(err)
+        assert api_key not in str(err)
+        assert api_key not in repr(err)
 
     async def test_context_length(self, provider: Provider, upstream: Upstream, model_id: str) -> None:
         upstream.queue_error("context_length")
@@ -249,7 +250,8 @@ class ProviderConformance:
         with pytest.raises(ServerError) as info:
             await provider.complete(request_for(model_id))
         assert info.value.retryable
-        assert info.value.status_code is not None and info.value.status_code >= 500
+        assert info.value.status_code is not None
+        assert info.value.status_code >= 500
         assert info.value.request_id
 
     async def test_errors_while_streaming_are_typed(self, provider: Provider, upstream: Upstream,
@@ -283,8 +285,10 @@ class ProviderConformance:
     async def test_key_never_leaks(self, provider: Provider, upstream: Upstream, model_id: str, api_key: str,
                                    caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG)
-        assert api_key not in repr(provider) and api_key not in str(provider)
-        assert api_key not in repr(provider.config) and api_key not in str(provider.config)
+        assert api_key not in repr(provider)
+        assert api_key not in str(provider)
+        assert api_key not in repr(provider.config)
+        assert api_key not in str(provider.config)
         assert api_key not in provider.config.model_dump_json()
         upstream.queue_text("fine")
         response = await provider.complete(request_for(model_id))
@@ -295,7 +299,8 @@ class ProviderConformance:
             upstream.queue_error(kind)
             with pytest.raises(ProviderError) as info:
                 await provider.complete(request_for(model_id))
-            assert api_key not in str(info.value) and api_key not in repr(info.value)
+            assert api_key not in str(info.value)
+            assert api_key not in repr(info.value)
             assert api_key not in str(info.value.args)
         for record in caplog.records:
             assert api_key not in record.getMessage()
@@ -309,7 +314,9 @@ class ProviderConformance:
             return
         monkeypatch.delenv(self.key_env, raising=False)
         reason = make_provider(provider_class, params).unavailable_reason()
-        assert reason is not None and self.key_env in reason and "api_key" in reason
+        assert reason is not None
+        assert self.key_env in reason
+        assert "api_key" in reason
         monkeypatch.setenv(self.key_env, FAKE_KEY)
         assert make_provider(provider_class, params).unavailable_reason() is None
 
@@ -324,7 +331,8 @@ class ProviderConformance:
                 received.append(chunk)
                 if chunk.text:
                     scope.cancel()
-        assert received and len(received) < 10
+        assert received
+        assert len(received) < 10
         assert await wait_until(lambda: upstream.open_streams == 0 and upstream.closed_streams >= 1)
 
     async def test_closing_a_stream_early_closes_the_upstream_request(self, provider: Provider,

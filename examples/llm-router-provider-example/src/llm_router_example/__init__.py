@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
 from llm_router import hookimpl
 from llm_router.components import Provider
 from llm_router.errors import (
@@ -28,6 +26,7 @@ from llm_router.errors import (
     TimeoutError,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, StreamChunk, Usage
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 KEY_ENV = "TINYCHAT_API_KEY"
 

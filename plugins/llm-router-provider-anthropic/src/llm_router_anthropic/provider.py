@@ -16,8 +16,6 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 import anthropic
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
 from llm_router.catalogue import Catalogue
 from llm_router.components import Provider
 from llm_router.errors import (
@@ -32,6 +30,7 @@ from llm_router.errors import (
     TimeoutError,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = ["AnthropicConfig", "AnthropicProvider"]
 

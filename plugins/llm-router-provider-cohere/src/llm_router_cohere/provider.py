@@ -11,8 +11,6 @@ from typing import Any, ClassVar
 import cohere
 import httpx
 from cohere.core.api_error import ApiError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
 from llm_router.components import Provider
 from llm_router.errors import (
     AuthenticationError,
@@ -26,6 +24,7 @@ from llm_router.errors import (
     TimeoutError,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = ["CohereConfig", "CohereProvider"]
 
@@ -229,7 +228,7 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     if status == 429:
         return RateLimitError(message, retry_after_s=retry_after_s(headers), **kw)
     lowered = message.lower()
-    if status in (400, 413, 422) and ("too many tokens" in lowered or "context" in lowered and "length" in lowered):
+    if status in (400, 413, 422) and ("too many tokens" in lowered or ("context" in lowered and "length" in lowered)):
         return ContextLengthExceededError(message, **kw)
     if status in (408, 504):
         return TimeoutError(message, **kw)

@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import openai
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
 from llm_router.components import Provider
 from llm_router.errors import (
     AuthenticationError,
@@ -41,6 +39,7 @@ from llm_router.types import (
     ToolCall,
     Usage,
 )
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = ["HostedModel", "OpenAICompatibleProvider", "OpenAIConfig", "OpenAIProvider"]
 
