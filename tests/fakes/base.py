@@ -82,12 +82,26 @@ class FakeUpstream:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.base_path}"
 
-    def queue_text(self, text: str = DEFAULT_TEXT, *, usage: tuple[int, int] = (12, 7),
-                   tool_calls: Iterable[dict[str, Any]] = (), chunk_delay_s: float = 0.0,
-                   finish_reason: str | None = None) -> None:
+    def queue_text(
+        self,
+        text: str = DEFAULT_TEXT,
+        *,
+        usage: tuple[int, int] = (12, 7),
+        tool_calls: Iterable[dict[str, Any]] = (),
+        chunk_delay_s: float = 0.0,
+        finish_reason: str | None = None,
+    ) -> None:
         """Answer the next request with ``text`` (and OpenAI-style ``tool_calls``: id, name, arguments)."""
-        self.script.append(Script("text", text=text, usage=usage, tool_calls=list(tool_calls),
-                                  chunk_delay_s=chunk_delay_s, finish_reason=finish_reason))
+        self.script.append(
+            Script(
+                "text",
+                text=text,
+                usage=usage,
+                tool_calls=list(tool_calls),
+                chunk_delay_s=chunk_delay_s,
+                finish_reason=finish_reason,
+            )
+        )
 
     def queue_error(self, kind: str, *, retry_after: float | None = None) -> None:
         """Fail the next request: ``rate_limit``, ``auth``, ``context_length``, ``server``, ``overloaded``."""
@@ -116,8 +130,9 @@ class FakeUpstream:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         app = Starlette(routes=self.routes())
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
-                                timeout_keep_alive=5)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1, timeout_keep_alive=5
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
@@ -145,7 +160,9 @@ class FakeUpstream:
             data = json.loads(body) if body else None
         except ValueError:
             data = body.decode(errors="replace")
-        rec = Recorded(request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}, data)
+        rec = Recorded(
+            request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}, data
+        )
         self.requests.append(rec)
         return rec
 
@@ -165,7 +182,9 @@ class FakeUpstream:
     def headers(self, request_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {self.request_id_header: request_id, **(extra or {})}
 
-    def json(self, body: Any, request_id: str, status: int = 200, extra: dict[str, str] | None = None) -> Response:
+    def json(
+        self, body: Any, request_id: str, status: int = 200, extra: dict[str, str] | None = None
+    ) -> Response:
         return JSONResponse(body, status_code=status, headers=self.headers(request_id, extra))
 
     def event_stream(self, events: Iterable[bytes], request_id: str, delay_s: float) -> Response:

@@ -20,11 +20,20 @@ from starlette.routing import Route
 from .base import FakeUpstream, Script, split_text, sse
 
 ERRORS: dict[str, tuple[int, str, str | None, str]] = {
-    "rate_limit": (429, "requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
+    "rate_limit": (
+        429,
+        "requests",
+        "rate_limit_exceeded",
+        "Rate limit reached for requests. Please try again later.",
+    ),
     "auth": (401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
-    "context_length": (400, "invalid_request_error", "context_length_exceeded",
-                       "This model's maximum context length is 128000 tokens. However, your messages resulted "
-                       "in 200000 tokens. Please reduce the length of the messages."),
+    "context_length": (
+        400,
+        "invalid_request_error",
+        "context_length_exceeded",
+        "This model's maximum context length is 128000 tokens. However, your messages resulted "
+        "in 200000 tokens. Please reduce the length of the messages.",
+    ),
     "server": (500, "server_error", None, "The server had an error while processing your request."),
     "overloaded": (503, "server_error", None, "The engine is currently overloaded, please try again later."),
 }
@@ -42,8 +51,14 @@ class FakeOpenAI(FakeUpstream):
 
     def error(self, script: Script, request_id: str) -> Response:
         status, type_, code, message = ERRORS[script.error]
-        body = {"error": {"message": message, "type": type_, "param": "messages" if code == "context_length_exceeded"
-                          else None, "code": code}}
+        body = {
+            "error": {
+                "message": message,
+                "type": type_,
+                "param": "messages" if code == "context_length_exceeded" else None,
+                "code": code,
+            }
+        }
         return self.json(body, request_id, status, self.error_headers(script))
 
     async def chat(self, request: Request) -> Response:
@@ -57,26 +72,47 @@ class FakeOpenAI(FakeUpstream):
         cid = f"chatcmpl-{request_id[4:]}"
         created = int(time.time())
         prompt_tokens, completion_tokens = script.usage
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
-        tool_calls = [{"id": t["id"], "type": "function",
-                       "function": {"name": t["name"], "arguments": t["arguments"]}} for t in script.tool_calls]
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        tool_calls = [
+            {"id": t["id"], "type": "function", "function": {"name": t["name"], "arguments": t["arguments"]}}
+            for t in script.tool_calls
+        ]
         finish = script.finish_reason or ("tool_calls" if tool_calls else "stop")
         if not body.get("stream"):
-            message: dict[str, Any] = {"role": "assistant", "content": script.text if script.text else None,
-                                       "refusal": None}
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": script.text if script.text else None,
+                "refusal": None,
+            }
             if tool_calls:
                 message["tool_calls"] = tool_calls
-            return self.json({"id": cid, "object": "chat.completion", "created": created, "model": model,
-                              "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                              "usage": usage, "system_fingerprint": "fp_fake"}, request_id)
+            return self.json(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                    "usage": usage,
+                    "system_fingerprint": "fp_fake",
+                },
+                request_id,
+            )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            data: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                                    "system_fingerprint": "fp_fake",
-                                    "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                                 "finish_reason": finish_reason}]}
+            data: dict[str, Any] = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
             if include_usage:
                 data["usage"] = None
             return sse(data)
@@ -85,13 +121,40 @@ class FakeOpenAI(FakeUpstream):
         if script.text:
             events += [chunk({"content": part}) for part in split_text(script.text)]
         for i, call in enumerate(tool_calls):
-            events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                                                 "function": {"name": call["function"]["name"], "arguments": ""}}]}))
-            events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]}))
+            events.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": call["function"]["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
+            events.append(
+                chunk(
+                    {"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]}
+                )
+            )
         events.append(chunk({}, finish))
         if include_usage:
-            events.append(sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                               "system_fingerprint": "fp_fake", "choices": [], "usage": usage}))
+            events.append(
+                sse(
+                    {
+                        "id": cid,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "system_fingerprint": "fp_fake",
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+            )
         events.append(sse("[DONE]"))
         return self.event_stream(events, request_id, script.chunk_delay_s)
 
@@ -113,8 +176,15 @@ class FakeOpenAI(FakeUpstream):
                 encoded = vector
             data.append({"object": "embedding", "index": i, "embedding": encoded})
         tokens = sum(len(t.split()) for t in texts)
-        return self.json({"object": "list", "data": data, "model": body.get("model"),
-                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, request_id)
+        return self.json(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+            request_id,
+        )
 
 
 def fake_vector(text: str, dims: int = 4) -> list[float]:

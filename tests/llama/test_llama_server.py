@@ -10,14 +10,22 @@ from llm_router import Router
 from llm_router.testing import make_provider, request_for
 
 URL = os.environ.get("LLM_ROUTER_LLAMA_URL")
-pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not URL, reason="set LLM_ROUTER_LLAMA_URL (nox -s llama)")]
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(not URL, reason="set LLM_ROUTER_LLAMA_URL (nox -s llama)"),
+]
 MODEL = "gemma-3-270m"
 
 
 def _policy() -> dict[str, Any]:
     return {
-        "providers": {"local": {"type": "openai_compatible", "base_url": URL,
-                                "models": [{"model": MODEL, "context_window": 32768}]}},
+        "providers": {
+            "local": {
+                "type": "openai_compatible",
+                "base_url": URL,
+                "models": [{"model": MODEL, "context_window": 32768}],
+            }
+        },
         "classify": [{"rules": {"threshold": 0.0}}],
         "routes": [{"models": [f"local/{MODEL}"]}],
         "fallback": {"retries": 0},

@@ -45,14 +45,30 @@ async def cohere_provider(upstream: FakeCohere, api_key: str) -> Any:
     await p.aclose()
 
 
-TOOL = {"type": "function", "function": {"name": "get_weather", "description": "weather",
-                                         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 
 
-async def test_parameters_reach_the_wire(cohere_provider: CohereProvider, upstream: FakeCohere, api_key: str) -> None:
-    await cohere_provider.complete(request_for("command-r", max_tokens=40, temperature=0.1, stop=("END",),
-                                               response_format={"type": "json_object"}, tools=(TOOL,),
-                                               tool_choice="required"))
+async def test_parameters_reach_the_wire(
+    cohere_provider: CohereProvider, upstream: FakeCohere, api_key: str
+) -> None:
+    await cohere_provider.complete(
+        request_for(
+            "command-r",
+            max_tokens=40,
+            temperature=0.1,
+            stop=("END",),
+            response_format={"type": "json_object"},
+            tools=(TOOL,),
+            tool_choice="required",
+        )
+    )
     sent = upstream.last
     assert sent.path == "/v2/chat"
     assert sent.headers["authorization"] == f"Bearer {api_key}"

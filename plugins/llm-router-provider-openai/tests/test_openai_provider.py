@@ -53,15 +53,24 @@ class TestOpenAICompatibleConformance(ProviderConformance):
 
 @pytest.fixture
 async def openai_provider(upstream: FakeOpenAI, api_key: str) -> Any:
-    p = make_provider(OpenAIProvider, {"base_url": upstream.base_url, "api_key": api_key,
-                                       "headers": {"x-team": "router"}, "organization": "org-1"}, name="openai")
+    p = make_provider(
+        OpenAIProvider,
+        {
+            "base_url": upstream.base_url,
+            "api_key": api_key,
+            "headers": {"x-team": "router"},
+            "organization": "org-1",
+        },
+        name="openai",
+    )
     yield p
     await p.aclose()
 
 
 async def test_parameters_reach_the_wire(openai_provider: OpenAIProvider, upstream: FakeOpenAI) -> None:
-    req = request_for("gpt-4o-mini", max_tokens=33, temperature=0.5, stop=("END",),
-                      response_format={"type": "json_object"})
+    req = request_for(
+        "gpt-4o-mini", max_tokens=33, temperature=0.5, stop=("END",), response_format={"type": "json_object"}
+    )
     await openai_provider.complete(req)
     sent = upstream.last
     assert sent.path == "/v1/chat/completions"
@@ -83,20 +92,33 @@ async def test_stream_asks_for_usage(openai_provider: OpenAIProvider, upstream: 
     assert chunks[-1].request_id
 
 
-TOOL = {"type": "function", "function": {"name": "get_weather", "description": "weather",
-                                         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 
 
 async def test_tools_pass_through(openai_provider: OpenAIProvider, upstream: FakeOpenAI) -> None:
-    upstream.queue_text("", tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}])
+    upstream.queue_text(
+        "", tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}]
+    )
     messages = (
         Message(role="user", content="weather?"),
-        Message(role="assistant", tool_calls=[{"id": "call_0", "type": "function",
-                                               "function": {"name": "get_weather", "arguments": "{}"}}]),
+        Message(
+            role="assistant",
+            tool_calls=[
+                {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
+        ),
         Message(role="tool", tool_call_id="call_0", content="sunny"),
     )
-    response = await openai_provider.complete(CompletionRequest(model="gpt-4o-mini", messages=messages,
-                                                                tools=(TOOL,), tool_choice="auto"))
+    response = await openai_provider.complete(
+        CompletionRequest(model="gpt-4o-mini", messages=messages, tools=(TOOL,), tool_choice="auto")
+    )
     assert response.finish_reason == "tool_calls"
     assert response.tool_calls[0].name == "get_weather"
     assert json.loads(response.tool_calls[0].arguments) == {"city": "Oslo"}
@@ -107,7 +129,9 @@ async def test_tools_pass_through(openai_provider: OpenAIProvider, upstream: Fak
 
 
 async def test_streamed_tool_calls(openai_provider: OpenAIProvider, upstream: FakeOpenAI) -> None:
-    upstream.queue_text("", tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city":"Oslo"}'}])
+    upstream.queue_text(
+        "", tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city":"Oslo"}'}]
+    )
     chunks = [c async for c in openai_provider.stream(request_for("gpt-4o-mini", tools=(TOOL,)))]
     calls = [t for c in chunks for t in c.tool_calls]
     assert calls[0]["function"]["name"] == "get_weather"
@@ -124,11 +148,20 @@ async def test_embeddings(openai_provider: OpenAIProvider, upstream: FakeOpenAI)
 
 
 def test_compatible_host_contributes_models() -> None:
-    p = make_provider(OpenAICompatibleProvider, {
-        "base_url": "http://127.0.0.1:1/v1",
-        "models": [{"model": "gemma-3-270m", "context_window": 32768,
-                    "price": {"input_per_mtok": 0.01, "output_per_mtok": 0.02}}],
-    }, name="local")
+    p = make_provider(
+        OpenAICompatibleProvider,
+        {
+            "base_url": "http://127.0.0.1:1/v1",
+            "models": [
+                {
+                    "model": "gemma-3-270m",
+                    "context_window": 32768,
+                    "price": {"input_per_mtok": 0.01, "output_per_mtok": 0.02},
+                }
+            ],
+        },
+        name="local",
+    )
     (info,) = p.models()
     assert info.id == "local/gemma-3-270m"
     assert info.context_window == 32768

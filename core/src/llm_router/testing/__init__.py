@@ -76,8 +76,14 @@ class Upstream(Protocol):
     open_streams: int
     closed_streams: int
 
-    def queue_text(self, text: str = ..., *, usage: tuple[int, int] = ...,
-                   tool_calls: Iterable[dict[str, Any]] = ..., chunk_delay_s: float = ...) -> None: ...
+    def queue_text(
+        self,
+        text: str = ...,
+        *,
+        usage: tuple[int, int] = ...,
+        tool_calls: Iterable[dict[str, Any]] = ...,
+        chunk_delay_s: float = ...,
+    ) -> None: ...
 
     def queue_error(self, kind: str, *, retry_after: float | None = None) -> None: ...
 
@@ -87,15 +93,18 @@ class Upstream(Protocol):
 def make_provider(cls: type[Provider], params: Mapping[str, Any], name: str = "under_test") -> Provider:
     """An instance of provider ``cls`` as the router would build it for ``providers: {name: params}``."""
     config = cls.Config.model_validate(dict(params))
-    context = ComponentContext(name=name, policy_dir=Path.cwd(), taxonomy=Policy().build_taxonomy(),
-                               state=MemoryState())
+    context = ComponentContext(
+        name=name, policy_dir=Path.cwd(), taxonomy=Policy().build_taxonomy(), state=MemoryState()
+    )
     return cls(config, context)
 
 
 def request_for(model: str, text: str = "Say hello.", **fields: Any) -> CompletionRequest:
     """A small completion request for ``model``."""
     messages = (Message(role="system", content="You are terse."), Message(role="user", content=text))
-    return CompletionRequest(model=model, messages=messages, timeout_s=fields.pop("timeout_s", 10.0), **fields)
+    return CompletionRequest(
+        model=model, messages=messages, timeout_s=fields.pop("timeout_s", 10.0), **fields
+    )
 
 
 async def collect(stream: AsyncIterator[StreamChunk]) -> list[StreamChunk]:
@@ -145,7 +154,9 @@ def model_id() -> str:
 
 
 @pytest.fixture
-async def provider(provider_class: type[Provider], provider_params: dict[str, Any]) -> AsyncIterator[Provider]:
+async def provider(
+    provider_class: type[Provider], provider_params: dict[str, Any]
+) -> AsyncIterator[Provider]:
     instance = make_provider(provider_class, provider_params)
     yield instance
     await instance.aclose()
@@ -163,8 +174,9 @@ class ProviderConformance:
 
     # -- completion and streaming ------------------------------------------------------------------
 
-    async def test_complete_returns_text_and_usage(self, provider: Provider, upstream: Upstream,
-                                                   model_id: str, api_key: str) -> None:
+    async def test_complete_returns_text_and_usage(
+        self, provider: Provider, upstream: Upstream, model_id: str, api_key: str
+    ) -> None:
         upstream.queue_text("Bonjour tout le monde", usage=(21, 5))
         response = await provider.complete(request_for(model_id, max_tokens=50, temperature=0.2))
         assert response.text == "Bonjour tout le monde"
@@ -175,7 +187,9 @@ class ProviderConformance:
         assert sent.json["model"] == model_id
         assert any(api_key in value for value in sent.headers.values()), "the key was not sent"
 
-    async def test_stream_yields_text_then_usage(self, provider: Provider, upstream: Upstream, model_id: str) -> None:
+    async def test_stream_yields_text_then_usage(
+        self, provider: Provider, upstream: Upstream, model_id: str
+    ) -> None:
         upstream.queue_text("one two three four", usage=(9, 4))
         chunks = await collect(provider.stream(request_for(model_id)))
         assert "".join(c.text for c in chunks) == "one two three four"
@@ -184,14 +198,25 @@ class ProviderConformance:
         assert (chunks[-1].usage.input_tokens, chunks[-1].usage.output_tokens) == (9, 4)
         assert upstream.requests[-1].json.get("stream") is True
 
-    async def test_cost_from_reported_usage(self, provider_class: type[Provider], provider_params: dict[str, Any],
-                                            upstream: Upstream, model_id: str) -> None:
+    async def test_cost_from_reported_usage(
+        self,
+        provider_class: type[Provider],
+        provider_params: dict[str, Any],
+        upstream: Upstream,
+        model_id: str,
+    ) -> None:
         from llm_router.router import Router
 
         policy = {
             "providers": {"under_test": {"type": provider_class.name, **provider_params}},
-            "models": [{"id": f"under_test/{model_id}", "context_window": 100_000, "max_output_tokens": 4096,
-                        "price": {"input_per_mtok": 2.0, "output_per_mtok": 10.0}}],
+            "models": [
+                {
+                    "id": f"under_test/{model_id}",
+                    "context_window": 100_000,
+                    "max_output_tokens": 4096,
+                    "price": {"input_per_mtok": 2.0, "output_per_mtok": 10.0},
+                }
+            ],
             "classify": [{"rules": {"threshold": 0.0}}],
             "routes": [{"models": [f"under_test/{model_id}"]}],
             "fallback": {"retries": 0},
@@ -213,7 +238,9 @@ class ProviderConformance:
 
     # -- errors -----------------------------------------------------------------------------------
 
-    async def test_rate_limit_with_retry_after(self, provider: Provider, upstream: Upstream, model_id: str) -> None:
+    async def test_rate_limit_with_retry_after(
+        self, provider: Provider, upstream: Upstream, model_id: str
+    ) -> None:
         upstream.queue_error("rate_limit", retry_after=7)
         with pytest.raises(RateLimitError) as info:
             await provider.complete(request_for(model_id))
@@ -224,8 +251,9 @@ class ProviderConformance:
         assert (err.provider, err.model) == ("under_test", model_id)
         assert err.request_id
 
-    async def test_authentication_error_names_the_key_setting(self, provider: Provider, upstream: Upstream,
-                                                              model_id: str, api_key: str) -> None:
+    async def test_authentication_error_names_the_key_setting(
+        self, provider: Provider, upstream: Upstream, model_id: str, api_key: str
+    ) -> None:
         upstream.queue_error("auth")
         with pytest.raises(AuthenticationError) as info:
             await provider.complete(request_for(model_id))
@@ -245,7 +273,9 @@ class ProviderConformance:
         assert info.value.status_code == 400
         assert not info.value.retryable
 
-    async def test_server_error_is_retryable(self, provider: Provider, upstream: Upstream, model_id: str) -> None:
+    async def test_server_error_is_retryable(
+        self, provider: Provider, upstream: Upstream, model_id: str
+    ) -> None:
         upstream.queue_error("server")
         with pytest.raises(ServerError) as info:
             await provider.complete(request_for(model_id))
@@ -254,8 +284,9 @@ class ProviderConformance:
         assert info.value.status_code >= 500
         assert info.value.request_id
 
-    async def test_errors_while_streaming_are_typed(self, provider: Provider, upstream: Upstream,
-                                                    model_id: str) -> None:
+    async def test_errors_while_streaming_are_typed(
+        self, provider: Provider, upstream: Upstream, model_id: str
+    ) -> None:
         upstream.queue_error("rate_limit", retry_after=3)
         with pytest.raises(RateLimitError) as info:
             await collect(provider.stream(request_for(model_id)))
@@ -274,16 +305,23 @@ class ProviderConformance:
             await provider.complete(request_for(model_id, timeout_s=0.3))
         assert info.value.retryable
 
-    async def test_stream_stall_becomes_timeout(self, provider: Provider, upstream: Upstream,
-                                                model_id: str) -> None:
+    async def test_stream_stall_becomes_timeout(
+        self, provider: Provider, upstream: Upstream, model_id: str
+    ) -> None:
         upstream.queue_stall(3)
         with pytest.raises(ProviderTimeoutError):
             await collect(provider.stream(request_for(model_id, timeout_s=0.3)))
 
     # -- secrets ----------------------------------------------------------------------------------
 
-    async def test_key_never_leaks(self, provider: Provider, upstream: Upstream, model_id: str, api_key: str,
-                                   caplog: pytest.LogCaptureFixture) -> None:
+    async def test_key_never_leaks(
+        self,
+        provider: Provider,
+        upstream: Upstream,
+        model_id: str,
+        api_key: str,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
         caplog.set_level(logging.DEBUG)
         assert api_key not in repr(provider)
         assert api_key not in str(provider)
@@ -306,8 +344,9 @@ class ProviderConformance:
             assert api_key not in record.getMessage()
             assert api_key not in repr(record.__dict__)
 
-    async def test_unavailable_without_key(self, provider_class: type[Provider], provider_params: dict[str, Any],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_unavailable_without_key(
+        self, provider_class: type[Provider], provider_params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         params = {k: v for k, v in provider_params.items() if k != "api_key"}
         if self.key_env is None:
             assert make_provider(provider_class, params).unavailable_reason() is None
@@ -322,8 +361,9 @@ class ProviderConformance:
 
     # -- cancellation -------------------------------------------------------------------------------
 
-    async def test_cancelling_a_stream_closes_the_upstream_request(self, provider: Provider, upstream: Upstream,
-                                                                   model_id: str) -> None:
+    async def test_cancelling_a_stream_closes_the_upstream_request(
+        self, provider: Provider, upstream: Upstream, model_id: str
+    ) -> None:
         upstream.queue_text("a b c d e f g h i j k l m n o p", chunk_delay_s=0.5)
         received: list[StreamChunk] = []
         with anyio.CancelScope() as scope:
@@ -335,8 +375,9 @@ class ProviderConformance:
         assert len(received) < 10
         assert await wait_until(lambda: upstream.open_streams == 0 and upstream.closed_streams >= 1)
 
-    async def test_closing_a_stream_early_closes_the_upstream_request(self, provider: Provider,
-                                                                      upstream: Upstream, model_id: str) -> None:
+    async def test_closing_a_stream_early_closes_the_upstream_request(
+        self, provider: Provider, upstream: Upstream, model_id: str
+    ) -> None:
         upstream.queue_text("a b c d e f g h i j k l m n o p", chunk_delay_s=0.5)
         stream = provider.stream(request_for(model_id))
         iterator = stream.__aiter__()

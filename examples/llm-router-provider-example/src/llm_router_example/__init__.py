@@ -56,8 +56,11 @@ class TinyChatProvider(Provider):
         return None
 
     def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model, "stream": stream,
-                                "messages": [m.model_dump(exclude_none=True) for m in request.messages]}
+        body: dict[str, Any] = {
+            "model": request.model,
+            "stream": stream,
+            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+        }
         if stream:
             body["stream_options"] = {"include_usage": True}
         for field in ("max_tokens", "temperature", "response_format"):
@@ -71,8 +74,12 @@ class TinyChatProvider(Provider):
         return {"authorization": f"Bearer {self._key() or ''}"}
 
     def _error(self, response: httpx.Response, model: str, body: bytes) -> ProviderError:
-        kw: dict[str, Any] = {"provider": self.context.name, "model": model, "status_code": response.status_code,
-                              "request_id": response.headers.get("x-request-id")}
+        kw: dict[str, Any] = {
+            "provider": self.context.name,
+            "model": model,
+            "status_code": response.status_code,
+            "request_id": response.headers.get("x-request-id"),
+        }
         try:
             err = json.loads(body).get("error", {})
         except ValueError:
@@ -80,7 +87,9 @@ class TinyChatProvider(Provider):
         message = str(err.get("message") or f"HTTP {response.status_code}")
         status = response.status_code
         if status == 401:
-            return AuthenticationError(f"{message} (set {KEY_ENV} or providers.{self.context.name}.api_key)", **kw)
+            return AuthenticationError(
+                f"{message} (set {KEY_ENV} or providers.{self.context.name}.api_key)", **kw
+            )
         if status == 429:
             after = response.headers.get("retry-after")
             return RateLimitError(message, retry_after_s=float(after) if after else None, **kw)
@@ -89,14 +98,23 @@ class TinyChatProvider(Provider):
         return ServerError(message, **kw) if status >= 500 else BadRequestError(message, **kw)
 
     async def _open(self, request: CompletionRequest, stream: bool) -> httpx.Response:
-        req = self._http.build_request("POST", "chat/completions", json=self._body(request, stream),
-                                       headers=self._headers(), timeout=request.timeout_s or self.config.timeout_s)
+        req = self._http.build_request(
+            "POST",
+            "chat/completions",
+            json=self._body(request, stream),
+            headers=self._headers(),
+            timeout=request.timeout_s or self.config.timeout_s,
+        )
         try:
             response = await self._http.send(req, stream=True)
         except httpx.TimeoutException:
-            raise TimeoutError("the request timed out", provider=self.context.name, model=request.model) from None
+            raise TimeoutError(
+                "the request timed out", provider=self.context.name, model=request.model
+            ) from None
         except httpx.HTTPError as exc:
-            raise ConnectionError(type(exc).__name__, provider=self.context.name, model=request.model) from None
+            raise ConnectionError(
+                type(exc).__name__, provider=self.context.name, model=request.model
+            ) from None
         if response.status_code >= 400:
             body = await response.aread()
             await response.aclose()
@@ -108,14 +126,20 @@ class TinyChatProvider(Provider):
         try:
             data = json.loads(await response.aread())
         except httpx.TimeoutException:
-            raise TimeoutError("the answer stalled", provider=self.context.name, model=request.model) from None
+            raise TimeoutError(
+                "the answer stalled", provider=self.context.name, model=request.model
+            ) from None
         finally:
             await response.aclose()
         choice, usage = data["choices"][0], data.get("usage") or {}
         return CompletionResponse(
-            text=choice["message"].get("content") or "", model=data.get("model", request.model),
-            finish_reason=choice.get("finish_reason"), request_id=response.headers.get("x-request-id"),
-            usage=Usage(input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)),
+            text=choice["message"].get("content") or "",
+            model=data.get("model", request.model),
+            finish_reason=choice.get("finish_reason"),
+            request_id=response.headers.get("x-request-id"),
+            usage=Usage(
+                input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)
+            ),
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
@@ -128,14 +152,22 @@ class TinyChatProvider(Provider):
                 event = json.loads(line[6:])
                 usage = event.get("usage")
                 if usage:
-                    yield StreamChunk(usage=Usage(input_tokens=usage["prompt_tokens"],
-                                                  output_tokens=usage["completion_tokens"]), request_id=request_id)
+                    yield StreamChunk(
+                        usage=Usage(
+                            input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
+                        ),
+                        request_id=request_id,
+                    )
                 for choice in event.get("choices", []):
                     text = (choice.get("delta") or {}).get("content") or ""
                     if text or choice.get("finish_reason"):
-                        yield StreamChunk(text=text, finish_reason=choice.get("finish_reason"), request_id=request_id)
+                        yield StreamChunk(
+                            text=text, finish_reason=choice.get("finish_reason"), request_id=request_id
+                        )
         except httpx.TimeoutException:
-            raise TimeoutError("the stream stalled", provider=self.context.name, model=request.model) from None
+            raise TimeoutError(
+                "the stream stalled", provider=self.context.name, model=request.model
+            ) from None
         finally:
             await response.aclose()  # closing early (or being cancelled) closes the upstream request
 

@@ -35,8 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 __all__ = ["AnthropicConfig", "AnthropicProvider"]
 
 KEY_ENV = "ANTHROPIC_API_KEY"
-FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-          "refusal": "content_filter", "pause_turn": "stop"}
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+}
 JSON_INSTRUCTION = "Respond with a single JSON value only, with no text before or after it."
 
 
@@ -44,11 +50,17 @@ class AnthropicConfig(BaseModel):
     """Parameters of an ``anthropic`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
-    api_key_env: str | None = Field(None, description="environment variable holding the key (default ANTHROPIC_API_KEY)")
+    api_key: SecretStr | None = Field(
+        None, description="the API key; default: the environment variable api_key_env"
+    )
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the key (default ANTHROPIC_API_KEY)"
+    )
     base_url: str | None = None
     timeout_s: float = Field(60.0, gt=0)
-    max_tokens: int | None = Field(None, gt=0, description="default max_tokens (default: the catalogue's, else 4096)")
+    max_tokens: int | None = Field(
+        None, gt=0, description="default max_tokens (default: the catalogue's, else 4096)"
+    )
     headers: dict[str, str] = Field(default_factory=dict)
 
 
@@ -86,8 +98,11 @@ class AnthropicProvider(Provider):
         key = self._key()
         if self._client is None or key != self._client_key:
             self._client = anthropic.AsyncAnthropic(
-                api_key=key or "no-key", base_url=self.config.base_url, timeout=self.config.timeout_s,
-                max_retries=0, default_headers=self.config.headers or None,
+                api_key=key or "no-key",
+                base_url=self.config.base_url,
+                timeout=self.config.timeout_s,
+                max_retries=0,
+                default_headers=self.config.headers or None,
             )
             self._client_key = key
         return self._client
@@ -110,7 +125,8 @@ class AnthropicProvider(Provider):
             extra = f" It must match this JSON Schema: {json.dumps(schema)}" if schema else ""
             system = f"{system}\n\n{JSON_INSTRUCTION}{extra}".strip()
         params: dict[str, Any] = {
-            "model": request.model, "messages": messages,
+            "model": request.model,
+            "messages": messages,
             "max_tokens": request.max_tokens or self.default_max_tokens(request.model),
             "timeout": request.timeout_s or self.config.timeout_s,
         }
@@ -145,8 +161,10 @@ class AnthropicProvider(Provider):
             elif block.type == "tool_use":
                 calls.append(ToolCall(id=block.id, name=block.name, arguments=json.dumps(block.input)))
         return CompletionResponse(
-            text="".join(texts), model=message.model or request.model,
-            finish_reason=FINISH.get(str(message.stop_reason), message.stop_reason), tool_calls=tuple(calls),
+            text="".join(texts),
+            model=message.model or request.model,
+            finish_reason=FINISH.get(str(message.stop_reason), message.stop_reason),
+            tool_calls=tuple(calls),
             usage=Usage(input_tokens=message.usage.input_tokens, output_tokens=message.usage.output_tokens),
             request_id=raw.headers.get("request-id") or getattr(message, "_request_id", None),
             raw=message.model_dump(exclude_none=True),
@@ -167,28 +185,46 @@ class AnthropicProvider(Provider):
                     input_tokens = event.message.usage.input_tokens or 0
                 elif event.type == "content_block_start" and event.content_block.type == "tool_use":
                     position = tool_index.setdefault(event.index, len(tool_index))
-                    yield StreamChunk(tool_calls=({"index": position, "id": event.content_block.id, "type": "function",
-                                                   "function": {"name": event.content_block.name, "arguments": ""}},),
-                                      request_id=request_id)
+                    yield StreamChunk(
+                        tool_calls=(
+                            {
+                                "index": position,
+                                "id": event.content_block.id,
+                                "type": "function",
+                                "function": {"name": event.content_block.name, "arguments": ""},
+                            },
+                        ),
+                        request_id=request_id,
+                    )
                 elif event.type == "content_block_delta":
                     if event.delta.type == "text_delta":
                         yield StreamChunk(text=event.delta.text, request_id=request_id)
                     elif event.delta.type == "input_json_delta":
-                        yield StreamChunk(tool_calls=({"index": tool_index.get(event.index, 0),
-                                                       "function": {"arguments": event.delta.partial_json}},),
-                                          request_id=request_id)
+                        yield StreamChunk(
+                            tool_calls=(
+                                {
+                                    "index": tool_index.get(event.index, 0),
+                                    "function": {"arguments": event.delta.partial_json},
+                                },
+                            ),
+                            request_id=request_id,
+                        )
                 elif event.type == "message_delta":
                     reason = event.delta.stop_reason
-                    yield StreamChunk(finish_reason=FINISH.get(str(reason), reason),
-                                      usage=Usage(input_tokens=input_tokens, output_tokens=event.usage.output_tokens),
-                                      request_id=request_id)
+                    yield StreamChunk(
+                        finish_reason=FINISH.get(str(reason), reason),
+                        usage=Usage(input_tokens=input_tokens, output_tokens=event.usage.output_tokens),
+                        request_id=request_id,
+                    )
         except anthropic.AnthropicError as exc:
             raise self._error(exc, request.model) from None
         finally:
             await stream.close()
 
     def _error(self, exc: anthropic.AnthropicError, model: str) -> ProviderError:
-        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
+        return map_error(
+            exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint()
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,7 +249,9 @@ def _content_blocks(content: str | list[dict[str, Any]] | None) -> list[dict[str
             url = str((part.get("image_url") or {}).get("url", ""))
             if url.startswith("data:") and ";base64," in url:
                 media_type, data = url[5:].split(";base64,", 1)
-                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
+                blocks.append(
+                    {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+                )
             else:
                 blocks.append({"type": "image", "source": {"type": "url", "url": url}})
         else:
@@ -245,8 +283,14 @@ def to_anthropic_messages(messages: tuple[Message, ...] | list[Message]) -> tupl
                     arguments = json.loads(fn.get("arguments") or "{}")
                 except ValueError:
                     arguments = {"_raw": fn.get("arguments")}
-                blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""),
-                               "input": arguments})
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id", ""),
+                        "name": fn.get("name", ""),
+                        "input": arguments,
+                    }
+                )
             add("assistant", blocks)
         else:
             add("user", _content_blocks(m.content))
@@ -257,7 +301,10 @@ def to_anthropic_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
     """An OpenAI-style function tool as an Anthropic tool (other shapes pass through unchanged)."""
     if tool.get("type") == "function" and "function" in tool:
         fn = tool["function"]
-        out = {"name": fn["name"], "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+        out = {
+            "name": fn["name"],
+            "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
+        }
         if fn.get("description"):
             out["description"] = fn["description"]
         return out

@@ -29,16 +29,26 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 __all__ = ["CohereConfig", "CohereProvider"]
 
 KEY_ENV = "CO_API_KEY"
-FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls",
-          "ERROR": "error", "TIMEOUT": "error"}
+FINISH = {
+    "COMPLETE": "stop",
+    "STOP_SEQUENCE": "stop",
+    "MAX_TOKENS": "length",
+    "TOOL_CALL": "tool_calls",
+    "ERROR": "error",
+    "TIMEOUT": "error",
+}
 
 
 class CohereConfig(BaseModel):
     """Parameters of a ``cohere`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
-    api_key_env: str | None = Field(None, description="environment variable holding the key (default CO_API_KEY)")
+    api_key: SecretStr | None = Field(
+        None, description="the API key; default: the environment variable api_key_env"
+    )
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the key (default CO_API_KEY)"
+    )
     base_url: str | None = None
     timeout_s: float = Field(60.0, gt=0)
     embed_input_type: str = "search_document"
@@ -72,7 +82,11 @@ class CohereProvider(Provider):
     def client(self) -> cohere.AsyncClientV2:
         key = self._key()
         if self._client is None or key != self._client_key:
-            kwargs: dict[str, Any] = {"api_key": key or "no-key", "timeout": self.config.timeout_s, "max_retries": 0}
+            kwargs: dict[str, Any] = {
+                "api_key": key or "no-key",
+                "timeout": self.config.timeout_s,
+                "max_retries": 0,
+            }
             if self.config.base_url:
                 kwargs["base_url"] = self.config.base_url
             self._client = cohere.AsyncClientV2(**kwargs)
@@ -94,7 +108,9 @@ class CohereProvider(Provider):
             params["stop_sequences"] = list(request.stop)
         if request.response_format:
             fmt = dict(request.response_format)
-            if fmt.get("type") == "json_schema":  # OpenAI's {"json_schema": {"schema": ...}} → Cohere's json_object
+            if (
+                fmt.get("type") == "json_schema"
+            ):  # OpenAI's {"json_schema": {"schema": ...}} → Cohere's json_object
                 fmt = {"type": "json_object", "json_schema": (fmt.get("json_schema") or {}).get("schema")}
             params["response_format"] = fmt
         if request.tools:
@@ -114,12 +130,18 @@ class CohereProvider(Provider):
         text = "".join(getattr(part, "text", "") or "" for part in (message.content or ()))
         calls = tuple(
             ToolCall(id=c.id or "", name=c.function.name or "", arguments=c.function.arguments or "{}")
-            for c in (message.tool_calls or ()) if c.function is not None
+            for c in (message.tool_calls or ())
+            if c.function is not None
         )
         reason = str(response.finish_reason) if response.finish_reason else None
         return CompletionResponse(
-            text=text, model=request.model, finish_reason=FINISH.get(reason or "", reason), tool_calls=calls,
-            usage=_usage(response.usage), request_id=request_id, raw=response.model_dump(exclude_none=True),
+            text=text,
+            model=request.model,
+            finish_reason=FINISH.get(reason or "", reason),
+            tool_calls=calls,
+            usage=_usage(response.usage),
+            request_id=request_id,
+            raw=response.model_dump(exclude_none=True),
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
@@ -144,8 +166,11 @@ class CohereProvider(Provider):
                 elif kind == "message-end":
                     delta = event.delta
                     reason = str(delta.finish_reason) if delta and delta.finish_reason else None
-                    yield StreamChunk(finish_reason=FINISH.get(reason or "", reason),
-                                      usage=_usage(delta.usage if delta else None), request_id=request_id)
+                    yield StreamChunk(
+                        finish_reason=FINISH.get(reason or "", reason),
+                        usage=_usage(delta.usage if delta else None),
+                        request_id=request_id,
+                    )
         except (ApiError, httpx.HTTPError) as exc:
             raise self._error(exc, request.model) from None
         finally:
@@ -155,7 +180,10 @@ class CohereProvider(Provider):
         """One embedding vector per text (``embed_input_type`` from the config)."""
         try:
             response = await self.client().embed(
-                model=model, texts=texts, input_type=self.config.embed_input_type, embedding_types=["float"],
+                model=model,
+                texts=texts,
+                input_type=self.config.embed_input_type,
+                embedding_types=["float"],
                 request_options={"timeout_in_seconds": self.config.timeout_s, "max_retries": 0},
             )
         except (ApiError, httpx.HTTPError) as exc:
@@ -164,7 +192,9 @@ class CohereProvider(Provider):
         return [list(v) for v in vectors]
 
     def _error(self, exc: Exception, model: str) -> ProviderError:
-        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
+        return map_error(
+            exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint()
+        )
 
 
 def to_cohere_message(m: Message) -> dict[str, Any]:
@@ -228,7 +258,9 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     if status == 429:
         return RateLimitError(message, retry_after_s=retry_after_s(headers), **kw)
     lowered = message.lower()
-    if status in (400, 413, 422) and ("too many tokens" in lowered or ("context" in lowered and "length" in lowered)):
+    if status in (400, 413, 422) and (
+        "too many tokens" in lowered or ("context" in lowered and "length" in lowered)
+    ):
         return ContextLengthExceededError(message, **kw)
     if status in (408, 504):
         return TimeoutError(message, **kw)

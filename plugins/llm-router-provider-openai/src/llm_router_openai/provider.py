@@ -71,8 +71,12 @@ class OpenAIConfig(BaseModel):
     """Parameters of an ``openai`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
-    api_key_env: str | None = Field(None, description="environment variable holding the key (default OPENAI_API_KEY)")
+    api_key: SecretStr | None = Field(
+        None, description="the API key; default: the environment variable api_key_env"
+    )
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the key (default OPENAI_API_KEY)"
+    )
     base_url: str | None = None
     organization: str | None = None
     timeout_s: float = Field(60.0, gt=0, description="per-request timeout unless the request sets one")
@@ -123,14 +127,24 @@ class OpenAIProvider(Provider):
     def models(self) -> Sequence[ModelInfo]:
         out = []
         for m in self.config.models:
-            out.append(ModelInfo(
-                id=f"{self.context.name}/{m.model}", provider=self.context.name, model=m.model,
-                price=ModelPrice(input_per_mtok=m.price.input_per_mtok, output_per_mtok=m.price.output_per_mtok,
-                                 source=m.price.source),
-                context_window=m.context_window, max_output_tokens=m.max_output_tokens or m.context_window,
-                capabilities=m.capabilities, quality=dict(m.quality), ttft_ms=m.ttft_ms,
-                tokens_per_second=m.tokens_per_second,
-            ))
+            out.append(
+                ModelInfo(
+                    id=f"{self.context.name}/{m.model}",
+                    provider=self.context.name,
+                    model=m.model,
+                    price=ModelPrice(
+                        input_per_mtok=m.price.input_per_mtok,
+                        output_per_mtok=m.price.output_per_mtok,
+                        source=m.price.source,
+                    ),
+                    context_window=m.context_window,
+                    max_output_tokens=m.max_output_tokens or m.context_window,
+                    capabilities=m.capabilities,
+                    quality=dict(m.quality),
+                    ttft_ms=m.ttft_ms,
+                    tokens_per_second=m.tokens_per_second,
+                )
+            )
         return out
 
     def client(self) -> openai.AsyncOpenAI:
@@ -144,8 +158,12 @@ class OpenAIProvider(Provider):
                     limits=httpx2.Limits(max_connections=self.config.max_connections)
                 )
             self._client = openai.AsyncOpenAI(
-                api_key=key or "no-key", organization=self.config.organization, base_url=self.config.base_url,
-                timeout=self.config.timeout_s, max_retries=0, default_headers=self.config.headers or None,
+                api_key=key or "no-key",
+                organization=self.config.organization,
+                base_url=self.config.base_url,
+                timeout=self.config.timeout_s,
+                max_retries=0,
+                default_headers=self.config.headers or None,
                 http_client=http_client,
             )
             self._client_key = key
@@ -188,17 +206,26 @@ class OpenAIProvider(Provider):
             raise self._error(exc, request.model) from None
         request_id = raw.headers.get("x-request-id") or raw.headers.get("request-id")
         if not completion.choices:
-            raise ServerError("the response has no choices", provider=self.context.name, model=request.model,
-                              request_id=request_id)
+            raise ServerError(
+                "the response has no choices",
+                provider=self.context.name,
+                model=request.model,
+                request_id=request_id,
+            )
         choice = completion.choices[0]
         tool_calls = tuple(
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
-            for c in (choice.message.tool_calls or ()) if getattr(c, "function", None) is not None
+            for c in (choice.message.tool_calls or ())
+            if getattr(c, "function", None) is not None
         )
         usage = _usage(completion.usage)
         return CompletionResponse(
-            text=choice.message.content or "", model=completion.model or request.model,
-            finish_reason=choice.finish_reason, tool_calls=tool_calls, usage=usage, request_id=request_id,
+            text=choice.message.content or "",
+            model=completion.model or request.model,
+            finish_reason=choice.finish_reason,
+            tool_calls=tool_calls,
+            usage=usage,
+            request_id=request_id,
             raw=completion.model_dump(exclude_none=True),
         )
 
@@ -221,8 +248,13 @@ class OpenAIProvider(Provider):
                 delta = choice.delta
                 calls = tuple(c.model_dump(exclude_none=True) for c in (delta.tool_calls or ()))
                 if delta.content or calls or choice.finish_reason or usage:
-                    yield StreamChunk(text=delta.content or "", finish_reason=choice.finish_reason,
-                                      tool_calls=calls, usage=usage, request_id=request_id)
+                    yield StreamChunk(
+                        text=delta.content or "",
+                        finish_reason=choice.finish_reason,
+                        tool_calls=calls,
+                        usage=usage,
+                        request_id=request_id,
+                    )
         except openai.OpenAIError as exc:
             raise self._error(exc, request.model) from None
         finally:
@@ -239,7 +271,9 @@ class OpenAIProvider(Provider):
     # -- errors -----------------------------------------------------------------------------------
 
     def _error(self, exc: openai.OpenAIError, model: str) -> ProviderError:
-        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
+        return map_error(
+            exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint()
+        )
 
 
 def _message(m: Message) -> dict[str, Any]:
@@ -301,8 +335,13 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
         return RateLimitError(message, retry_after_s=retry_after_s(headers), **kw)
     if status in (400, 413, 422):
         lowered = message.lower()
-        if code == "context_length_exceeded" or "context length" in lowered or "context_length" in lowered \
-                or "too many tokens" in lowered or status == 413:
+        if (
+            code == "context_length_exceeded"
+            or "context length" in lowered
+            or "context_length" in lowered
+            or "too many tokens" in lowered
+            or status == 413
+        ):
             return ContextLengthExceededError(message, **kw)
         if code == "content_filter" or "content management policy" in lowered:
             return ContentFilteredError(message, **kw)
