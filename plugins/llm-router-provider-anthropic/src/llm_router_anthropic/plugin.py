@@ -1,0 +1,15 @@
+"""The ``llm_router`` entry point: registers the provider type ``anthropic``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llm_router import hookimpl
+from llm_router.components import Provider
+
+from .provider import AnthropicProvider
+
+
+@hookimpl
+def register_providers(register: Callable[[type[Provider]], None]) -> None:
+    register(AnthropicProvider)

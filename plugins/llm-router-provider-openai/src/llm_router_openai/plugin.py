@@ -1,0 +1,16 @@
+"""The ``llm_router`` entry point: registers the provider types ``openai`` and ``openai_compatible``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llm_router import hookimpl
+from llm_router.components import Provider
+
+from .provider import OpenAICompatibleProvider, OpenAIProvider
+
+
+@hookimpl
+def register_providers(register: Callable[[type[Provider]], None]) -> None:
+    register(OpenAIProvider)
+    register(OpenAICompatibleProvider)

@@ -1,0 +1,12 @@
+"""Faithful fake upstreams: local HTTP servers speaking the OpenAI, Anthropic and Cohere wire formats.
+
+Each satisfies the upstream scripting protocol of :mod:`llm_router.testing` (``queue_text``, ``queue_error``,
+``queue_stall``, ``requests``, ``open_streams``, ``base_url``). The real SDKs talk to them via ``base_url``.
+"""
+
+from .anthropic_api import FakeAnthropic
+from .base import FakeUpstream, Recorded, Script
+from .cohere_api import FakeCohere
+from .openai_api import FakeOpenAI
+
+__all__ = ["FakeAnthropic", "FakeCohere", "FakeOpenAI", "FakeUpstream", "Recorded", "Script"]
