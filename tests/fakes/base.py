@@ -171,7 +171,7 @@ class FakeUpstream:
         script = self.script.popleft() if self.script else Script("text")
         if script.kind == "stall":
             with anyio.move_on_after(script.seconds):
-                while request is None or not await request.is_disconnected():
+                while request is None or not await request.is_disconnected():  # noqa: ASYNC110 - no event to wait on
                     await anyio.sleep(0.05)
             script = Script("text")
         return script

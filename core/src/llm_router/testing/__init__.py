@@ -114,7 +114,7 @@ async def collect(stream: AsyncIterator[StreamChunk]) -> list[StreamChunk]:
 async def wait_until(predicate: Any, limit_s: float = 5.0) -> bool:
     """Poll ``predicate()`` until it is true or ``limit_s`` passes (a bound on waiting, not a timing check)."""
     with anyio.move_on_after(limit_s):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - polls a plain predicate: there is no event to wait on
             await anyio.sleep(0.02)
     return bool(predicate())
 
