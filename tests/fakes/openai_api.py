@@ -136,9 +136,7 @@ class FakeOpenAI(FakeUpstream):
                 )
             )
             events.append(
-                chunk(
-                    {"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]}
-                )
+                chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
             )
         events.append(chunk({}, finish))
         if include_usage:

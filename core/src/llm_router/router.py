@@ -955,8 +955,6 @@ class Router:
         )
 
 
-
-
 class RoutedStream:
     """A streamed answer with its decision; ``result`` is set when the stream has ended."""
 

@@ -42,9 +42,7 @@ class TestAnthropicConformance(ProviderConformance):
 
 @pytest.fixture
 async def anthropic_provider(upstream: FakeAnthropic, api_key: str) -> Any:
-    p = make_provider(
-        AnthropicProvider, {"base_url": upstream.base_url, "api_key": api_key}, name="anthropic"
-    )
+    p = make_provider(AnthropicProvider, {"base_url": upstream.base_url, "api_key": api_key}, name="anthropic")
     yield p
     await p.aclose()
 
@@ -113,9 +111,7 @@ async def test_translation_to_the_messages_api(
         "name": "get_weather",
         "input": {"city": "Oslo"},
     }
-    assert body["messages"][2]["content"] == [
-        {"type": "tool_result", "tool_use_id": "toolu_0", "content": "sunny"}
-    ]
+    assert body["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_0", "content": "sunny"}]
 
 
 async def test_max_tokens_defaults_from_the_catalogue(
@@ -127,9 +123,7 @@ async def test_max_tokens_defaults_from_the_catalogue(
     assert upstream.last.json["max_tokens"] == 4096
 
 
-async def test_tool_use_becomes_tool_calls(
-    anthropic_provider: AnthropicProvider, upstream: FakeAnthropic
-) -> None:
+async def test_tool_use_becomes_tool_calls(anthropic_provider: AnthropicProvider, upstream: FakeAnthropic) -> None:
     upstream.queue_text(
         "Let me check.",
         tool_calls=[{"id": "toolu_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}],
@@ -142,9 +136,7 @@ async def test_tool_use_becomes_tool_calls(
 
 
 async def test_streamed_tool_use(anthropic_provider: AnthropicProvider, upstream: FakeAnthropic) -> None:
-    upstream.queue_text(
-        "", tool_calls=[{"id": "toolu_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}]
-    )
+    upstream.queue_text("", tool_calls=[{"id": "toolu_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}])
     chunks = [c async for c in anthropic_provider.stream(request_for("claude-haiku-4-5", tools=(TOOL,)))]
     calls = [t for c in chunks for t in c.tool_calls]
     assert calls[0]["function"]["name"] == "get_weather"
@@ -156,9 +148,7 @@ async def test_streamed_tool_use(anthropic_provider: AnthropicProvider, upstream
 async def test_json_mode_asks_in_the_system_prompt(
     anthropic_provider: AnthropicProvider, upstream: FakeAnthropic
 ) -> None:
-    await anthropic_provider.complete(
-        request_for("claude-haiku-4-5", response_format={"type": "json_object"})
-    )
+    await anthropic_provider.complete(request_for("claude-haiku-4-5", response_format={"type": "json_object"}))
     assert "JSON" in upstream.last.json["system"]
 
 

@@ -55,9 +55,7 @@ TOOL = {
 }
 
 
-async def test_parameters_reach_the_wire(
-    cohere_provider: CohereProvider, upstream: FakeCohere, api_key: str
-) -> None:
+async def test_parameters_reach_the_wire(cohere_provider: CohereProvider, upstream: FakeCohere, api_key: str) -> None:
     await cohere_provider.complete(
         request_for(
             "command-r",

@@ -103,16 +103,12 @@ TOOL = {
 
 
 async def test_tools_pass_through(openai_provider: OpenAIProvider, upstream: FakeOpenAI) -> None:
-    upstream.queue_text(
-        "", tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}]
-    )
+    upstream.queue_text("", tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}])
     messages = (
         Message(role="user", content="weather?"),
         Message(
             role="assistant",
-            tool_calls=[
-                {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-            ],
+            tool_calls=[{"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
         ),
         Message(role="tool", tool_call_id="call_0", content="sunny"),
     )
@@ -129,9 +125,7 @@ async def test_tools_pass_through(openai_provider: OpenAIProvider, upstream: Fak
 
 
 async def test_streamed_tool_calls(openai_provider: OpenAIProvider, upstream: FakeOpenAI) -> None:
-    upstream.queue_text(
-        "", tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city":"Oslo"}'}]
-    )
+    upstream.queue_text("", tool_calls=[{"id": "call_1", "name": "get_weather", "arguments": '{"city":"Oslo"}'}])
     chunks = [c async for c in openai_provider.stream(request_for("gpt-4o-mini", tools=(TOOL,)))]
     calls = [t for c in chunks for t in c.tool_calls]
     assert calls[0]["function"]["name"] == "get_weather"

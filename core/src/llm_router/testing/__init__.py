@@ -102,9 +102,7 @@ def make_provider(cls: type[Provider], params: Mapping[str, Any], name: str = "u
 def request_for(model: str, text: str = "Say hello.", **fields: Any) -> CompletionRequest:
     """A small completion request for ``model``."""
     messages = (Message(role="system", content="You are terse."), Message(role="user", content=text))
-    return CompletionRequest(
-        model=model, messages=messages, timeout_s=fields.pop("timeout_s", 10.0), **fields
-    )
+    return CompletionRequest(model=model, messages=messages, timeout_s=fields.pop("timeout_s", 10.0), **fields)
 
 
 async def collect(stream: AsyncIterator[StreamChunk]) -> list[StreamChunk]:
@@ -154,9 +152,7 @@ def model_id() -> str:
 
 
 @pytest.fixture
-async def provider(
-    provider_class: type[Provider], provider_params: dict[str, Any]
-) -> AsyncIterator[Provider]:
+async def provider(provider_class: type[Provider], provider_params: dict[str, Any]) -> AsyncIterator[Provider]:
     instance = make_provider(provider_class, provider_params)
     yield instance
     await instance.aclose()
@@ -187,9 +183,7 @@ class ProviderConformance:
         assert sent.json["model"] == model_id
         assert any(api_key in value for value in sent.headers.values()), "the key was not sent"
 
-    async def test_stream_yields_text_then_usage(
-        self, provider: Provider, upstream: Upstream, model_id: str
-    ) -> None:
+    async def test_stream_yields_text_then_usage(self, provider: Provider, upstream: Upstream, model_id: str) -> None:
         upstream.queue_text("one two three four", usage=(9, 4))
         chunks = await collect(provider.stream(request_for(model_id)))
         assert "".join(c.text for c in chunks) == "one two three four"
@@ -238,9 +232,7 @@ class ProviderConformance:
 
     # -- errors -----------------------------------------------------------------------------------
 
-    async def test_rate_limit_with_retry_after(
-        self, provider: Provider, upstream: Upstream, model_id: str
-    ) -> None:
+    async def test_rate_limit_with_retry_after(self, provider: Provider, upstream: Upstream, model_id: str) -> None:
         upstream.queue_error("rate_limit", retry_after=7)
         with pytest.raises(RateLimitError) as info:
             await provider.complete(request_for(model_id))
@@ -273,9 +265,7 @@ class ProviderConformance:
         assert info.value.status_code == 400
         assert not info.value.retryable
 
-    async def test_server_error_is_retryable(
-        self, provider: Provider, upstream: Upstream, model_id: str
-    ) -> None:
+    async def test_server_error_is_retryable(self, provider: Provider, upstream: Upstream, model_id: str) -> None:
         upstream.queue_error("server")
         with pytest.raises(ServerError) as info:
             await provider.complete(request_for(model_id))
@@ -305,9 +295,7 @@ class ProviderConformance:
             await provider.complete(request_for(model_id, timeout_s=0.3))
         assert info.value.retryable
 
-    async def test_stream_stall_becomes_timeout(
-        self, provider: Provider, upstream: Upstream, model_id: str
-    ) -> None:
+    async def test_stream_stall_becomes_timeout(self, provider: Provider, upstream: Upstream, model_id: str) -> None:
         upstream.queue_stall(3)
         with pytest.raises(ProviderTimeoutError):
             await collect(provider.stream(request_for(model_id, timeout_s=0.3)))

@@ -87,9 +87,7 @@ class TinyChatProvider(Provider):
         message = str(err.get("message") or f"HTTP {response.status_code}")
         status = response.status_code
         if status == 401:
-            return AuthenticationError(
-                f"{message} (set {KEY_ENV} or providers.{self.context.name}.api_key)", **kw
-            )
+            return AuthenticationError(f"{message} (set {KEY_ENV} or providers.{self.context.name}.api_key)", **kw)
         if status == 429:
             after = response.headers.get("retry-after")
             return RateLimitError(message, retry_after_s=float(after) if after else None, **kw)
@@ -108,13 +106,9 @@ class TinyChatProvider(Provider):
         try:
             response = await self._http.send(req, stream=True)
         except httpx.TimeoutException:
-            raise TimeoutError(
-                "the request timed out", provider=self.context.name, model=request.model
-            ) from None
+            raise TimeoutError("the request timed out", provider=self.context.name, model=request.model) from None
         except httpx.HTTPError as exc:
-            raise ConnectionError(
-                type(exc).__name__, provider=self.context.name, model=request.model
-            ) from None
+            raise ConnectionError(type(exc).__name__, provider=self.context.name, model=request.model) from None
         if response.status_code >= 400:
             body = await response.aread()
             await response.aclose()
@@ -126,9 +120,7 @@ class TinyChatProvider(Provider):
         try:
             data = json.loads(await response.aread())
         except httpx.TimeoutException:
-            raise TimeoutError(
-                "the answer stalled", provider=self.context.name, model=request.model
-            ) from None
+            raise TimeoutError("the answer stalled", provider=self.context.name, model=request.model) from None
         finally:
             await response.aclose()
         choice, usage = data["choices"][0], data.get("usage") or {}
@@ -137,9 +129,7 @@ class TinyChatProvider(Provider):
             model=data.get("model", request.model),
             finish_reason=choice.get("finish_reason"),
             request_id=response.headers.get("x-request-id"),
-            usage=Usage(
-                input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)
-            ),
+            usage=Usage(input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)),
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
@@ -153,21 +143,15 @@ class TinyChatProvider(Provider):
                 usage = event.get("usage")
                 if usage:
                     yield StreamChunk(
-                        usage=Usage(
-                            input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
-                        ),
+                        usage=Usage(input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]),
                         request_id=request_id,
                     )
                 for choice in event.get("choices", []):
                     text = (choice.get("delta") or {}).get("content") or ""
                     if text or choice.get("finish_reason"):
-                        yield StreamChunk(
-                            text=text, finish_reason=choice.get("finish_reason"), request_id=request_id
-                        )
+                        yield StreamChunk(text=text, finish_reason=choice.get("finish_reason"), request_id=request_id)
         except httpx.TimeoutException:
-            raise TimeoutError(
-                "the stream stalled", provider=self.context.name, model=request.model
-            ) from None
+            raise TimeoutError("the stream stalled", provider=self.context.name, model=request.model) from None
         finally:
             await response.aclose()  # closing early (or being cancelled) closes the upstream request
 

@@ -50,17 +50,13 @@ class AnthropicConfig(BaseModel):
     """Parameters of an ``anthropic`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(
-        None, description="the API key; default: the environment variable api_key_env"
-    )
+    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
     api_key_env: str | None = Field(
         None, description="environment variable holding the key (default ANTHROPIC_API_KEY)"
     )
     base_url: str | None = None
     timeout_s: float = Field(60.0, gt=0)
-    max_tokens: int | None = Field(
-        None, gt=0, description="default max_tokens (default: the catalogue's, else 4096)"
-    )
+    max_tokens: int | None = Field(None, gt=0, description="default max_tokens (default: the catalogue's, else 4096)")
     headers: dict[str, str] = Field(default_factory=dict)
 
 
@@ -222,9 +218,7 @@ class AnthropicProvider(Provider):
             await stream.close()
 
     def _error(self, exc: anthropic.AnthropicError, model: str) -> ProviderError:
-        return map_error(
-            exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint()
-        )
+        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,9 +243,7 @@ def _content_blocks(content: str | list[dict[str, Any]] | None) -> list[dict[str
             url = str((part.get("image_url") or {}).get("url", ""))
             if url.startswith("data:") and ";base64," in url:
                 media_type, data = url[5:].split(";base64,", 1)
-                blocks.append(
-                    {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
-                )
+                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
             else:
                 blocks.append({"type": "image", "source": {"type": "url", "url": url}})
         else:

@@ -43,12 +43,8 @@ class CohereConfig(BaseModel):
     """Parameters of a ``cohere`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(
-        None, description="the API key; default: the environment variable api_key_env"
-    )
-    api_key_env: str | None = Field(
-        None, description="environment variable holding the key (default CO_API_KEY)"
-    )
+    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
+    api_key_env: str | None = Field(None, description="environment variable holding the key (default CO_API_KEY)")
     base_url: str | None = None
     timeout_s: float = Field(60.0, gt=0)
     embed_input_type: str = "search_document"
@@ -108,9 +104,7 @@ class CohereProvider(Provider):
             params["stop_sequences"] = list(request.stop)
         if request.response_format:
             fmt = dict(request.response_format)
-            if (
-                fmt.get("type") == "json_schema"
-            ):  # OpenAI's {"json_schema": {"schema": ...}} → Cohere's json_object
+            if fmt.get("type") == "json_schema":  # OpenAI's {"json_schema": {"schema": ...}} → Cohere's json_object
                 fmt = {"type": "json_object", "json_schema": (fmt.get("json_schema") or {}).get("schema")}
             params["response_format"] = fmt
         if request.tools:
@@ -192,9 +186,7 @@ class CohereProvider(Provider):
         return [list(v) for v in vectors]
 
     def _error(self, exc: Exception, model: str) -> ProviderError:
-        return map_error(
-            exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint()
-        )
+        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
 
 
 def to_cohere_message(m: Message) -> dict[str, Any]:
@@ -258,9 +250,7 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     if status == 429:
         return RateLimitError(message, retry_after_s=retry_after_s(headers), **kw)
     lowered = message.lower()
-    if status in (400, 413, 422) and (
-        "too many tokens" in lowered or ("context" in lowered and "length" in lowered)
-    ):
+    if status in (400, 413, 422) and ("too many tokens" in lowered or ("context" in lowered and "length" in lowered)):
         return ContextLengthExceededError(message, **kw)
     if status in (408, 504):
         return TimeoutError(message, **kw)

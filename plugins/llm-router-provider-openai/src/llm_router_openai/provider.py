@@ -71,12 +71,8 @@ class OpenAIConfig(BaseModel):
     """Parameters of an ``openai`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(
-        None, description="the API key; default: the environment variable api_key_env"
-    )
-    api_key_env: str | None = Field(
-        None, description="environment variable holding the key (default OPENAI_API_KEY)"
-    )
+    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
+    api_key_env: str | None = Field(None, description="environment variable holding the key (default OPENAI_API_KEY)")
     base_url: str | None = None
     organization: str | None = None
     timeout_s: float = Field(60.0, gt=0, description="per-request timeout unless the request sets one")
@@ -271,9 +267,7 @@ class OpenAIProvider(Provider):
     # -- errors -----------------------------------------------------------------------------------
 
     def _error(self, exc: openai.OpenAIError, model: str) -> ProviderError:
-        return map_error(
-            exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint()
-        )
+        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
 
 
 def _message(m: Message) -> dict[str, Any]:
