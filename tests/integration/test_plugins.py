@@ -179,3 +179,39 @@ def test_cli_plugins_all_lists_loaded_failed_and_blocked(monkeypatch: pytest.Mon
     assert by_name["testplugin"]["status"] == "blocked"
     assert by_name["broken"]["status"] == "failed" and by_name["broken"]["distribution"] == "llm-router-broken-plugin"
     assert by_name["scorers"]["essential"] is True and by_name["scorers"]["version"]
+
+
+class CommandsPlugin:
+    @llm_router.hookimpl
+    def register_commands(self, cli: Any) -> None:
+        from llm_router.cli import train_app
+
+        @train_app.command("widget")
+        def widget() -> None:
+            """Train a widget."""
+            print("widget trained")
+
+    @llm_router.hookimpl
+    def register_scorers(self, register: Callable[..., None]) -> None:
+        return None
+
+
+class BrokenCommandsPlugin:
+    @llm_router.hookimpl
+    def register_commands(self, cli: Any) -> None:
+        raise RuntimeError("no commands today")
+
+
+def test_plugins_add_cli_commands_and_a_failing_one_is_isolated() -> None:
+    import typer
+
+    from llm_router.cli import train_app
+
+    host = PluginHost([CommandsPlugin(), BrokenCommandsPlugin()], block=["broken"])
+    app = typer.Typer()
+    app.command()(lambda: None)
+    host.add_commands(app)
+    assert any(c.name == "widget" for c in train_app.registered_commands)
+    rec = record(host, "BrokenCommandsPlugin")
+    assert rec.status == "failed" and "no commands today" in (rec.error or "")
+    train_app.registered_commands[:] = [c for c in train_app.registered_commands if c.name != "widget"]

@@ -19,7 +19,7 @@ def hook_specs() -> list[str]:
     ]
 
 
-def test_there_are_the_nine_hooks() -> None:
+def test_there_are_the_ten_hooks() -> None:
     assert sorted(hook_specs()) == sorted(
         [
             "register_providers",

@@ -31,6 +31,12 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Validate, inspect and document routing policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+train_app = typer.Typer(help="Train components (added by plugins: `train router`, `train classifier`, …).",
+                        no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate routing and classification on labelled data (added by plugins).",
+                       no_args_is_help=True)
+calibrate_app = typer.Typer(help="Pick operating points and thresholds from data (added by plugins).",
+                            no_args_is_help=True)
 
 out = Console(width=200) if not sys.stdout.isatty() else Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -436,8 +442,23 @@ def policy_show() -> None:
     sys.stdout.write(default_policy_text())
 
 
+def _add_plugin_commands() -> None:
+    from .plugins import PluginHost
+
+    try:
+        host = PluginHost()
+    except PluginError as exc:  # strict mode and a broken plugin: say so, keep the core commands
+        err.print(f"[yellow]warning:[/] plugin commands not loaded: {exc}", highlight=False)
+        return
+    host.add_commands(app)
+    for name, group in (("train", train_app), ("eval", eval_app), ("calibrate", calibrate_app)):
+        if group.registered_commands or group.registered_groups:
+            app.add_typer(group, name=name)
+
+
 def main() -> None:
     """Entry point of the ``llm-router`` script."""
+    _add_plugin_commands()
     app()
 
 

@@ -122,6 +122,20 @@ def register_postprocessors(register: Callable[[type[PostProcessor]], None]) -> 
     """
 
 
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``llm-router`` command line.
+
+    :param cli: the root ``typer.Typer`` application. Add a command with ``@cli.command()`` or a group with
+        ``cli.add_typer(group, name="...")``. The groups ``train``, ``eval`` and ``calibrate`` exist already
+        (``llm_router.cli.train_app`` and so on): add sub-commands to them, e.g. a learned scorer's
+        ``llm-router train router``.
+
+    Called once when the command line starts, before it parses its arguments (not when a Router is
+    created). A plugin whose hook raises is reported and its commands are missing; the rest work.
+    """
+
+
 # --------------------------------------------------------------------------------------------------
 # Event hooks
 # --------------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "register_postprocessors": "postprocessor",
 }
 EVENT_HOOKS = ("on_decision", "on_result", "on_error", "on_feedback")
+OTHER_HOOKS = ("register_commands",)
 
 Status = Literal["loaded", "failed", "blocked", "disabled"]
 
@@ -221,7 +222,7 @@ class PluginHost:
 
     def _check_pending(self) -> None:
         """Catch misspelled hook implementations (``register_scorer`` for ``register_scorers``)."""
-        known = [*REGISTRATION_HOOKS, *EVENT_HOOKS]
+        known = [*REGISTRATION_HOOKS, *OTHER_HOOKS, *EVENT_HOOKS]
         for name in dir(self.pm.hook):
             if name.startswith("_"):
                 continue
@@ -307,6 +308,17 @@ class PluginHost:
         if blocked:
             msg += f"; plugins not loaded (blocked or autoload off): {', '.join(blocked)}"
         return msg
+
+    def add_commands(self, cli: Any) -> None:
+        """Let every plugin add its commands to the command line (``register_commands``)."""
+        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+            record = self._record_of.get(impl.plugin_name)
+            if record is None or record.status != "loaded":
+                continue
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:
+                self._fail(record, exc, during="calling register_commands")
 
     # ----------------------------------------------------------------------------------------------
     # events
