@@ -27,6 +27,7 @@ def test_there_are_the_ten_hooks() -> None:
             "register_scorers",
             "register_constraints",
             "register_postprocessors",
+            "register_commands",
             "on_decision",
             "on_result",
             "on_error",
