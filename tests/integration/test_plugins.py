@@ -204,7 +204,6 @@ class BrokenCommandsPlugin:
 
 def test_plugins_add_cli_commands_and_a_failing_one_is_isolated() -> None:
     import typer
-
     from llm_router.cli import train_app
 
     host = PluginHost([CommandsPlugin(), BrokenCommandsPlugin()], block=["broken"])

@@ -27,7 +27,22 @@ def test_route_prints_a_table() -> None:
 
 
 def test_route_json_is_stable() -> None:
-    result = runner.invoke(app, ["route", PROMPT, "--json", "--prefer", "cost=1", "--max-latency-ms", "20000"])
+    result = runner.invoke(
+        app,
+        [
+            "route",
+            PROMPT,
+            "--json",
+            "--prefer",
+            "cost=1",
+            "--prefer",
+            "quality=0",
+            "--prefer",
+            "latency=0",
+            "--max-latency-ms",
+            "20000",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert list(data) == [

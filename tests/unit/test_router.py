@@ -47,18 +47,24 @@ def test_route_rule_preferences_apply(router: Router) -> None:
     assert decision.weights == pytest.approx({"quality": 0.4, "cost": 0.5, "latency": 0.1})
 
 
-def test_request_preferences_override_policy(router: Router) -> None:
-    cheap = router.route("Write a Python function to sort a list", preferences={"cost_weight": 1.0})
-    assert cheap.weights == {"cost": 1.0}
-    cheapest = min(cheap.ranking, key=lambda c: c.estimated_cost)
-    assert cheap.selected.id == cheapest.model.id
-    best = router.route("Write a Python function to sort a list", preferences={"quality": 1.0})
+def test_request_preferences_override_policy_name_by_name(router: Router) -> None:
+    prompt = "Write a Python function to sort a list"
+    policy_weights = router.route(prompt).weights
+    assert policy_weights == pytest.approx({"quality": 0.75, "cost": 0.2, "latency": 0.05})
+    more_cost = router.route(prompt, preferences={"cost_weight": 0.75})  # quality and latency keep theirs
+    expected = {"quality": 0.75 / 1.55, "cost": 0.75 / 1.55, "latency": 0.05 / 1.55}
+    assert more_cost.weights == pytest.approx(expected, abs=1e-6)
+    only_cost = router.route(prompt, preferences={"cost": 1, "quality": 0, "latency": 0})
+    assert only_cost.weights == {"cost": 1.0}
+    cheapest = min(only_cost.ranking, key=lambda c: c.estimated_cost)
+    assert only_cost.selected.id == cheapest.model.id
+    best = router.route(prompt, preferences={"quality": 1.0, "cost": 0, "latency": 0})
     assert best.ranking[0].breakdown["quality"] == 1.0
 
 
 def test_weights_must_not_all_be_zero(router: Router) -> None:
     with pytest.raises(ConfigurationError, match="at least one weight"):
-        router.route("hi", preferences={"cost": 0})
+        router.route("hi", preferences={"cost": 0, "quality": 0, "latency": 0})
 
 
 def test_unknown_preference_is_an_error(router: Router) -> None:

@@ -76,7 +76,6 @@ def _model_from_entry(entry: Mapping[str, Any]) -> ModelInfo:
         ttft_ms=latency.get("ttft_ms", 800.0),
         tokens_per_second=latency.get("tokens_per_second", 60.0),
         latency_source=entry.get("latency_source"),
-        tokenizer=entry.get("tokenizer", "o200k_base"),
         tokenizer_exact=bool(entry.get("tokenizer_exact", False)),
     )
 

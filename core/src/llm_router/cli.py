@@ -150,7 +150,7 @@ def result_json(result: RoutingResult) -> dict[str, Any]:
     }
 
 
-def _print_decision(decision: RoutingDecision, limit: int) -> None:
+def _print_decision(decision: RoutingDecision, limit: int, not_ready: str | None = None) -> None:
     cls = decision.classification
     out.print(f"[bold]task[/] {cls.task}  [dim](by {cls.method}, confidence {cls.confidence:.2f})[/]")
     out.print(
@@ -188,6 +188,8 @@ def _print_decision(decision: RoutingDecision, limit: int) -> None:
             rej.add_row(r.model_id, r.constraint, r.reason)
         out.print(rej)
     out.print(f"[bold green]selected[/] {decision.selected.id}   [dim]decided in {decision.routing_time_ms:.3f} ms[/]")
+    if not_ready:
+        out.print(f"[yellow]note:[/] to run it, {not_ready} (`llm-router run` skips models it cannot call)")
 
 
 @app.command()
@@ -228,7 +230,7 @@ def route(
     if json_:
         sys.stdout.write(json.dumps(decision_json(decision), indent=2) + "\n")
     else:
-        _print_decision(decision, top)
+        _print_decision(decision, top, router.provider_status(decision.selected.provider))
 
 
 @app.command()
@@ -278,7 +280,7 @@ def run(
         _fail(EXIT_NO_CANDIDATES, str(exc))
     except ProviderError as exc:
         attempts = getattr(exc, "attempts", ())
-        detail = "".join(f"\n  {a.model_id}: {a.error}" for a in attempts)
+        detail = "".join(f"\n  attempt {i}: {a.error}" for i, a in enumerate(attempts, 1))
         _fail(EXIT_CALL_FAILED, f"every candidate failed; the last error: {exc}{detail}")
     except RouterError as exc:
         _fail(EXIT_BAD_INPUT, str(exc))
@@ -338,7 +340,6 @@ def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
 def plugins(
     all_: Annotated[bool, typer.Option("--all", help="include built-in (essential) plugins")] = False,
     json_: JsonOpt = False,
-    policy: PolicyOpt = None,
 ) -> None:
     """List plugins: loaded, failed (with the error), blocked or disabled, with distribution and version."""
     from .plugins import PluginHost

@@ -105,7 +105,6 @@ class ModelSpec(_Strict):
     quality: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
     ttft_ms: Annotated[float, Field(ge=0)] | None = None
     tokens_per_second: Annotated[float, Field(gt=0)] | None = None
-    tokenizer: str | None = None
     tokenizer_exact: bool | None = None
     enabled: bool = True
 

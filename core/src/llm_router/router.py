@@ -10,12 +10,11 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from pydantic import BaseModel, ValidationError
 
 from .catalogue import Catalogue
@@ -159,7 +158,7 @@ class Router:
         )
         self.taxonomy = self.policy.build_taxonomy()
         self._portal: BlockingPortal | None = None
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal_thread: threading.Thread | None = None
         self._portal_lock = threading.Lock()
         issues: list[PolicyIssue] = []
         self.providers: dict[str, Provider] = {}
@@ -738,6 +737,32 @@ class Router:
             delay = min(max(delay, float(retry_after)), fb.max_backoff_ms / 1000)
         return float(delay)
 
+    def _unavailable(self, model: ModelInfo, attempts: list[Attempt]) -> ProviderError:
+        """A candidate whose provider cannot be called (only reachable when the policy leaves the
+        ``health`` constraint out): recorded as a failed attempt, and the next candidate is tried."""
+        reason = self.provider_status(model.provider) or f"provider {model.provider!r} is not available"
+        error = ProviderError(reason, provider=model.provider, model=model.model)
+        attempts.append(
+            Attempt.model_construct(
+                model_id=model.id, outcome="error", error_kind=error.kind, error=str(error), latency_ms=0.0, retry=0
+            )
+        )
+        return error
+
+    def _output_tokens(self, model: ModelInfo, text: str) -> int:
+        """Output tokens of an answer whose provider reported no usage: the provider's own count where it
+        has one, else the router's estimate."""
+        message = Message(role="assistant", content=text)
+        provider = self.providers.get(model.provider)
+        if provider is not None:
+            try:
+                counted = provider.count_tokens([message], model.model)
+            except Exception:
+                counted = None
+            if counted is not None:
+                return counted
+        return max(0, count_message_tokens([message]) - 6)
+
     def _cost(self, model: ModelInfo, usage: Usage) -> float:
         return _prices(model, usage.input_tokens, usage.output_tokens)
 
@@ -749,7 +774,10 @@ class Router:
         last_error: RouterError | None = None
         for candidate in decision.ranking[: fb.max_models]:
             model = candidate.model
-            provider = self.providers[model.provider]
+            provider = self.providers.get(model.provider)
+            if provider is None:
+                last_error = self._unavailable(model, attempts)
+                continue
             creq = self._completion_request(request, model)
             for retry in range(fb.retries + 1):
                 t_call = time.perf_counter()
@@ -784,8 +812,7 @@ class Router:
                         )
                     )
                     usage = response.usage or Usage(
-                        input_tokens=decision.input_tokens,
-                        output_tokens=count_message_tokens([Message(role="assistant", content=response.text)]) - 6,
+                        input_tokens=decision.input_tokens, output_tokens=self._output_tokens(model, response.text)
                     )
                     tps = usage.output_tokens / (latency / 1000) if usage.output_tokens and latency > 0 else None
                     self.state.record_success(model.id, None, tps)
@@ -895,11 +922,36 @@ class Router:
             self._portal_call(wait_all)
 
     def _portal_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run async ``fn`` on the router's own event loop (a daemon thread started on first use, so that
+        provider clients keep their connection pools between sync calls, and a router that is never closed
+        does not keep the process alive)."""
         with self._portal_lock:
             if self._portal is None:
-                self._portal_cm = start_blocking_portal()
-                self._portal = self._portal_cm.__enter__()
+                self._start_portal()
+        assert self._portal is not None
         return self._portal.call(fn, *args)
+
+    def _start_portal(self) -> None:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            try:
+                async with BlockingPortal() as portal:
+                    self._portal = portal
+                    ready.set()
+                    await portal.sleep_until_stopped()
+            except BaseException as exc:  # pragma: no cover - loop start-up failure
+                failure.append(exc)
+                ready.set()
+                raise
+
+        thread = threading.Thread(target=anyio.run, args=(serve,), name="llm-router-loop", daemon=True)
+        thread.start()
+        ready.wait()
+        if failure:  # pragma: no cover
+            raise RuntimeError("the router's event loop did not start") from failure[0]
+        self._portal_thread = thread
 
     async def _complete_for(self, model_id: str, request: CompletionRequest) -> CompletionResponse:
         """Call one catalogue model directly (used by LLM classifiers through their context)."""
@@ -931,10 +983,11 @@ class Router:
             else:
                 anyio.run(self.aclose)
         with self._portal_lock:
-            if self._portal_cm is not None:
-                self._portal_cm.__exit__(None, None, None)
-                self._portal_cm = None
-                self._portal = None
+            portal, thread = self._portal, self._portal_thread
+            self._portal = self._portal_thread = None
+        if portal is not None and thread is not None:
+            portal.call(portal.stop)
+            thread.join(timeout=10)
 
     def __enter__(self) -> Router:
         return self
@@ -981,7 +1034,10 @@ class RoutedStream:
         last_error: RouterError | None = None
         for candidate in decision.ranking[: fb.max_models]:
             model = candidate.model
-            provider = router.providers[model.provider]
+            provider = router.providers.get(model.provider)
+            if provider is None:
+                last_error = router._unavailable(model, attempts)
+                continue
             creq = router._completion_request(request, model)
             for retry in range(fb.retries + 1):
                 t_call = time.perf_counter()
@@ -1034,8 +1090,7 @@ class RoutedStream:
                     text = "".join(parts)
                     if usage is None:
                         usage = Usage(
-                            input_tokens=decision.input_tokens,
-                            output_tokens=max(0, count_message_tokens([Message(role="assistant", content=text)]) - 6),
+                            input_tokens=decision.input_tokens, output_tokens=router._output_tokens(model, text)
                         )
                     gen_s = (latency - (ttft or 0)) / 1000
                     router.state.record_success(

@@ -110,16 +110,18 @@ class Preferences(BaseModel):
         return data
 
     def merged(self, override: Preferences | None) -> Preferences:
-        """These weights with ``override``'s on top (an override replaces the whole set it names)."""
+        """These weights with ``override``'s on top, name by name: ``{"cost": 0.5}`` changes the cost
+        weight and keeps the others (set one to 0 to switch that scorer off)."""
         if override is None or not override.weights:
             return self
-        return Preferences.model_construct(weights=dict(override.weights))
+        return Preferences.model_construct(weights={**self.weights, **override.weights})
 
     def normalised(self) -> dict[str, float]:
+        """The weights scaled to sum to 1 (rounded to 6 places), without the zero ones."""
         total = sum(self.weights.values())
         if total <= 0:
             raise ValueError("preferences: at least one weight must be greater than 0")
-        return {k: v / total for k, v in self.weights.items() if v > 0}
+        return {k: round(v / total, 6) for k, v in self.weights.items() if v > 0}
 
 
 class Constraints(BaseModel):
@@ -240,9 +242,10 @@ class ModelInfo(_Frozen):
     ttft_ms: Annotated[float, Field(ge=0)] = 800.0
     tokens_per_second: Annotated[float, Field(gt=0)] = 60.0
     latency_source: str | None = None
-    tokenizer: str = "o200k_base"
     tokenizer_exact: bool = Field(
-        default=False, description="True when `tokenizer` is the model's own (counts are exact, not estimates)"
+        default=False,
+        description="True when the router's token count (OpenAI's o200k_base) is this model's own, so the "
+        "context-window check needs no safety margin",
     )
 
     def quality_for(self, task: str) -> float:
