@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from llm_router import PolicyError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -180,7 +181,7 @@ def eval_route(
         base_points = None
         if baseline is not None:
             base_points = _sweep_run(Sweep.build(rows, models, baseline, prices), points, strong, "knn_tfidf", quiet)
-    except (ArtifactError, ValueError) as exc:
+    except (ArtifactError, ValueError, PolicyError) as exc:
         _fail(str(exc))
     rep = report(rows, models, prices, router_points, base_points, strong, weak)
     with out.open("w", encoding="utf-8") as fh:
@@ -299,7 +300,7 @@ def calibrate_router(
                         f"(cheapest: {min(p.mean_cost for p in res) * 1000:.4g})"
                     )
                 chosen = max(ok, key=lambda p: (p.mean_quality, -p.mean_cost))
-    except (ArtifactError, ValueError) as exc:
+    except (ArtifactError, ValueError, PolicyError) as exc:
         _fail(str(exc))
     w = round(chosen.weight, 6)
     snippet = (

@@ -23,6 +23,7 @@ from llm_router import Router
 
 from . import metrics as M
 from .data import OUT_TOKENS, Row, cost_matrix, fit_prices, quality_matrix
+from .model import QualityModel
 from .scorer import LearnedQualityScorer
 
 PROVIDER = "data"
@@ -44,7 +45,9 @@ def cost_min_ratio(prices: Mapping[str, Mapping[str, float]]) -> float:
 def generated_policy(
     artifact: Path, models: Sequence[str], prices: Mapping[str, Mapping[str, float]]
 ) -> dict[str, Any]:
-    """A policy whose catalogue is the dataset's models, scored by ``learned_quality`` and ``cost``."""
+    """A policy whose catalogue is the dataset's models, scored by ``learned_quality`` and ``cost``. Dataset
+    models the artifact does not know get the scorer's fallback (their catalogue prior)."""
+    known = set(QualityModel.load(artifact).models)
     return {
         "version": 1,
         "models": [
@@ -64,7 +67,7 @@ def generated_policy(
             {
                 "learned_quality": {
                     "artifact": str(Path(artifact).resolve()),
-                    "models": {m: catalogue_id(m) for m in models},
+                    "models": {m: catalogue_id(m) for m in models if m in known},
                 }
             },
             {"cost": {"min_ratio": cost_min_ratio(prices)}},
