@@ -151,6 +151,19 @@ def types(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Decision latency of route() (p50/p99), in-process, after warm-up, pinned to one core."""
+    """Decision latency of route() (p50/p99), in-process, after warm-up, pinned to one core.
+
+    ``nox -s bench -- --data ../shared/data/routing/mmlu-pair-train.jsonl`` also measures the learned quality
+    scorer (benchmarks/bench_learned.py): train time on that file and the latency it adds to route().
+    """
     _install_core(session)
-    session.run("python", "benchmarks/bench_route.py", *session.posargs)
+    args = list(session.posargs)
+    data: list[str] = []
+    if "--data" in args:
+        i = args.index("--data")
+        data = args[i : i + 2]
+        del args[i : i + 2]
+    session.run("python", "benchmarks/bench_route.py", *args)
+    if data:
+        session.install("-e", "./plugins/llm-router-learned[train]")
+        session.run("python", "benchmarks/bench_learned.py", *data)

@@ -126,7 +126,7 @@ def upper_hull(points: Sequence[tuple[float, float]]) -> np.ndarray:
 def hull_value(hull: np.ndarray, c: np.ndarray | float) -> np.ndarray:
     """f(c): 0 below the cheapest hull point, linear in between, flat after the last point."""
     c_arr = np.atleast_1d(np.asarray(c, dtype=np.float64))
-    v = np.interp(c_arr, hull[:, 0], hull[:, 1])
+    v: np.ndarray = np.interp(c_arr, hull[:, 0], hull[:, 1])
     v[c_arr < hull[0, 0]] = 0.0
     return v
 
@@ -193,7 +193,8 @@ def lambda_sweep(
 def _best_then_cheapest(q_hat: np.ndarray, cost_hat: np.ndarray) -> np.ndarray:
     best = q_hat >= (q_hat.max(axis=1, keepdims=True) - 1e-12)
     c = np.where(best, cost_hat, np.inf)
-    return np.argmin(c, axis=1)
+    out: np.ndarray = np.argmin(c, axis=1)
+    return out
 
 
 def oracle_choice(q_true: np.ndarray, cost_true: np.ndarray) -> np.ndarray:

@@ -80,7 +80,7 @@ class LearnedQualityScorer(Scorer):
         if hit is not None:
             self._cache.move_to_end(prompt)
             return hit
-        pred = self.model.predict_matrix([prompt])[0]
+        pred: np.ndarray = self.model.predict_matrix([prompt])[0]
         if self.cfg.cache_size:
             self._cache[prompt] = pred
             if len(self._cache) > self.cfg.cache_size:
