@@ -143,7 +143,7 @@ def test_eval_route_pair_and_calibrate(tmp_path: Path, data_dir: Path) -> None:
     )
     assert cal.exit_code == 0, cal.output
     got = json.loads(cal.stdout)
-    assert abs(got["strong_share"] - 0.4) < 0.15
+    assert abs(got["strong_share"] - 0.4) < 0.05
     assert "learned_quality" in got["policy_snippet"]
 
 

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from llm_router import PolicyError
 from rich.console import Console
@@ -279,14 +278,14 @@ def calibrate_router(
         sweep = Sweep.build(rows, models, model, prices)
         with _progress(json_) as bar:
             t = bar.add_task("probe", total=len(rows))
-            breaks = sweep.probe(lambda k: bar.advance(t, k))
+            sweep.probe(lambda k: bar.advance(t, k), strong=strong)
             if target_strong_share is not None:
                 if strong is None:
                     _fail("--target-strong-share needs two-model data (a strong and a weak model)")
                 if not 0 <= target_strong_share <= 1:
                     _fail("--target-strong-share must be in [0, 1]")
-                # RouteLLM's quantile method: a prompt goes to the strong model below its switch weight
-                w = float(np.quantile(breaks, 1 - target_strong_share)) if len(breaks) else 0.0
+                # RouteLLM's quantile method: a prompt goes to the strong model up to its switch weight
+                w = sweep.weight_for_share(target_strong_share)
                 chosen = measure(sweep, [w], strong)[0]
             else:
                 assert budget_per_1k is not None

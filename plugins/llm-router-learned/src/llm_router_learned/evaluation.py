@@ -89,6 +89,7 @@ class Sweep:
     """The sidecar's prices (for realised costs when the rows carry none)."""
     min_ratio: float | None = None
     breaks: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    switch: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def build(
@@ -122,10 +123,14 @@ class Sweep:
         prefs = {"learned_quality": 1.0 - w, "cost": w}
         return self.router.route(str(row["prompt"]), preferences=prefs, max_tokens=OUT_TOKENS)
 
-    def probe(self, tick: Tick | None = None, grid: int = 2001) -> np.ndarray:
-        """Cost weights in (0, 1) where some prompt's winner changes (one probing decision per prompt)."""
+    def probe(self, tick: Tick | None = None, grid: int = 2001, strong: str | None = None) -> np.ndarray:
+        """Cost weights in (0, 1) where some prompt's winner changes (one probing decision per prompt).
+
+        With ``strong``, also sets :attr:`switch`: per prompt, the largest cost weight at which the strong
+        model still wins (−1 where it never does), for RouteLLM's quantile calibration."""
         ws = np.linspace(0.0, 1.0, grid)
         found: list[float] = []
+        switch: list[float] = []
         for row in self.rows:
             d = self._route(row, 0.5)
             q = np.array([c.breakdown.get("learned_quality", 0.0) for c in d.ranking])
@@ -134,10 +139,24 @@ class Sweep:
             win = np.argmax(tot, axis=1)
             change = np.nonzero(np.diff(win))[0]
             found.extend(((ws[change] + ws[change + 1]) / 2).tolist())
+            if strong is not None:
+                ids = [self.id_to_name.get(c.model.id) for c in d.ranking]
+                j = ids.index(strong) if strong in ids else -1
+                won = np.nonzero(win == j)[0]
+                switch.append(float(ws[won].max()) if j >= 0 and len(won) else -1.0)
             if tick:
                 tick(1)
         self.breaks = np.array(sorted(found))
+        self.switch = np.array(switch)
         return self.breaks
+
+    def weight_for_share(self, share: float) -> float:
+        """The cost weight that sends ``share`` of the probed prompts to the strong model (after :meth:`probe`
+        with ``strong``): the (1 − share) quantile of the per-prompt switch weights."""
+        if not len(self.switch):
+            raise ValueError("probe(strong=...) first")
+        w = float(np.quantile(self.switch, 1 - share, method="higher"))
+        return min(1.0, max(0.0, w))
 
     def points(self, n: int) -> list[float]:
         """``n`` cost weights: 0, 1 and quantiles of the switch points (each just past a switch)."""
