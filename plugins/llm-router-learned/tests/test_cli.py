@@ -225,3 +225,45 @@ def test_eval_unknown_models_fall_back(tmp_path: Path, data_dir: Path) -> None:
         ],
     )
     assert res.exit_code == 0, res.output
+
+
+def test_eval_route_with_own_policy(tmp_path: Path, data_dir: Path, artifact: Path) -> None:
+    import yaml
+
+    pol = {
+        "version": 1,
+        "models": [
+            {
+                "id": f"lab/{m}",
+                "price": {"input_per_mtok": p, "output_per_mtok": p},
+                "context_window": 100_000,
+                "max_output_tokens": 4096,
+            }
+            for m, p in (("big", 10.0), ("small", 0.5), ("mid", 2.0))
+        ],
+        "score": [{"learned_quality": {"artifact": str(artifact)}}, "cost"],
+        "preferences": {"learned_quality": 1.0, "cost": 0.0},
+        "routes": [{"models": ["lab/*"]}],
+    }
+    file = tmp_path / "policy.yaml"
+    file.write_text(yaml.safe_dump(pol))
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "route",
+            "--data",
+            str(data_dir / "synth-test.jsonl"),
+            "--policy",
+            str(file),
+            "--out",
+            str(tmp_path / "p.jsonl"),
+            "--points",
+            "5",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    assert rep["router"]["AIQ"] > 0.5
+    assert "knn_tfidf" not in rep  # no --train: no baseline

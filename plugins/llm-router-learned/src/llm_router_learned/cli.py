@@ -174,6 +174,8 @@ def eval_route(
     if baseline is None and train_file:
         baseline = tmp / "knn_tfidf.npz"
         _train_with_bar(_load_rows(train_file), "knn_tfidf", "baseline", quiet).save(baseline)
+    if baseline is None:
+        err.print("[yellow]warning:[/] no kNN-TF-IDF baseline: give --train FILE or --baseline ARTIFACT")
     try:
         sweep = Sweep.build(rows, models, model, prices, policy)
         router_points = _sweep_run(sweep, points, strong, "router", quiet)
