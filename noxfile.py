@@ -33,6 +33,14 @@ TEST_DEPS = ["pytest>=8.2,<10", "anyio>=4.4,<5", "pytest-timeout>=2.3,<3"]
 FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
 
 
+def _with_test_extra(path: str) -> str:
+    """``path[test]`` when that distribution declares a ``test`` extra (what its own tests need)."""
+    import tomllib
+
+    data = tomllib.loads((ROOT / path / "pyproject.toml").read_text(encoding="utf-8"))
+    return f"{path}[test]" if "test" in data.get("project", {}).get("optional-dependencies", {}) else path
+
+
 def _install_core(session: nox.Session, *extra: str) -> None:
     session.install("-e", "./core", *extra)
 
@@ -42,7 +50,7 @@ def tests(session: nox.Session) -> None:
     """The whole suite: core, all plugin distributions, integration tests with real plugin packages."""
     _install_core(session)
     for name in PLUGINS:
-        session.install("-e", f"./plugins/{name}")
+        session.install("-e", _with_test_extra(f"./plugins/{name}"))
     for name in EXAMPLES:
         session.install("-e", f"./examples/{name}")
     if TEST_PLUGINS:
@@ -57,7 +65,7 @@ for _name in PLUGINS:
     def plugin_session(session: nox.Session, _plugin: str = _name) -> None:
         """One plugin distribution's tests against only the core and that plugin."""
         _install_core(session)
-        session.install("-e", f"./plugins/{_plugin}")
+        session.install("-e", _with_test_extra(f"./plugins/{_plugin}"))
         session.install(*TEST_DEPS, *FAKE_DEPS)
         session.run("pytest", "-q", "-p", "no:cacheprovider", f"plugins/{_plugin}/tests", *session.posargs)
 
@@ -151,6 +159,19 @@ def types(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Decision latency of route() (p50/p99), in-process, after warm-up, pinned to one core."""
+    """Decision latency of route() (p50/p99), in-process, after warm-up, pinned to one core.
+
+    ``nox -s bench -- --data ../shared/data/routing/mmlu-pair-train.jsonl`` also measures the learned quality
+    scorer (benchmarks/bench_learned.py): train time on that file and the latency it adds to route().
+    """
     _install_core(session)
-    session.run("python", "benchmarks/bench_route.py", *session.posargs)
+    args = list(session.posargs)
+    data: list[str] = []
+    if "--data" in args:
+        i = args.index("--data")
+        data = args[i : i + 2]
+        del args[i : i + 2]
+    session.run("python", "benchmarks/bench_route.py", *args)
+    if data:
+        session.install("-e", "./plugins/llm-router-learned[train]")
+        session.run("python", "benchmarks/bench_learned.py", *data)

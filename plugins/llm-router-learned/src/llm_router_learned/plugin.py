@@ -1,0 +1,24 @@
+"""Hook implementations: the ``learned_quality`` scorer and the ``train router`` / ``eval route`` /
+``calibrate router`` commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import llm_router
+from llm_router import Scorer
+
+from .scorer import LearnedQualityScorer
+
+
+@llm_router.hookimpl
+def register_scorers(register: Callable[[type[Scorer]], None]) -> None:
+    register(LearnedQualityScorer)
+
+
+@llm_router.hookimpl
+def register_commands(cli: Any) -> None:
+    from . import cli as commands
+
+    commands.add_commands()
