@@ -6,6 +6,7 @@ Sessions:
   lint           ruff
   types          mypy --strict on core
   bench          benchmarks (decision latency, …); prints figures
+  bench_gateway  gateway overhead vs. direct upstream, LiteLLM's proxy and a bare pass-through (wrk); not default
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ PLUGINS = (
     else []
 )
 TEST_PLUGINS = sorted(str(p) for p in (ROOT / "tests" / "plugins").iterdir() if (p / "pyproject.toml").exists())
-TEST_DEPS = ["pytest>=8.2,<10", "anyio>=4.4,<5", "pytest-timeout>=2.3,<3"]
+TEST_DEPS = [
+    "pytest>=8.2,<10",
+    "anyio>=4.4,<5",
+    "pytest-timeout>=2.3,<3",
+    "openai>=1.40,<4",  # the gateway tests drive it with the official SDK
+    "httpx>=0.27,<1",
+]
 
 
 def _install_core(session: nox.Session, *extra: str) -> None:
@@ -35,7 +42,7 @@ def _install_core(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: core, all plugin distributions, integration tests with real plugin packages."""
-    _install_core(session)
+    session.install("-e", "./core[gateway-fast]")
     for name in PLUGINS:
         session.install("-e", f"./plugins/{name}")
     session.install(*TEST_PLUGINS)
@@ -72,3 +79,11 @@ def bench(session: nox.Session) -> None:
     """Decision latency of route() (p50/p99), in-process, after warm-up, pinned to one core."""
     _install_core(session)
     session.run("python", "benchmarks/bench_route.py", *session.posargs)
+
+
+@nox.session
+def bench_gateway(session: nox.Session) -> None:
+    """Added latency and req/s of `llm-router serve` vs. a direct upstream, a bare pass-through proxy and
+    LiteLLM's proxy, under wrk (needs `apt-get install wrk` and `taskset`). Options: see --help."""
+    session.install("-e", "./core[gateway-fast]", "aiohttp>=3.9,<4")
+    session.run("python", "benchmarks/bench_gateway.py", *session.posargs)
