@@ -240,6 +240,7 @@ local body = [[%(body)s]]
 local limit = %(limit)d
 local count = 0
 local non200 = 0
+local marker = "%(marker)s"
 wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
@@ -247,7 +248,12 @@ wrk.headers["Content-Type"] = "application/json"
 response = function(status, headers, body)
   count = count + 1
   if status ~= 200 then non200 = non200 + 1 end
-  if count >= limit then wrk.thread:stop() end
+  if count == limit then
+    local f = io.open(marker, "w")
+    f:write("done")
+    f:close()
+    wrk.thread:stop()
+  end
 end
 done = function(summary, latency, requests)
   io.write(string.format('BENCHJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, ' ..
@@ -305,12 +311,21 @@ def run_wrk(url: str, model: str, key: str | None, requests: int, concurrency: i
     per_conn = max(1, requests // concurrency)
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
     script = workdir / f"post-{concurrency}.lua"
-    # wrk's thread limit counts responses per thread; with -t1 that is the whole run
-    script.write_text(LUA % {"body": body, "limit": per_conn * concurrency, "auth": auth})
-    cmd = ["wrk", "-t1", f"-c{concurrency}", "-d300s", "--timeout", "30s", "-s", str(script), url]
+    marker = workdir / "wrk-done"
+    marker.unlink(missing_ok=True)
+    # wrk has no request-count option: the script counts responses (one thread: the whole run), writes a
+    # marker at the limit, and we interrupt wrk (SIGINT ends its run early and prints the summary)
+    script.write_text(LUA % {"body": body, "limit": per_conn * concurrency, "auth": auth, "marker": marker})
+    cmd = ["wrk", "-t1", f"-c{concurrency}", "-d600s", "--timeout", "30s", "-s", str(script), url]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "1", *cmd]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not marker.exists() and proc.poll() is None:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(60)
+    if "BENCHJSON" not in out:
+        raise RuntimeError(f"wrk failed: {err or out}")
     line = next(ln for ln in out.splitlines() if ln.startswith("BENCHJSON "))
     data: dict[str, Any] = json.loads(line[len("BENCHJSON ") :])
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
