@@ -364,7 +364,7 @@ def main() -> None:
             policy.write_text(textwrap.dedent(GATEWAY_POLICY % {"upstream": upstream, "model": MODEL}))
             procs.append(
                 start(
-                    [sys.executable, str(HERE), "_gateway", str(port), str(policy), str(workdir / "usage.sqlite3")],
+                    [sys.executable, str(HERE), "_gateway", str(port), str(policy), os.environ.get("BENCH_LEDGER", str(workdir / "usage.sqlite3"))],
                     cpu=0,
                 )
             )

@@ -7,6 +7,7 @@ runs it on uvicorn.
 from __future__ import annotations
 
 import fnmatch
+import gc
 import json
 import logging
 import os
@@ -147,6 +148,10 @@ class Gateway:
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        # Everything loaded so far (catalogue, BPE tables, plugins) lives as long as the process: move it out
+        # of the collector's reach, so full collections stay short (they caused ~90 ms p99 stalls).
+        gc.collect()
+        gc.freeze()
         self.ledger.start()
         if not self.keys:
             log.warning("no API keys in the policy's gateway.keys: this gateway is OPEN (anyone can call it)")
