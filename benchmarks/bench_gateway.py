@@ -361,10 +361,11 @@ def main() -> None:
         if "llm-router" in args.targets:
             port = free_port()
             policy = workdir / "policy.yaml"
+            ledger = os.environ.get("BENCH_LEDGER", str(workdir / "usage.sqlite3"))  # e.g. on /dev/shm
             policy.write_text(textwrap.dedent(GATEWAY_POLICY % {"upstream": upstream, "model": MODEL}))
             procs.append(
                 start(
-                    [sys.executable, str(HERE), "_gateway", str(port), str(policy), os.environ.get("BENCH_LEDGER", str(workdir / "usage.sqlite3"))],
+                    [sys.executable, str(HERE), "_gateway", str(port), str(policy), ledger],
                     cpu=0,
                 )
             )
