@@ -152,9 +152,11 @@ _STOP = object()
 class Ledger:
     """A SQLite file and the thread that writes it."""
 
-    def __init__(self, path: str | Path, *, batch: int = 256) -> None:
+    def __init__(self, path: str | Path, *, batch: int = 256, refresh_s: float = 5.0) -> None:
         self.path = Path(path)
         self.batch = batch
+        self.refresh_s = refresh_s
+        self._loaded = time.monotonic()
         self.spend = SpendCache()
         conn = connect(self.path)
         try:
@@ -202,6 +204,10 @@ class Ledger:
                         break
                 if rows:
                     self._write(conn, rows)
+                    if time.monotonic() - self._loaded >= self.refresh_s:
+                        # other workers write the same ledger: take their spend into account too
+                        self.spend.load(conn)
+                        self._loaded = time.monotonic()
         finally:
             conn.close()
 
