@@ -473,6 +473,8 @@ def serve(
         "access_log": False,
     }
     if workers > 1:
+        if not router.policy.gateway.keys:  # worker processes log through uvicorn's loggers only
+            err.print("[yellow]warning:[/] no API keys in the policy's gateway.keys: this gateway is OPEN")
         router.close()
         if policy is not None:
             os.environ["LLM_ROUTER_POLICY"] = str(policy.resolve())
