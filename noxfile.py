@@ -6,6 +6,7 @@ Sessions:
   lint           ruff
   types          mypy --strict on core
   bench          benchmarks (decision latency, …); prints figures
+  bench_gateway  gateway overhead vs. direct upstream, LiteLLM's proxy and a bare pass-through (wrk); not default
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ def _dirs(parent: Path) -> list[Path]:
 PLUGINS = [p.name for p in _dirs(ROOT / "plugins")]
 TEST_PLUGINS = [str(p) for p in _dirs(ROOT / "tests" / "plugins")]
 EXAMPLES = [p.name for p in _dirs(ROOT / "examples")]
-TEST_DEPS = ["pytest>=8.2,<10", "anyio>=4.4,<5", "pytest-timeout>=2.3,<3"]
+TEST_DEPS = [
+    "pytest>=8.2,<10",
+    "anyio>=4.4,<5",
+    "pytest-timeout>=2.3,<3",
+    "openai>=1.40,<4",  # the gateway tests drive it with the official SDK
+    "httpx>=0.27,<1",
+]
 # the fake upstreams (tests/fakes) are small Starlette apps served by uvicorn in a thread
 FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
 
@@ -48,7 +55,7 @@ def _install_core(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: core, all plugin distributions, integration tests with real plugin packages."""
-    _install_core(session)
+    session.install("-e", "./core[gateway-fast]")
     for name in PLUGINS:
         session.install("-e", _with_test_extra(f"./plugins/{name}"))
     for name in EXAMPLES:
@@ -175,3 +182,11 @@ def bench(session: nox.Session) -> None:
     if data:
         session.install("-e", "./plugins/llm-router-learned[train]")
         session.run("python", "benchmarks/bench_learned.py", *data)
+
+
+@nox.session
+def bench_gateway(session: nox.Session) -> None:
+    """Added latency and req/s of `llm-router serve` vs. a direct upstream, a bare pass-through proxy and
+    LiteLLM's proxy, under wrk (needs `apt-get install wrk` and `taskset`). Options: see --help."""
+    session.install("-e", "./core[gateway-fast]", "aiohttp>=3.9,<4")
+    session.run("python", "benchmarks/bench_gateway.py", *session.posargs)

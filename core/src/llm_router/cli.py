@@ -443,6 +443,107 @@ def policy_show() -> None:
     sys.stdout.write(default_policy_text())
 
 
+@app.command()
+def serve(
+    policy: PolicyOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes (budgets are per process between ledger reads)")] = 1,
+    ledger: Annotated[Path | None, typer.Option(help="usage ledger (default: the policy's gateway.ledger)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    graceful_timeout: Annotated[
+        float, typer.Option(help="seconds to let in-flight requests finish on shutdown")
+    ] = 30.0,
+) -> None:
+    """Run the OpenAI-compatible gateway (needs `pip install 'llm-router[gateway]'`)."""
+    import importlib.util
+    import logging
+    import os
+
+    try:
+        import uvicorn
+
+        from .gateway import create_app
+    except ImportError as exc:
+        _fail(EXIT_BAD_INPUT, f"the gateway needs its extra: pip install 'llm-router[gateway]' ({exc})")
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    router = _router(policy)  # policy errors are reported here, before binding the port
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": loop,
+        "http": http,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": graceful_timeout,
+        "access_log": False,
+    }
+    if workers > 1:
+        if not router.policy.gateway.keys:  # worker processes log through uvicorn's loggers only
+            err.print("[yellow]warning:[/] no API keys in the policy's gateway.keys: this gateway is OPEN")
+        router.close()
+        if policy is not None:
+            os.environ["LLM_ROUTER_POLICY"] = str(policy.resolve())
+        if ledger is not None:
+            os.environ["LLM_ROUTER_LEDGER"] = str(ledger.resolve())
+        uvicorn.run("llm_router.gateway.app:app_from_env", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(create_app(router, ledger_path=ledger), **common)
+
+
+@app.command()
+def usage(
+    ledger: Annotated[Path, typer.Option(help="the gateway's SQLite usage ledger", envvar="LLM_ROUTER_LEDGER")] = Path(
+        "llm-router-usage.sqlite3"
+    ),
+    since: Annotated[str | None, typer.Option(help="from this date (YYYY-MM-DD, UTC) on")] = None,
+    by: Annotated[str, typer.Option(help="group by model, key, task, day or outcome")] = "model",
+    json_: JsonOpt = False,
+) -> None:
+    """Report requests, tokens, cost and latency from the gateway's usage ledger."""
+    from datetime import UTC, datetime
+
+    from .gateway.ledger import GROUPS, usage_report
+
+    if by not in GROUPS:
+        _fail(EXIT_BAD_INPUT, f"--by must be one of {', '.join(GROUPS)}")
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            _fail(EXIT_BAD_INPUT, f"--since must be a date like 2026-11-01, got {since!r}")
+    try:
+        report = usage_report(ledger, since=start, by=by)
+    except FileNotFoundError as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    if json_:
+        sys.stdout.write(
+            json.dumps({"version": JSON_VERSION, "ledger": str(ledger), "since": since, "by": by, "rows": report})
+            + "\n"
+        )
+        return
+    table = Table(title=f"usage by {by}" + (f" since {since}" if since else ""), title_justify="left")
+    for col in (by, "requests", "ok", "errors", "input tokens", "output tokens", "cost", "avg latency", "fallbacks"):
+        table.add_column(col, justify="left" if col == by else "right")
+    for row in report:
+        table.add_row(
+            str(row[by]),
+            str(row["requests"]),
+            str(row["ok"]),
+            str(row["errors"]),
+            f"{row['input_tokens']:,}",
+            f"{row['output_tokens']:,}",
+            f"${row['cost_usd']:.6f}",
+            f"{row['avg_latency_ms']:,.1f} ms",
+            str(row["fallbacks"]),
+        )
+    out.print(table)
+    total = sum(r["cost_usd"] for r in report)
+    out.print(f"[bold]total[/] {sum(r['requests'] for r in report)} requests, ${total:.6f}")
+
+
 def _add_plugin_commands() -> None:
     from .plugins import PluginHost
 

@@ -7,6 +7,7 @@ message``. ``${VAR}`` and ``${VAR:-default}`` in string values are expanded from
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,8 @@ from .types import Capabilities, Constraints, Preferences
 __all__ = [
     "ComponentSpec",
     "FallbackPolicy",
+    "GatewayKey",
+    "GatewayPolicy",
     "ModelSpec",
     "Policy",
     "ProviderSpec",
@@ -164,6 +167,58 @@ class FallbackPolicy(_Strict):
     circuit_cooldown_s: Annotated[float, Field(gt=0)] = 30
 
 
+class GatewayKey(_Strict):
+    """One API key of the gateway. Give ``key_sha256`` (hex, hashed at rest) or ``key`` (usually
+    ``${ENV_VAR}``), which is hashed when the policy loads and never kept."""
+
+    id: str = Field(min_length=1, description="a name for the key, recorded in the ledger (never the key)")
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    allowed_models: list[str] = Field(default_factory=lambda: ["*"], description="model id globs this key may use")
+    budget_usd_per_day: Annotated[float, Field(ge=0)] | None = None
+    budget_usd_per_month: Annotated[float, Field(ge=0)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_plain_key(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and "key" in value:
+            data = dict(value)
+            plain = data.pop("key")
+            if "key_sha256" in data:
+                raise ValueError("give either key or key_sha256, not both")
+            if not isinstance(plain, str) or not plain:
+                raise ValueError("key must be a non-empty string (is its environment variable set?)")
+            data["key_sha256"] = hashlib.sha256(plain.encode()).hexdigest()
+            return data
+        return value
+
+    @field_validator("key_sha256", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class GatewayPolicy(_Strict):
+    """``llm-router serve``: API keys with budgets, the usage ledger, model aliases."""
+
+    keys: list[GatewayKey] = Field(default_factory=list, description="no keys: an open gateway")
+    ledger: str = Field(default="./llm-router-usage.sqlite3", description="SQLite usage ledger path")
+    log_prompts: bool = Field(default=False, description="log prompt text (off: prompts are never logged)")
+    aliases: dict[str, list[str]] = Field(
+        default_factory=dict, description="`model` names that route among these model globs (besides `auto`)"
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> GatewayPolicy:
+        ids = [k.id for k in self.keys]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"duplicate key ids: {', '.join(sorted(dup))}")
+        hashes = [k.key_sha256 for k in self.keys]
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("two keys have the same secret")
+        return self
+
+
 class TaxonomySpec(_Strict):
     replace: bool = Field(default=False, description="replace the built-in tasks instead of extending them")
     default_task: str | None = None
@@ -191,6 +246,7 @@ class Policy(_Strict):
     routes: list[RouteRule] = Field(default_factory=lambda: [RouteRule()])
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     postprocess: list[ComponentSpec] = Field(default_factory=list)
+    gateway: GatewayPolicy = Field(default_factory=GatewayPolicy)
 
     def build_taxonomy(self) -> Taxonomy:
         tasks = {} if self.taxonomy.replace else dict(DEFAULT_TASKS)

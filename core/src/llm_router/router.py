@@ -518,6 +518,13 @@ class Router:
             models, label, rule = list(self.catalogue), "catalogue", None
         else:
             models, label, rule = route.models, route.label, route.rule
+        pinned = request.model
+        if pinned is not None:
+            info = self.catalogue.get(pinned)
+            if info is None:
+                raise ConfigurationError(f"unknown model {pinned!r}; `llm-router models` lists them")
+            if info not in models:
+                models = [info, *models]
         prefs = self.policy.preferences
         constraints = self.policy.constraints
         if rule is not None:
@@ -576,6 +583,8 @@ class Router:
             candidates = kept
         if not candidates:
             raise NoCandidatesError(rejected, classification.task)
+        if pinned is not None and not any(c.model.id == pinned for c in candidates):
+            raise NoCandidatesError([r for r in rejected if r.model_id == pinned], classification.task)
         try:
             weights = prefs.normalised()
         except ValueError as exc:
@@ -604,7 +613,12 @@ class Router:
                 totals[i] += weight * v
         order = sorted(
             range(len(candidates)),
-            key=lambda i: (-round(totals[i], 9), candidates[i].estimated_cost, candidates[i].model.id),
+            key=lambda i: (
+                candidates[i].model.id != pinned,
+                -round(totals[i], 9),
+                candidates[i].estimated_cost,
+                candidates[i].model.id,
+            ),
         )
         decision = _construct(
             RoutingDecision,
@@ -766,9 +780,14 @@ class Router:
     def _cost(self, model: ModelInfo, usage: Usage) -> float:
         return _prices(model, usage.input_tokens, usage.output_tokens)
 
-    async def _execute(self, request: RouteRequest) -> RoutingResult:
-        t0 = time.perf_counter()
-        decision = await self._aroute(request, True, t0)
+    async def _execute(
+        self, request: RouteRequest, decision: RoutingDecision | None = None, t0: float | None = None
+    ) -> RoutingResult:
+        """Decide (unless ``decision`` was made already by ``_aroute(request, True, t0)``) and call."""
+        if t0 is None:
+            t0 = time.perf_counter()
+        if decision is None:
+            decision = await self._aroute(request, True, t0)
         fb = self.policy.fallback
         attempts: list[Attempt] = []
         last_error: RouterError | None = None
@@ -1016,6 +1035,8 @@ class RoutedStream:
         self.request = request
         self.decision = decision
         self.result: RoutingResult | None = None
+        self.model: ModelInfo | None = None
+        """The model currently streaming (it changes when the stream falls back before any text)."""
         self._t0 = t0
 
     async def __aenter__(self) -> RoutedStream:
@@ -1038,6 +1059,7 @@ class RoutedStream:
             if provider is None:
                 last_error = router._unavailable(model, attempts)
                 continue
+            self.model = model
             creq = router._completion_request(request, model)
             for retry in range(fb.retries + 1):
                 t_call = time.perf_counter()

@@ -177,6 +177,11 @@ class RouteRequest(BaseModel):
     stream: bool = False
     timeout_s: Annotated[float, Field(gt=0)] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = Field(
+        default=None,
+        description="a catalogue model id to try first (the rest of the ranking are its fallbacks); "
+        "None lets the router pick",
+    )
 
     @field_validator("messages", mode="before")
     @classmethod

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict
 SCRIPTS: dict[str, list[str]] = {}
 CALLS: list[tuple[str, CompletionRequest]] = []
 EVENTS: list[tuple[str, Any]] = []
+CANCELLED: list[str] = []
+"""Instance names whose ``slow:`` stream was cancelled (closed) before it ended."""
 
 ERRORS: dict[str, type[errors.ProviderError]] = {
     "rate_limit": errors.RateLimitError,
@@ -52,7 +54,8 @@ class ScriptedConfig(BaseModel):
 
 class ScriptedProvider(llm_router.Provider):
     """Answers from ``SCRIPTS[instance name]``: ``text:...``, ``error:<kind>``, ``stall:<seconds>``,
-    ``stream:a|b|c`` (streamed pieces), ``streamfail:a|b`` (pieces then a server error)."""
+    ``stream:a|b|c`` (streamed pieces), ``streamfail:a|b`` (pieces then a server error),
+    ``slow:<seconds>:a|b`` (streamed pieces, each after a pause; a cancelled stream is noted in CANCELLED)."""
 
     name = "scripted"
     Config: ClassVar[type[BaseModel]] = ScriptedConfig
@@ -122,10 +125,23 @@ class ScriptedProvider(llm_router.Provider):
         verb, _, arg = step.partition(":")
         if verb == "error":
             self._raise(arg, request.model)
+        delay = 0.0
+        if verb == "slow":
+            seconds, _, arg = arg.partition(":")
+            delay = float(seconds)
         pieces = arg.split("|")
-        for piece in pieces:
-            await anyio.lowlevel.checkpoint()
-            yield StreamChunk(text=piece)
+        finished = False
+        try:
+            for piece in pieces:
+                if delay:
+                    await anyio.sleep(delay)
+                else:
+                    await anyio.lowlevel.checkpoint()
+                yield StreamChunk(text=piece)
+            finished = True
+        finally:
+            if not finished and verb == "slow":
+                CANCELLED.append(self.context.name)
         if verb == "streamfail":
             raise errors.ServerError("stream broke", provider=self.context.name, model=request.model)
         yield StreamChunk(finish_reason="stop", usage=Usage(input_tokens=10, output_tokens=len(pieces)))

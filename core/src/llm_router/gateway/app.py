@@ -1,0 +1,667 @@
+"""The gateway ASGI app (Starlette): OpenAI-compatible chat completions routed by llm-router.
+
+Build it with :func:`create_app` (a :class:`~llm_router.Router` or a policy path); ``llm-router serve``
+runs it on uvicorn.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gc
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ..errors import ConfigurationError, NoCandidatesError, PostprocessError, ProviderError, RouterError
+from ..policy import GatewayKey
+from ..router import RoutedStream, Router
+from ..tokens import count_message_tokens
+from ..types import Constraints, Feedback, Message, Preferences, RouteRequest, RoutingDecision, RoutingResult, Usage
+from .ledger import Ledger, LedgerRow
+from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .openai_types import (
+    ChatCompletionRequest,
+    ChunkWriter,
+    GatewayHTTPError,
+    RouteBody,
+    completion_json,
+    provider_error,
+    validation_error,
+)
+
+__all__ = ["Gateway", "create_app"]
+
+log = logging.getLogger("llm_router.gateway")
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(data, separators=(",", ":")), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def _error(err: GatewayHTTPError) -> Response:
+    return _json(err.body(), err.status, err.headers)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One chat-completion request's bookkeeping, from auth to the ledger row."""
+
+    request_id: str
+    key: GatewayKey | None
+    stream: bool
+    t0: float
+    prompt: str | None
+    reserved: float = 0.0
+    decision: RoutingDecision | None = None
+    model: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    outcome: str = "ok"
+    status: int = 200
+    fallbacks: int = 0
+    error: str | None = None
+
+
+class SSEResponse(Response):
+    """Streams SSE bytes and cancels the stream as soon as the client disconnects (even while the upstream
+    is silent), then runs ``on_close`` whatever happened."""
+
+    def __init__(
+        self, body: AsyncIterator[bytes], headers: Mapping[str, str], on_abandon: Callable[[], None] | None = None
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.media_type = "text/event-stream"
+        all_headers = {**headers, "cache-control": "no-cache", "content-type": "text/event-stream; charset=utf-8"}
+        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in all_headers.items()]
+        self.body_iterator = body
+        self.on_abandon = on_abandon
+        self.started = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def listen() -> None:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(listen)
+            try:
+                await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+                async for chunk in self.body_iterator:
+                    self.started = True
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError:  # the client went away while we were sending
+                pass
+            finally:
+                if not self.started and self.on_abandon is not None:
+                    self.on_abandon()
+            tg.cancel_scope.cancel()
+
+
+class Gateway:
+    """The app's state: router, keys, ledger, metrics."""
+
+    def __init__(self, router: Router, *, ledger_path: str | os.PathLike[str] | None = None) -> None:
+        self.router = router
+        cfg = router.policy.gateway
+        self.config = cfg
+        self.keys: dict[str, GatewayKey] = {k.key_sha256: k for k in cfg.keys}
+        self.log_prompts = cfg.log_prompts
+        self.ledger = Ledger(Path(ledger_path or cfg.ledger))  # a relative path is relative to the cwd
+        self.metrics = Metrics()
+        ids = [m.id for m in router.catalogue]
+        self.all_models = frozenset(ids)
+        self.key_models: dict[str, frozenset[str]] = {
+            k.id: frozenset(i for i in ids if any(fnmatch.fnmatchcase(i, g) for g in k.allowed_models))
+            for k in cfg.keys
+        }
+        self.aliases: dict[str, frozenset[str]] = {
+            name: frozenset(i for i in ids if any(fnmatch.fnmatchcase(i, g) for g in globs))
+            for name, globs in cfg.aliases.items()
+        }
+
+    # ---------------------------------------------------------------------------------------------
+    # lifecycle
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        # Everything loaded so far (catalogue, BPE tables, plugins) lives as long as the process: move it out
+        # of the collector's reach, so full collections stay short (they caused ~90 ms p99 stalls).
+        gc.collect()
+        gc.freeze()
+        self.ledger.start()
+        if not self.keys:
+            log.warning("no API keys in the policy's gateway.keys: this gateway is OPEN (anyone can call it)")
+        else:
+            log.info("gateway: %d API keys configured", len(self.keys))
+        log.info("gateway: usage ledger at %s", self.ledger.path)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(self.ledger.close)
+            await self.router.aclose()
+            log.info("gateway: ledger drained (%d rows written)", self.ledger.written)
+
+    # ---------------------------------------------------------------------------------------------
+    # auth and budgets
+
+    def authenticate(self, request: Request) -> GatewayKey | None:
+        if not self.keys:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            self.metrics.rejected.labels("auth").inc()
+            raise GatewayHTTPError(
+                401,
+                "missing API key: send it as `Authorization: Bearer <key>`",
+                code="invalid_api_key",
+                kind="auth",
+            )
+        import hashlib
+
+        key = self.keys.get(hashlib.sha256(token.strip().encode()).hexdigest())
+        if key is None:
+            self.metrics.rejected.labels("auth").inc()
+            raise GatewayHTTPError(401, "invalid API key", code="invalid_api_key", kind="auth")
+        return key
+
+    def check_budget(self, key: GatewayKey | None, estimate: float) -> None:
+        if key is None or (key.budget_usd_per_day is None and key.budget_usd_per_month is None):
+            return
+        day, month = self.ledger.spend.spent(key.id)
+        for spent, budget, period in (
+            (day, key.budget_usd_per_day, "daily"),
+            (month, key.budget_usd_per_month, "monthly"),
+        ):
+            if budget is not None and spent + estimate > budget:
+                self.metrics.rejected.labels("budget").inc()
+                raise GatewayHTTPError(
+                    429,
+                    f"{period} budget of key {key.id!r} exceeded: ${spent:.6f} spent of ${budget:.6f}, "
+                    f"this request is estimated at ${estimate:.6f}",
+                    type="insufficient_quota",
+                    code="budget_exceeded",
+                    kind="budget",
+                )
+
+    # ---------------------------------------------------------------------------------------------
+    # building the route request
+
+    def _allowed(self, key: GatewayKey | None, model_name: str) -> tuple[str | None, frozenset[str] | None]:
+        """(pinned model, allowed model ids) for ``model`` and the caller's key."""
+        allowed = self.key_models[key.id] if key is not None else None
+        pinned: str | None = None
+        if model_name == "auto":
+            pass
+        elif model_name in self.aliases:
+            alias = self.aliases[model_name]
+            allowed = alias if allowed is None else allowed & alias
+        elif model_name in self.router.catalogue:
+            if allowed is not None and model_name not in allowed:
+                self.metrics.rejected.labels("model_not_allowed").inc()
+                raise GatewayHTTPError(
+                    403,
+                    f"key {key.id!r} may not use model {model_name!r}" if key else "model not allowed",
+                    type="permission_error",
+                    param="model",
+                    code="model_not_allowed",
+                    kind="auth",
+                )
+            pinned = model_name
+        else:
+            names = ["auto", *sorted(self.aliases)]
+            raise GatewayHTTPError(
+                404,
+                f"the model {model_name!r} does not exist: use {', '.join(names)} or a catalogue id (GET /v1/models)",
+                param="model",
+                code="model_not_found",
+            )
+        if allowed is not None and not allowed:
+            raise GatewayHTTPError(
+                403,
+                f"no model is allowed for {model_name!r} with this key",
+                type="permission_error",
+                param="model",
+                code="model_not_allowed",
+                kind="auth",
+            )
+        return pinned, allowed
+
+    def _route_request(
+        self, request: Request, body: ChatCompletionRequest | RouteBody, key: GatewayKey | None, request_id: str
+    ) -> RouteRequest:
+        pinned, allowed = self._allowed(key, body.model)
+        prefs: dict[str, Any] = {}
+        cons: dict[str, Any] = {}
+        for header, target in (("x-router-preferences", prefs), ("x-router-constraints", cons)):
+            raw = request.headers.get(header)
+            if raw:
+                target.update(_header_map(header, raw))
+        if body.router is not None:
+            prefs.update(body.router.preferences or {})
+            cons.update(body.router.constraints or {})
+        try:
+            preferences = Preferences.model_validate(prefs) if prefs else None
+        except ValidationError as exc:
+            raise validation_error(exc, "router.preferences") from None
+        try:
+            constraints = Constraints.model_validate(cons) if cons else Constraints()
+        except ValidationError as exc:
+            raise validation_error(exc, "router.constraints") from None
+        if allowed is not None:
+            if constraints.allowed_models is not None:
+                globs = constraints.allowed_models
+                allowed = frozenset(i for i in allowed if i in globs or any(fnmatch.fnmatchcase(i, g) for g in globs))
+            constraints = constraints.model_copy(update={"allowed_models": allowed})
+        max_tokens = body.max_completion_tokens or body.max_tokens
+        fields: dict[str, Any] = {
+            "messages": tuple(body.messages),
+            "preferences": preferences,
+            "constraints": constraints if (cons or allowed is not None) else None,
+            "max_tokens": max_tokens,
+            "response_format": body.response_format,
+            "tools": tuple(body.tools) if body.tools else None,
+            "stream": body.stream,
+            "model": pinned,
+            "metadata": {"request_id": request_id, **((body.router.metadata or {}) if body.router else {})},
+        }
+        if isinstance(body, ChatCompletionRequest):
+            fields["temperature"] = body.temperature
+            fields["stop"] = (body.stop,) if isinstance(body.stop, str) else (tuple(body.stop) if body.stop else None)
+            fields["tool_choice"] = body.tool_choice
+        try:
+            return RouteRequest.model_validate(fields)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+
+    async def _decide(self, route_request: RouteRequest, t0: float, executing: bool) -> RoutingDecision:
+        try:
+            return await self.router._aroute(route_request, executing, t0)
+        except NoCandidatesError as exc:
+            self.metrics.rejected.labels("no_candidates").inc()
+            only_health = bool(exc.rejected) and all(r.constraint == "health" for r in exc.rejected)
+            raise GatewayHTTPError(
+                503 if only_health else 400,
+                str(exc),
+                type="api_error" if only_health else "invalid_request_error",
+                code="no_model_available",
+                kind="no_candidates",
+            ) from None
+        except ConfigurationError as exc:
+            raise GatewayHTTPError(400, str(exc), code="invalid_routing_options") from None
+
+    # ---------------------------------------------------------------------------------------------
+    # endpoints
+
+    async def chat_completions(self, request: Request) -> Response:
+        t0 = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        call: _Call | None = None
+        streaming = False
+        self.metrics.in_flight.inc()
+        try:
+            key = self.authenticate(request)
+            try:
+                body = ChatCompletionRequest.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise validation_error(exc) from None
+            prompt = _prompt_text(body.messages) if self.log_prompts else None
+            call = _Call(request_id, key, body.stream, t0, prompt)
+            if self.log_prompts:
+                log.info("request %s prompt: %s", request_id, prompt)
+            route_request = self._route_request(request, body, key, request_id)
+            decision = await self._decide(route_request, t0, True)
+            call.decision = decision
+            self.metrics.decision.labels("chat").observe(decision.routing_time_ms / 1000)
+            estimate = decision.ranking[0].estimated_cost
+            self.check_budget(key, estimate)
+            if key is not None:
+                self.ledger.spend.reserve(key.id, estimate)
+                call.reserved = estimate
+            if body.stream:
+                include_usage = bool(body.stream_options and body.stream_options.include_usage)
+                response = await self._stream(call, route_request, decision, include_usage)
+                call, streaming = None, True  # the stream's own finaliser writes the ledger row
+                return response
+            try:
+                result = await self.router._execute(route_request, decision, t0)
+            except (ProviderError, PostprocessError) as exc:
+                self._failed(call, exc)
+                raise provider_error(exc) from None
+            self._succeeded(call, result)
+            created = int(time.time())
+            return _json(completion_json(result, f"chatcmpl-{request_id}", created), headers=self._headers(call))
+        except GatewayHTTPError as err:
+            if call is not None:
+                call.status, call.outcome = err.status, call.outcome if call.outcome != "ok" else err.kind
+                call.error = call.error or err.message
+            else:
+                self.metrics.requests.labels("chat", "", str(err.status)).inc()
+            return _error(err)
+        except anyio.get_cancelled_exc_class():
+            if call is not None:
+                call.status, call.outcome = 499, "cancelled"
+            raise
+        finally:
+            if not streaming:
+                self.metrics.in_flight.dec()
+            if call is not None:
+                self._finish(call, "chat")
+
+    def _headers(self, call: _Call) -> dict[str, str]:
+        decision = call.decision
+        assert decision is not None
+        headers = {
+            "x-request-id": call.request_id,
+            "x-router-model": call.model or decision.selected.id,
+            "x-router-decision-ms": f"{decision.routing_time_ms:.3f}",
+            "x-router-estimated-cost": f"{decision.ranking[0].estimated_cost:.8f}",
+            "x-router-reason": _header_safe(decision.explain()),
+            "x-router-task": decision.classification.task,
+        }
+        if not call.stream:
+            headers["x-router-cost"] = f"{call.cost:.8f}"
+            headers["x-router-fallbacks"] = str(call.fallbacks)
+        return headers
+
+    def _succeeded(self, call: _Call, result: RoutingResult) -> None:
+        call.model = result.selected_model.id
+        call.usage = result.usage
+        call.cost = result.cost
+        call.fallbacks = result.fallbacks
+        self.metrics.attempts(result.attempts, result.selected_model.id)
+
+    def _failed(self, call: _Call, exc: RouterError) -> None:
+        call.outcome = "error"
+        call.error = str(exc)
+        attempts = getattr(exc, "attempts", ())
+        call.fallbacks = len({a.model_id for a in attempts}) - 1 if attempts else 0
+        self.metrics.attempts(attempts, None)
+
+    def _finish(self, call: _Call, endpoint: str) -> None:
+        """Reconcile the budget, count, and queue the ledger row (never blocks)."""
+        now = time.time()
+        latency = (time.perf_counter() - call.t0) * 1000
+        model = call.model or (call.decision.selected.id if call.decision is not None else None)
+        if call.key is not None:
+            self.ledger.spend.settle(call.key.id, call.reserved, call.cost, now)
+        m = self.metrics
+        m.requests.labels(endpoint, model or "", str(call.status)).inc()
+        m.latency.labels(endpoint, model or "").observe(latency / 1000)
+        if model is not None and (call.usage.input_tokens or call.usage.output_tokens):
+            m.tokens.labels(model, "input").inc(call.usage.input_tokens)
+            m.tokens.labels(model, "output").inc(call.usage.output_tokens)
+        if call.cost:
+            m.cost.labels(model or "", call.key.id if call.key else "").inc(call.cost)
+        decision = call.decision
+        self.ledger.record(
+            LedgerRow(
+                request_id=call.request_id,
+                ts=now,
+                key_id=call.key.id if call.key else None,
+                endpoint=endpoint,
+                task=decision.classification.task if decision is not None else None,
+                model=model,
+                input_tokens=call.usage.input_tokens,
+                output_tokens=call.usage.output_tokens,
+                estimated_cost_usd=call.reserved or (decision.ranking[0].estimated_cost if decision else 0.0),
+                cost_usd=call.cost,
+                latency_ms=latency,
+                outcome=call.outcome,
+                status=call.status,
+                fallbacks=call.fallbacks,
+                stream=call.stream,
+                error=call.error,
+                prompt=call.prompt,
+            )
+        )
+
+    async def _stream(
+        self, call: _Call, route_request: RouteRequest, decision: RoutingDecision, include_usage: bool
+    ) -> Response:
+        routed = RoutedStream(self.router, route_request, decision, call.t0)
+        iterator = routed.__aiter__()
+        parts: list[str] = []
+        try:
+            first = await iterator.__anext__()  # fallbacks happen before any text: errors are still HTTP errors
+        except StopAsyncIteration:
+            first = None
+        except (ProviderError, PostprocessError) as exc:
+            self._failed(call, exc)
+            raise provider_error(exc) from None  # the handler writes the ledger row
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await iterator.aclose()  # type: ignore[attr-defined]
+            raise
+        if routed.model is not None:
+            call.model = routed.model.id
+        self.metrics.ttft.labels(call.model or "").observe(time.perf_counter() - call.t0)
+        writer = ChunkWriter(f"chatcmpl-{call.request_id}", call.model or decision.selected.id, include_usage)
+        headers = self._headers(call)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield writer.role()
+                if first is not None:
+                    parts.append(first.text)
+                    yield writer.chunk(first)
+                    async for chunk in iterator:
+                        parts.append(chunk.text)
+                        yield writer.chunk(chunk)
+                result = routed.result
+                finish = result.response.finish_reason if result is not None else None
+                yield writer.finish(finish or "stop")
+                if result is not None:
+                    yield writer.usage(result.usage)
+                yield ChunkWriter.DONE
+            except (ProviderError, PostprocessError) as exc:  # text was already sent: report in-band
+                self._failed(call, exc)
+                call.status = provider_error(exc).status
+                yield ChunkWriter.error(provider_error(exc))
+            except BaseException:
+                call.status, call.outcome = 499, "cancelled"
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await iterator.aclose()  # type: ignore[attr-defined]
+                self.metrics.in_flight.dec()
+                self._finish_stream(call, routed, parts)
+
+        def abandoned() -> None:  # the client left before the body started: close upstream, still account
+            call.status, call.outcome = 499, "cancelled"
+            self.metrics.in_flight.dec()
+            self._finish_stream(call, routed, parts)
+
+        return SSEResponse(body(), headers, abandoned)
+
+    def _finish_stream(self, call: _Call, routed: RoutedStream, parts: list[str]) -> None:
+        result = routed.result
+        if result is not None:
+            self._succeeded(call, result)
+        elif routed.model is not None:
+            # cancelled or failed mid-stream: charge what was produced (input + the text sent so far)
+            model = routed.model
+            call.model = model.id
+            out_tokens = max(0, count_message_tokens([Message(role="assistant", content="".join(parts))]) - 6)
+            in_tokens = call.decision.input_tokens if call.decision is not None else 0
+            call.usage = Usage(input_tokens=in_tokens, output_tokens=out_tokens if parts else 0)
+            call.cost = (
+                in_tokens * model.price.input_per_mtok + call.usage.output_tokens * model.price.output_per_mtok
+            ) / 1e6
+        self._finish(call, "chat")
+
+    async def route(self, request: Request) -> Response:
+        t0 = time.perf_counter()
+        try:
+            key = self.authenticate(request)
+            try:
+                body = RouteBody.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise validation_error(exc) from None
+            request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+            route_request = self._route_request(request, body, key, request_id)
+            decision = await self._decide(route_request, t0, False)
+        except GatewayHTTPError as err:
+            self.metrics.requests.labels("route", "", str(err.status)).inc()
+            return _error(err)
+        from ..cli import decision_json
+
+        self.metrics.decision.labels("route").observe(decision.routing_time_ms / 1000)
+        self.metrics.requests.labels("route", decision.selected.id, "200").inc()
+        data = decision_json(decision)
+        data["explanation"] = decision.explain()
+        return _json(data, headers={"x-router-model": decision.selected.id, "x-request-id": request_id})
+
+    async def models(self, request: Request) -> Response:
+        try:
+            key = self.authenticate(request)
+        except GatewayHTTPError as err:
+            return _error(err)
+        allowed = self.key_models[key.id] if key is not None else self.all_models
+        data = [{"id": "auto", "object": "model", "created": 0, "owned_by": "llm-router"}]
+        data += [
+            {"id": name, "object": "model", "created": 0, "owned_by": "llm-router"}
+            for name, ids in sorted(self.aliases.items())
+            if ids & allowed
+        ]
+        data += [
+            {"id": m.id, "object": "model", "created": 0, "owned_by": m.provider}
+            for m in self.router.catalogue
+            if m.id in allowed
+        ]
+        return _json({"object": "list", "data": data})
+
+    async def health(self, request: Request) -> Response:
+        providers = {}
+        for name in self.router.policy.providers:
+            reason = self.router.provider_status(name)
+            providers[name] = {"ready": reason is None, "reason": reason}
+        ready = not providers or any(p["ready"] for p in providers.values())
+        return _json({"status": "ok", "ready": ready, "providers": providers})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            self.authenticate(request)
+            try:
+                fb = Feedback.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise validation_error(exc) from None
+        except GatewayHTTPError as err:
+            return _error(err)
+        await self.router.afeedback(fb)
+        return _json({"status": "accepted", "request_id": fb.request_id})
+
+
+def _prompt_text(messages: list[Message]) -> str:
+    return "\n".join(f"{m.role}: {m.text()}" for m in messages)
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "replace").decode()[:512]
+
+
+def _header_map(name: str, raw: str) -> dict[str, Any]:
+    """``x-router-*`` headers: a JSON object, or ``name=value,name=value`` (values are numbers or lists
+    separated by ``|``)."""
+    raw = raw.strip()
+    if raw.startswith("{"):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise GatewayHTTPError(400, f"header {name} is not valid JSON: {exc}", param=name) from None
+        if not isinstance(value, dict):
+            raise GatewayHTTPError(400, f"header {name} must be a JSON object", param=name)
+        return value
+    out: dict[str, Any] = {}
+    for item in raw.split(","):
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise GatewayHTTPError(400, f"header {name}: expected name=value pairs, got {item!r}", param=name)
+        v = v.strip()
+        try:
+            out[k.strip()] = float(v)
+        except ValueError:
+            out[k.strip()] = (
+                v.split("|") if "|" in v or k.strip().startswith(("allowed_", "blocked_", "required_")) else v
+            )
+    return out
+
+
+def create_app(
+    router: Router | str | os.PathLike[str] | None = None,
+    *,
+    ledger_path: str | os.PathLike[str] | None = None,
+    plugins: tuple[object, ...] = (),
+) -> Starlette:
+    """The gateway app for ``router`` (a Router, a policy path, or None for ``$LLM_ROUTER_POLICY`` / the
+    built-in policy)."""
+    if not isinstance(router, Router):
+        router = Router(router or os.environ.get("LLM_ROUTER_POLICY") or None, plugins=plugins)
+    gw = Gateway(router, ledger_path=ledger_path or os.environ.get("LLM_ROUTER_LEDGER") or None)
+
+    def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        return fn
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", endpoint(gw.chat_completions), methods=["POST"]),
+            Route("/chat/completions", endpoint(gw.chat_completions), methods=["POST"]),
+            Route("/v1/route", endpoint(gw.route), methods=["POST"]),
+            Route("/v1/models", endpoint(gw.models), methods=["GET"]),
+            Route("/v1/feedback", endpoint(gw.feedback), methods=["POST"]),
+            Route("/health", endpoint(gw.health), methods=["GET"]),
+            Route("/metrics", endpoint(gw.metrics_endpoint), methods=["GET"]),
+        ],
+        lifespan=gw.lifespan,
+    )
+    app.state.gateway = gw
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        return JSONResponse(
+            {
+                "error": {
+                    "message": f"{request.method} {request.url.path}: {getattr(exc, 'detail', 'not found')}",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "not_found" if status == 404 else None,
+                }
+            },
+            status_code=status,
+        )
+
+    app.add_exception_handler(404, not_found)
+    app.add_exception_handler(405, not_found)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory for ``--workers N`` (reads ``LLM_ROUTER_POLICY`` and ``LLM_ROUTER_LEDGER``)."""
+    return create_app()

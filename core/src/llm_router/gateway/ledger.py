@@ -1,0 +1,272 @@
+"""The usage ledger: one SQLite row per gateway request, written by a thread so the event loop never waits.
+
+Rows are queued with :meth:`Ledger.record` (a non-blocking ``put``); the writer thread commits them in
+batches; :meth:`Ledger.close` drains the queue before returning, so no row is lost on a clean shutdown.
+Budget spend per key (today, this month, UTC) is read from the ledger at start and kept in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Ledger", "LedgerRow", "SpendCache", "usage_report"]
+
+log = logging.getLogger("llm_router.gateway")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    key_id TEXT,
+    endpoint TEXT NOT NULL,
+    task TEXT,
+    model TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    estimated_cost_usd REAL NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    latency_ms REAL NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    fallbacks INTEGER NOT NULL DEFAULT 0,
+    stream INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    prompt TEXT
+);
+CREATE INDEX IF NOT EXISTS usage_key_ts ON usage (key_id, ts);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
+"""
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    request_id: str
+    ts: float
+    key_id: str | None
+    endpoint: str
+    task: str | None
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float
+    cost_usd: float
+    latency_ms: float
+    outcome: str
+    status: int
+    fallbacks: int
+    stream: bool
+    error: str | None = None
+    prompt: str | None = None
+
+
+_COLUMNS = [f.name for f in fields(LedgerRow)]
+# constant column names, never user input
+_INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def day_start(now: float) -> float:
+    d = datetime.fromtimestamp(now, UTC)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
+
+
+def month_start(now: float) -> float:
+    d = datetime.fromtimestamp(now, UTC)
+    return datetime(d.year, d.month, 1, tzinfo=UTC).timestamp()
+
+
+class SpendCache:
+    """Spend per key for the current UTC day and month: loaded from the ledger, then kept up to date in
+    memory as rows are recorded. ``reserve``/``release`` hold in-flight estimates so concurrent requests
+    cannot all pass a nearly-spent budget."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._day = 0.0
+        self._month = 0.0
+        self.day: dict[str, float] = {}
+        self.month: dict[str, float] = {}
+        self.reserved: dict[str, float] = {}
+
+    def load(self, conn: sqlite3.Connection, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        d0, m0 = day_start(now), month_start(now)
+        day = dict(conn.execute("SELECT key_id, SUM(cost_usd) FROM usage WHERE ts >= ? GROUP BY key_id", (d0,)))
+        month = dict(conn.execute("SELECT key_id, SUM(cost_usd) FROM usage WHERE ts >= ? GROUP BY key_id", (m0,)))
+        with self._lock:
+            self._day, self._month = d0, m0
+            self.day = {k: float(v or 0) for k, v in day.items() if k is not None}
+            self.month = {k: float(v or 0) for k, v in month.items() if k is not None}
+
+    def _roll(self, now: float) -> None:
+        d0 = day_start(now)
+        if d0 != self._day:
+            self._day, self.day = d0, {}
+        m0 = month_start(now)
+        if m0 != self._month:
+            self._month, self.month = m0, {}
+
+    def spent(self, key_id: str, now: float | None = None) -> tuple[float, float]:
+        """(today, this month) including in-flight reservations."""
+        with self._lock:
+            self._roll(time.time() if now is None else now)
+            r = self.reserved.get(key_id, 0.0)
+            return self.day.get(key_id, 0.0) + r, self.month.get(key_id, 0.0) + r
+
+    def reserve(self, key_id: str, amount: float) -> None:
+        with self._lock:
+            self.reserved[key_id] = self.reserved.get(key_id, 0.0) + amount
+
+    def settle(self, key_id: str, reserved: float, actual: float, ts: float) -> None:
+        with self._lock:
+            self.reserved[key_id] = max(0.0, self.reserved.get(key_id, 0.0) - reserved)
+            self._roll(time.time())
+            if ts >= self._day:
+                self.day[key_id] = self.day.get(key_id, 0.0) + actual
+            if ts >= self._month:
+                self.month[key_id] = self.month.get(key_id, 0.0) + actual
+
+
+_STOP = object()
+
+
+class Ledger:
+    """A SQLite file and the thread that writes it."""
+
+    def __init__(self, path: str | Path, *, batch: int = 256, refresh_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self.batch = batch
+        self.refresh_s = refresh_s
+        self._loaded = time.monotonic()
+        self.spend = SpendCache()
+        conn = connect(self.path)
+        try:
+            self.spend.load(conn)
+        finally:
+            conn.close()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="llm-router-ledger", daemon=True)
+            self._thread.start()
+
+    def record(self, row: LedgerRow) -> None:
+        """Queue ``row`` (never blocks)."""
+        self._queue.put(row)
+
+    def close(self, timeout: float | None = 30) -> None:
+        """Write every queued row, then stop the writer."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        conn = connect(self.path)
+        try:
+            stop = False
+            while not stop:
+                item = self._queue.get()
+                rows: list[tuple[Any, ...]] = []
+                while True:
+                    if item is _STOP:
+                        stop = True
+                    else:
+                        rows.append(astuple(item))
+                    if stop or len(rows) >= self.batch:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if rows:
+                    self._write(conn, rows)
+                    if time.monotonic() - self._loaded >= self.refresh_s:
+                        # other workers write the same ledger: take their spend into account too
+                        self.spend.load(conn)
+                        self._loaded = time.monotonic()
+        finally:
+            conn.close()
+
+    def _write(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        for attempt in range(5):
+            try:
+                with conn:
+                    conn.executemany(_INSERT, rows)
+                self.written += len(rows)
+                return
+            except sqlite3.OperationalError as exc:  # locked by another worker: try again
+                log.warning("ledger write failed (%s), retrying", exc)
+                time.sleep(0.05 * (attempt + 1))
+        self.failed += len(rows)
+        log.error("ledger: %d rows could not be written to %s", len(rows), self.path)
+
+
+GROUPS = {"model": "model", "key": "key_id", "task": "task", "day": "date(ts, 'unixepoch')", "outcome": "outcome"}
+
+
+def usage_report(path: str | Path, *, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
+    """Totals per ``by`` (model, key, task, day, outcome) from ``since`` (epoch seconds) on."""
+    if by not in GROUPS:
+        raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no ledger at {path}")
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    try:
+        sql = (
+            f"SELECT {GROUPS[by]} AS grp,"  # noqa: S608 (`by` is checked against GROUPS above)
+            " COUNT(*), SUM(outcome = 'ok'), SUM(outcome != 'ok'), "
+            "SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), AVG(latency_ms), SUM(fallbacks) "
+            "FROM usage WHERE ts >= ? GROUP BY grp ORDER BY SUM(cost_usd) DESC, grp"
+        )
+        out = []
+        for grp, n, ok, err, tin, tout, cost, lat, fbs in conn.execute(sql, (since or 0.0,)):
+            out.append(
+                {
+                    by: grp,
+                    "requests": n,
+                    "ok": ok or 0,
+                    "errors": err or 0,
+                    "input_tokens": tin or 0,
+                    "output_tokens": tout or 0,
+                    "cost_usd": round(cost or 0.0, 10),
+                    "avg_latency_ms": round(lat or 0.0, 2),
+                    "fallbacks": fbs or 0,
+                }
+            )
+        return out
+    finally:
+        conn.close()
+
+
+def rows(path: str | Path) -> Iterable[dict[str, Any]]:
+    """Every ledger row as a dict (for tests and exports)."""
+    conn = sqlite3.connect(str(path))
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM usage ORDER BY ts")]
+    finally:
+        conn.close()

@@ -1,0 +1,75 @@
+"""Helpers of the gateway tests: the policy, and the gateway on uvicorn in a thread on a loopback port."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from llm_router.gateway.ledger import rows
+
+ALICE, BOB, CAROL = "sk-test-alice", "sk-test-bob", "sk-test-carol"
+
+POLICY = """
+providers:
+  a: {type: scripted, models: [small, large], price_in: 1, price_out: 2}
+  b: {type: scripted, models: [only], price_in: 5, price_out: 5}
+preferences: {cost: 1}
+fallback: {retries: 0, backoff_ms: 1, max_backoff_ms: 5, max_models: 3, timeout_s: 10}
+gateway:
+  keys:
+    - {id: alice, key: "${ALICE_KEY}"}
+    - {id: bob, key_sha256: "%s", allowed_models: ["a/small"]}
+    - {id: carol, key: "%s", budget_usd_per_day: 0.00002}
+  aliases: {cheap: ["a/*"]}
+%s
+"""
+
+
+def policy_text(extra: str = "") -> str:
+    import hashlib
+
+    return POLICY % (hashlib.sha256(BOB.encode()).hexdigest(), CAROL, textwrap.indent(extra, "  "))
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Poll until ``predicate()`` is truthy (a generous timeout guards against hangs; no timing asserts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Server:
+    """The gateway on uvicorn in a thread, on a loopback port."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.gateway = app.state.gateway
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=10, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> Server:
+        self.thread.start()
+        wait_for(lambda: self.server.started, "the server to start")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+    def ledger(self) -> list[dict[str, Any]]:
+        return list(rows(self.gateway.ledger.path))

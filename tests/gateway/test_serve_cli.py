@@ -1,0 +1,119 @@
+"""`llm-router serve` as a real process on a loopback port, `gateway:` policy validation, and `usage` errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from _gateway_helpers import ALICE, policy_text, wait_for
+from llm_router.cli import app as cli_app
+from llm_router.errors import PolicyError
+from llm_router.gateway.ledger import rows
+from llm_router.policy import parse_policy
+from typer.testing import CliRunner
+
+
+def test_serve_process_answers_the_sdk_and_drains_the_ledger_on_sigterm(
+    write_policy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    policy = write_policy(policy_text())
+    ledger = tmp_path / "usage.sqlite3"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("llm-router")
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--policy", str(policy), "--port", str(port), "--ledger", str(ledger)],
+        env={**os.environ, "ALICE_KEY": ALICE},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                return False
+
+        wait_for(healthy, "llm-router serve to start", timeout=60)
+        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=ALICE, max_retries=0)
+        assert c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}]).model
+        chunks = list(
+            c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], stream=True)
+        )
+        assert chunks
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught (so the exit status says SIGTERM)
+    assert proc.returncode in (0, -signal.SIGTERM), output
+    assert "ledger drained (2 rows written)" in output
+    assert ALICE not in output
+    assert [r["outcome"] for r in rows(ledger)] == ["ok", "ok"]
+
+
+def test_serve_reports_policy_errors_before_binding(write_policy: Callable[[str], Path]) -> None:
+    bad = write_policy("gateway:\n  keys:\n    - {id: x, key: abc, key_sha256: nope}\n")
+    result = CliRunner().invoke(cli_app, ["serve", "--policy", str(bad), "--port", "1"])
+    assert result.exit_code == 2
+    assert "gateway.keys[0]" in result.output
+
+
+def test_open_gateway_is_announced(write_policy: Callable[[str], Path], caplog: pytest.LogCaptureFixture) -> None:
+    from _gateway_helpers import Server
+    from llm_router import Router
+    from llm_router.gateway import create_app
+
+    router = Router(write_policy("providers:\n  a: {type: scripted}\n"))
+    server = Server(create_app(router, ledger_path=write_policy("", "x").with_suffix(".sqlite3"))).start()
+    try:
+        assert httpx.get(f"{server.url}/v1/models").status_code == 200  # no key needed
+    finally:
+        server.stop()
+    assert "OPEN" in caplog.text
+
+
+def test_keys_are_hashed_at_load() -> None:
+    policy, _ = parse_policy(
+        "gateway:\n  keys:\n    - {id: a, key: '${K}'}\n    - {id: b, key_sha256: '" + "AB" * 32 + "'}\n",
+        env={"K": "sk-secret"},
+    )
+    a, b = policy.gateway.keys
+    assert a.key_sha256 == hashlib.sha256(b"sk-secret").hexdigest()
+    assert "sk-secret" not in policy.model_dump_json()
+    assert b.key_sha256 == "ab" * 32
+    assert policy.gateway.ledger == "./llm-router-usage.sqlite3" and policy.gateway.log_prompts is False
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("[{id: a, key: x, key_sha256: " + "0" * 64 + "}]", "either key or key_sha256"),
+        ("[{id: a, key: x}, {id: a, key: y}]", "duplicate key ids"),
+        ("[{id: a, key: x}, {id: b, key: x}]", "same secret"),
+        ("[{id: a, key_sha256: short}]", "key_sha256"),
+        ("[{id: a, key: ''}]", "non-empty"),
+    ],
+)
+def test_bad_gateway_keys(keys: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(f"gateway:\n  keys: {keys}\n")
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "none.sqlite3")]).exit_code == 2
+    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "x"), "--by", "colour"]).exit_code == 2
+    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "x"), "--since", "yesterday"]).exit_code == 2
