@@ -132,8 +132,8 @@ def test_unknown_classifier_names_place_and_alternatives(write_policy: Callable[
 
 
 def test_bad_component_parameter_is_located(write_policy: Callable[[str], Path]) -> None:
-    found = router_issues(write_policy, "classify:\n  - rules:\n      max_chars: 5\n")
-    assert found[0].startswith("p.yaml:3:7: classify[0].rules.max_chars:")
+    found = router_issues(write_policy, "classify:\n  - rules:\n      head_chars: 5\n")
+    assert found[0].startswith("p.yaml:3:7: classify[0].rules.head_chars:")
 
 
 def test_unknown_component_parameter_is_located(write_policy: Callable[[str], Path]) -> None:
@@ -180,5 +180,5 @@ def test_json_schema_includes_component_parameters() -> None:
     json.dumps(schema)
     items = schema["properties"]["classify"]["items"]["anyOf"]
     assert items[0] == {"type": "string", "enum": ["rules"]}
-    assert "max_chars" in json.dumps(items[1])
+    assert "head_chars" in json.dumps(items[1])
     assert schema["properties"]["fallback"]

@@ -31,12 +31,15 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Validate, inspect and document routing policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
-train_app = typer.Typer(help="Train components (added by plugins: `train router`, `train classifier`, …).",
-                        no_args_is_help=True)
-eval_app = typer.Typer(help="Evaluate routing and classification on labelled data (added by plugins).",
-                       no_args_is_help=True)
-calibrate_app = typer.Typer(help="Pick operating points and thresholds from data (added by plugins).",
-                            no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train components (added by plugins: `train router`, `train classifier`, …).", no_args_is_help=True
+)
+eval_app = typer.Typer(
+    help="Evaluate routing and classification on labelled data (added by plugins).", no_args_is_help=True
+)
+calibrate_app = typer.Typer(
+    help="Pick operating points and thresholds from data (added by plugins).", no_args_is_help=True
+)
 
 out = Console(width=200) if not sys.stdout.isatty() else Console()
 err = Console(stderr=True, soft_wrap=True)

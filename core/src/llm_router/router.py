@@ -92,13 +92,24 @@ class _Stage:
         self.threshold = threshold
 
 
+Facts = tuple[ModelInfo, float, float, float, float]
+"""A model with what each decision needs of it: USD per input and output token, first-token ms, tokens/s."""
+
+
+def _facts(models: Sequence[ModelInfo]) -> list[Facts]:
+    return [
+        (m, m.price.input_per_mtok / 1e6, m.price.output_per_mtok / 1e6, m.ttft_ms, m.tokens_per_second) for m in models
+    ]
+
+
 class _Route:
-    __slots__ = ("label", "models", "rule", "tasks")
+    __slots__ = ("facts", "label", "models", "rule", "tasks")
 
     def __init__(self, label: str, rule: RouteRule, models: list[ModelInfo]) -> None:
         self.label = label
         self.rule = rule
         self.models = models
+        self.facts = _facts(models)
         self.tasks = frozenset(rule.when.task) if rule.when.task else None
 
 
@@ -173,6 +184,8 @@ class Router:
         self._check_policy_refs(issues)
         if issues:
             raise PolicyError(issues)
+        self._catalogue_models = list(self.catalogue)
+        self._catalogue_facts = _facts(self._catalogue_models)
         self._sync_cascade = all(not s.classifier.is_async for s in self.stages)
         get_encoding(DEFAULT_ENCODING)  # load the BPE tables now (~0.4 s once per process), not in a decision
         self._has_decision_listeners = self.plugins.has_listeners("on_decision")
@@ -515,9 +528,9 @@ class Router:
     ) -> RoutingDecision:
         route = self._select_route(request, classification)
         if route is None:
-            models, label, rule = list(self.catalogue), "catalogue", None
+            models, facts, label, rule = self._catalogue_models, self._catalogue_facts, "catalogue", None
         else:
-            models, label, rule = route.models, route.label, route.rule
+            models, facts, label, rule = route.models, route.facts, route.label, route.rule
         pinned = request.model
         if pinned is not None:
             info = self.catalogue.get(pinned)
@@ -525,6 +538,7 @@ class Router:
                 raise ConfigurationError(f"unknown model {pinned!r}; `llm-router models` lists them")
             if info not in models:
                 models = [info, *models]
+                facts = _facts([info]) + facts
         prefs = self.policy.preferences
         constraints = self.policy.constraints
         if rule is not None:
@@ -549,17 +563,19 @@ class Router:
             provider_status=self.provider_status,
         )
         live = self.state.latency_table()
-        candidates: list[Candidate] = []
-        for m in models:
-            measured = live.get(m.id) if live else None
-            if measured is None:
-                ttft, tps = m.ttft_ms, m.tokens_per_second
-            else:
-                ttft = m.ttft_ms if measured[0] is None else measured[0]
-                tps = m.tokens_per_second if measured[1] is None else measured[1]
-            candidates.append(
-                Candidate(m, _prices(m, input_tokens, expected_output), ttft + expected_output / tps * 1000)
-            )
+        out_ms = expected_output * 1000
+        if not live:
+            candidates = [
+                Candidate(m, input_tokens * per_in + expected_output * per_out, ttft + out_ms / tps)
+                for m, per_in, per_out, ttft, tps in facts
+            ]
+        else:
+            candidates = []
+            for m, per_in, per_out, prior_ttft, prior_tps in facts:
+                measured = live.get(m.id)
+                ttft = prior_ttft if measured is None or measured[0] is None else measured[0]
+                tps = prior_tps if measured is None or measured[1] is None else measured[1]
+                candidates.append(Candidate(m, input_tokens * per_in + expected_output * per_out, ttft + out_ms / tps))
         rejected: list[Rejection] = []
         for name, constraint in self.constraints:
             if not candidates:
@@ -609,17 +625,11 @@ class Router:
         value_columns = [values for _, _, values in columns]
         totals = [0.0] * len(candidates)
         for _, weight, values in columns:
-            for i, v in enumerate(values):
-                totals[i] += weight * v
-        order = sorted(
-            range(len(candidates)),
-            key=lambda i: (
-                candidates[i].model.id != pinned,
-                -round(totals[i], 9),
-                candidates[i].estimated_cost,
-                candidates[i].model.id,
-            ),
-        )
+            totals = [t + weight * v for t, v in zip(totals, values, strict=True)]
+        keys = [(-round(t, 9), c.estimated_cost, c.model.id) for t, c in zip(totals, candidates, strict=True)]
+        if pinned is not None:
+            keys = [(c.model.id != pinned, *k) for k, c in zip(keys, candidates, strict=True)]  # type: ignore[misc]
+        order = sorted(range(len(candidates)), key=keys.__getitem__)
         decision = _construct(
             RoutingDecision,
             request_id=str(request.metadata.get("request_id") or uuid.uuid4().hex),

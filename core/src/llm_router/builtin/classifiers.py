@@ -8,9 +8,10 @@ on labelled data (``data/rules_calibration.json``, see its ``provenance``), so t
 means the rule classifier is right about 80 % of the time on that data. With a custom taxonomy, or
 ``calibration: none``, the raw confidence is used as it is.
 
-Long prompts are cut deliberately: the first ``max_chars`` characters of a turn (default 1,500) and its
-last 500 are scanned, so the cost stays bounded however long the prompt is (the instruction sits at the
-start or the end of a prompt; a long middle is usually the material it is about).
+Long prompts are cut deliberately, so the cost stays bounded however long the prompt is: a turn longer than
+``head_chars + tail_chars`` (default 400 + 250) is scanned as its first paragraph (at most ``head_chars``)
+and its last ``tail_chars`` characters, joined by a blank line when the turn has paragraphs. The instruction
+sits at the start or the end of a prompt; a long middle is the material it is about.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ from ..hookspecs import hookimpl
 from ..taxonomy import DEFAULT_TASKS
 from ..types import RouteRequest
 
-TAIL_CHARS = 500
-
 
 class RulesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     calibration: Literal["builtin", "none"] = "builtin"
-    max_chars: Annotated[int, Field(ge=100)] = 1500
+    head_chars: Annotated[int, Field(ge=50)] = 400
+    tail_chars: Annotated[int, Field(ge=0)] = 250
     history_turns: Annotated[int, Field(ge=0)] = 2
 
 
@@ -181,10 +181,13 @@ class RuleClassifier(Classifier):
         )
 
     def _cut(self, text: str) -> str:
-        limit = self.cfg.max_chars
-        if len(text) <= limit + TAIL_CHARS:
+        head_chars, tail_chars = self.cfg.head_chars, self.cfg.tail_chars
+        if len(text) <= head_chars + tail_chars:
             return text
-        return text[:limit] + "\n" + text[-TAIL_CHARS:]
+        paragraph = text.find("\n\n", 0, head_chars)
+        head = text[:paragraph] if paragraph > 0 else text[:head_chars]
+        tail = text[-tail_chars:] if tail_chars else ""
+        return head + ("\n\n" if paragraph > 0 or "\n\n" in text else "\n") + tail
 
     def raw_scores(self, request: RouteRequest) -> dict[str, float]:
         scores = dict.fromkeys(self.rules.tasks, 0.0)

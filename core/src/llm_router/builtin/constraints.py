@@ -84,6 +84,11 @@ class ContextWindowConstraint(Constraint):
         assert isinstance(self.config, ContextWindowConfig)
         requested = ctx.request.max_tokens or ctx.constraints.max_output_tokens
         min_window = ctx.constraints.min_context_window
+        if requested is None and min_window is None:
+            # the common case, in one pass: every model fits even with the margin and the full expected output
+            worst = int(ctx.input_tokens * (1 + self.config.margin)) + ctx.expected_output_tokens
+            if min(c.model.context_window for c in candidates) >= worst:
+                return [None] * len(candidates)
         out: Reasons = []
         for cand in candidates:
             m = cand.model

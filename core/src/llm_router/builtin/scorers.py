@@ -38,9 +38,11 @@ class QualityScorer(Scorer):
     def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
         task = ctx.classification.task
         assert isinstance(self.config, QualityConfig)
-        return relative(
-            [c.model.quality_for(task) for c in candidates], min_span=self.config.min_span, higher_is_better=True
-        )
+        values = []
+        for c in candidates:
+            q = c.model.quality.get(task)
+            values.append(c.model.quality_for(task) if q is None else q)
+        return relative(values, min_span=self.config.min_span, higher_is_better=True)
 
 
 class CostConfig(BaseModel):
