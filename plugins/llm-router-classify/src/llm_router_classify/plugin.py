@@ -1,0 +1,26 @@
+"""The ``llm_router`` entry point: classifiers ``learned`` and ``llm``; commands ``train classifier``,
+``eval classify`` and ``calibrate classifier``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from llm_router import hookimpl
+from llm_router.components import Classifier
+
+from .learned import LearnedClassifier
+from .llm import LLMClassifier
+
+
+@hookimpl
+def register_classifiers(register: Callable[[type[Classifier]], None]) -> None:
+    register(LearnedClassifier)
+    register(LLMClassifier)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from . import commands
+
+    commands.register(cli)
