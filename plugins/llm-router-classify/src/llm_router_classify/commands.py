@@ -372,6 +372,18 @@ def choose_threshold_for_accuracy(conf: np.ndarray, correct: np.ndarray, target:
     return 1.0
 
 
+def _round_threshold(t: float, conf: np.ndarray) -> float:
+    """``t`` rounded down to 3 decimals (else 6) without letting in any row whose confidence is below ``t``."""
+    below = conf[conf < t]
+    lower = float(below.max()) if len(below) else -1.0
+    for digits in (3, 6):
+        scale = 10**digits
+        r = math.floor(t * scale) / scale
+        if r > lower:
+            return r
+    return t
+
+
 def calibrate_classifier(
     data: DataOpt,
     policy: PolicyOpt = None,
@@ -429,9 +441,7 @@ def calibrate_classifier(
             need = int(undecided.sum()) - int(np.floor(target_llm_share * len(rows)))
             avail = np.sort(conf[undecided & (conf >= 0)])[::-1]
             t = 1.0 if need <= 0 or len(avail) == 0 else float(avail[min(need, len(avail)) - 1])
-        # round up (accuracy target) or down (share target) to 3 decimals without crossing the chosen row
-        t = math.ceil(t * 1000 - 1e-9) / 1000 if target_accuracy is not None else math.floor(t * 1000) / 1000
-        t = min(t, 1.0)
+        t = _round_threshold(t, conf[undecided])
         thresholds[i] = t
         accept = undecided & (conf >= t)
         report.append(
@@ -475,6 +485,10 @@ def register(cli: Any) -> None:
     """Add the commands to the ``train``, ``eval`` and ``calibrate`` groups of the CLI."""
     from llm_router.cli import calibrate_app, eval_app, train_app
 
-    train_app.command("classifier")(train_classifier)
-    eval_app.command("classify")(eval_classify)
-    calibrate_app.command("classifier")(calibrate_classifier)
+    for group, name, func in (
+        (train_app, "classifier", train_classifier),
+        (eval_app, "classify", eval_classify),
+        (calibrate_app, "classifier", calibrate_classifier),
+    ):
+        if not any(c.name == name for c in group.registered_commands):  # idempotent
+            group.command(name)(func)

@@ -1,0 +1,66 @@
+"""The learned classifier as a stage of a real Router's cascade."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from llm_router import Router
+from llm_router.errors import PolicyError
+from llm_router.types import Message
+
+DATA = Path(__file__).parent / "data"
+
+
+def router(*stages: dict[str, object], **extra: object) -> Router:
+    return Router({"classify": list(stages), **extra})
+
+
+def test_learned_decides_when_rules_are_unsure_and_every_stage_is_recorded() -> None:
+    r = router({"rules": {"threshold": 0.9}}, {"learned": {"threshold": 0.5}})
+    c = r.route("Who was the first president of the United States?").classification
+    assert c.method == "learned" and c.task == "open_qa" and c.confidence >= 0.5
+    assert [s.classifier for s in c.stages] == ["rules", "learned"]
+    assert c.stages[0].accepted is False and c.stages[1].accepted is True
+    assert all(s.time_ms >= 0 for s in c.stages)
+    assert "general_qa" not in c.scores  # mapped into open_qa by default
+    assert sum(c.scores.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_below_every_threshold_the_best_guess_is_marked() -> None:
+    r = router({"rules": {"threshold": 1.0}}, {"learned": {"threshold": 1.0}})
+    c = r.route("Write a short poem about the sea.").classification
+    assert c.task == "creative_writing"
+    assert c.method.endswith("(below threshold)")
+    assert not any(s.accepted for s in c.stages)
+
+
+def test_product_data_is_classified_as_labelled() -> None:
+    r = router({"learned": {}})
+    rows = [json.loads(line) for line in (DATA / "product-dev.jsonl").read_text().splitlines()]
+    right = sum(r.route(o["prompt"]).classification.task == o["label"] for o in rows)
+    assert right >= len(rows) - 2
+
+
+def test_multi_turn_weights_the_latest_user_turn() -> None:
+    r = router({"learned": {}})
+    messages = [
+        Message(role="user", content="Write a poem about autumn leaves falling in the park."),
+        Message(role="assistant", content="Golden leaves drift down…"),
+        Message(role="user", content="Who was the first person to walk on the moon?"),
+    ]
+    assert r.route(messages).classification.task == "open_qa"
+
+
+def test_label_map_and_custom_taxonomy() -> None:
+    r = router({"learned": {"label_map": {}}}, taxonomy={"tasks": {"general_qa": {"description": "opinions"}}})
+    c = r.route("What do you think is the best way to spend a rainy day?").classification
+    assert "general_qa" in c.scores and "open_qa" in c.scores
+    with pytest.raises(PolicyError, match="none of the artifact's labels"):
+        router({"learned": {}}, taxonomy={"replace": True, "tasks": {"billing": {}, "other": {}}})
+
+
+def test_a_missing_artifact_is_a_policy_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="missing"):
+        router({"learned": {"artifact": str(tmp_path / "missing")}})
