@@ -44,7 +44,8 @@ def test_round_trip_gives_the_same_probabilities(small_model: tuple[Model, Path]
     text = "I was charged twice, please refund me."
     np.testing.assert_allclose(loaded.predict_proba(text)[1], model.predict_proba(text)[1], atol=2e-3)
     header = json.loads(path.with_suffix(".json").read_text())
-    assert header["format"] == "llm-router-prompt-classifier" and header["format_version"] == 1
+    assert header["format"] == "llm-router-prompt-classifier"
+    assert header["format_version"] == 1
 
 
 def _copy(src: Path, dst: Path) -> Path:

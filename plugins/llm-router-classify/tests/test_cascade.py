@@ -20,9 +20,12 @@ def router(*stages: dict[str, object], **extra: object) -> Router:
 def test_learned_decides_when_rules_are_unsure_and_every_stage_is_recorded() -> None:
     r = router({"rules": {"threshold": 0.9}}, {"learned": {"threshold": 0.5}})
     c = r.route("Who was the first president of the United States?").classification
-    assert c.method == "learned" and c.task == "open_qa" and c.confidence >= 0.5
+    assert c.method == "learned"
+    assert c.task == "open_qa"
+    assert c.confidence >= 0.5
     assert [s.classifier for s in c.stages] == ["rules", "learned"]
-    assert c.stages[0].accepted is False and c.stages[1].accepted is True
+    assert c.stages[0].accepted is False
+    assert c.stages[1].accepted is True
     assert all(s.time_ms >= 0 for s in c.stages)
     assert "general_qa" not in c.scores  # mapped into open_qa by default
     assert sum(c.scores.values()) == pytest.approx(1.0, abs=1e-4)
@@ -56,7 +59,8 @@ def test_multi_turn_weights_the_latest_user_turn() -> None:
 def test_label_map_and_custom_taxonomy() -> None:
     r = router({"learned": {"label_map": {}}}, taxonomy={"tasks": {"general_qa": {"description": "opinions"}}})
     c = r.route("What do you think is the best way to spend a rainy day?").classification
-    assert "general_qa" in c.scores and "open_qa" in c.scores
+    assert "general_qa" in c.scores
+    assert "open_qa" in c.scores
     with pytest.raises(PolicyError, match="none of the artifact's labels"):
         router({"learned": {}}, taxonomy={"replace": True, "tasks": {"billing": {}, "other": {}}})
 
