@@ -42,7 +42,7 @@ def tests(session: nox.Session) -> None:
     """The whole suite: core, all plugin distributions, integration tests with real plugin packages."""
     _install_core(session)
     for name in PLUGINS:
-        session.install("-e", f"./plugins/{name}")
+        session.install("-e", f"./plugins/{name}[train]")
     for name in EXAMPLES:
         session.install("-e", f"./examples/{name}")
     if TEST_PLUGINS:
