@@ -10,6 +10,7 @@ import json
 import math
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -119,11 +120,17 @@ def train_model(rows: Sequence[tuple[str, str]], *, quiet: bool = False, **hyper
                 progress.update(task, description="fitting logistic regression")
 
         try:
-            return train(texts, labels, progress=advance, **hyper)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model = train(texts, labels, progress=advance, **hyper)
         except ImportError as exc:
             raise _fail(str(exc)) from exc
         except ValueError as exc:
             raise _fail(f"training failed: {exc}") from exc
+    if any("converge" in str(w.message).lower() for w in caught) and not quiet:
+        err.print(f"note: the solver stopped at max_iter={hyper.get('max_iter', 300)} before full convergence "
+                  "(the usual case here; raise --max-iter to go further)")
+    return model
 
 
 def calibrate_temperature(model: Model, rows: Sequence[tuple[str, str]]) -> float | None:
