@@ -228,10 +228,10 @@ def eval_router(
                         params["artifact"] = str(base / str(params["artifact"]))
                     entry["learned"] = params
         else:
-            params: dict[str, Any] = {"label_map": label_map}
+            stage: dict[str, Any] = {"label_map": label_map}
             if artifact is not None:
-                params["artifact"] = artifact
-            policy = {"classify": [{"learned": params}]}
+                stage["artifact"] = artifact
+            policy = {"classify": [{"learned": stage}]}
             if train_rows is not None and not gold_labels <= set(DEFAULT_TASKS):
                 policy["taxonomy"] = {"replace": True}
         taxonomy = policy.setdefault("taxonomy", {}) or {}
@@ -420,7 +420,7 @@ def calibrate_classifier(
         tail_is_llm = bool(stages) and stages[-1].classifier.is_async
         if policy is None:
             tail_is_llm = True  # the snippet appends the llm stage
-        requests = [RouteRequest(messages=p) for p, _ in rows]  # type: ignore[arg-type]
+        requests = [RouteRequest(messages=p) for p, _ in rows]
         preds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i in offline:
             conf = np.zeros(len(rows))

@@ -101,8 +101,10 @@ class LearnedClassifier(Classifier):
         if not turns:
             return None
         if len(turns) == 1:
-            return self.model.predict_proba(turns[0])[1][0]
-        return self.model.classify_conversation(turns)[1][0]
+            probs: np.ndarray = self.model.predict_proba(turns[0])[1][0]
+        else:
+            probs = self.model.classify_conversation(turns)[1][0]
+        return probs
 
     def classify(self, request: RouteRequest) -> Prediction | None:
         probs = self.probabilities(request)

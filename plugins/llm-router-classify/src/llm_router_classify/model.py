@@ -243,13 +243,15 @@ class Model:
     # ---- inference -------------------------------------------------------------------
     def logits_one(self, text: str) -> np.ndarray:
         idx, val = self.featurizer.transform_one(text)
-        return val @ self.coef[idx].astype(np.float32) + self.bias
+        z: np.ndarray = val @ self.coef[idx].astype(np.float32) + self.bias
+        return z
 
     def _softmax(self, z: np.ndarray) -> np.ndarray:
         z = z / self.temperature
         z = z - z.max(axis=-1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
+        p: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+        return p
 
     def predict_proba(self, texts: Sequence[str] | str) -> tuple[list[str], np.ndarray]:
         """Return (labels, probabilities of shape (n_texts, n_labels))."""
