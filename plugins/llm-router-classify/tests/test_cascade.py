@@ -68,3 +68,21 @@ def test_label_map_and_custom_taxonomy() -> None:
 def test_a_missing_artifact_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="missing"):
         router({"learned": {"artifact": str(tmp_path / "missing")}})
+
+
+def test_a_custom_taxonomy_learned_from_a_few_examples_in_the_policy() -> None:
+    pytest.importorskip("sklearn")
+    rows = [json.loads(line) for line in (DATA / "support-train.jsonl").read_text().splitlines()]
+    tasks: dict[str, dict[str, object]] = {}
+    for o in rows:
+        tasks.setdefault(o["label"], {"description": o["label"].replace("_", " "), "examples": []})
+        tasks[o["label"]]["examples"].append(o["prompt"])  # type: ignore[union-attr]
+    r = router({"learned": {"artifact": "examples"}}, taxonomy={"replace": True, "tasks": tasks})
+    test = [json.loads(line) for line in (DATA / "support-test.jsonl").read_text().splitlines()]
+    right = sum(r.route(o["prompt"]).classification.task == o["label"] for o in test)
+    assert right >= 7
+    c = r.route("I was charged twice this month, please refund me.").classification
+    assert c.task == "billing"
+    assert set(c.scores) == {"billing", "bug_report", "feature_request"}
+    with pytest.raises(PolicyError, match="at least two tasks"):
+        router({"learned": {"artifact": "examples"}}, taxonomy={"replace": True, "tasks": {"a": {}, "b": {}}})

@@ -1,8 +1,10 @@
 """The ``learned`` classifier: the offline model of :mod:`llm_router_classify.model` as a cascade stage.
 
 * ``artifact: builtin`` (default) is the model shipped in this package (see ``artifacts/PROVENANCE.md``);
-  any other value is a path to ``<name>.json`` + ``<name>.npz`` (relative paths are resolved against the
-  policy's folder; the suffix may be left out).
+  ``artifact: examples`` trains a model at start-up on the ``examples`` of the taxonomy's tasks (a few per
+  label are enough for topical labels; needs the ``[train]`` extra); any other value is a path to
+  ``<name>.json`` + ``<name>.npz`` (relative paths are resolved against the policy's folder; the suffix may
+  be left out).
 * ``label_map`` renames the model's labels to the policy's taxonomy, summing the probabilities of labels mapped
   to the same task. Default ``{general_qa: open_qa}``: Dolly's general_qa and open_qa cannot be told apart
   by the data (see docs/classification.md). Labels the taxonomy does not have are left out (their probability
@@ -16,16 +18,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from pathlib import Path
 from typing import Annotated, ClassVar
 
 import numpy as np
 from llm_router.components import Classifier, ComponentContext, Prediction
+from llm_router.taxonomy import TaskSpec
 from llm_router.types import RouteRequest
 from pydantic import BaseModel, ConfigDict, Field
 
-from .model import Model
+from .model import Model, train
 
 BUILTIN_ARTIFACT = Path(__file__).parent / "artifacts" / "default"
 
@@ -56,10 +61,27 @@ def load_artifact(path: str | Path) -> Model:
         return model
 
 
+def train_on_examples(tasks: dict[str, TaskSpec]) -> Model:
+    """A model trained on the taxonomy's example prompts (cached per process by their content)."""
+    rows = [(example, task) for task, spec in tasks.items() for example in spec.examples]
+    if len({task for _, task in rows}) < 2:
+        raise ValueError("artifact: examples needs example prompts for at least two tasks of the taxonomy")
+    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    key = ("examples:" + digest, 0.0)
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is None:
+            model = train([p for p, _ in rows], [t for _, t in rows], max_iter=200)
+            _cache[key] = model
+        return model
+
+
 class LearnedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    artifact: str = Field(default="builtin", description="'builtin' or the path of a trained artifact")
+    artifact: str = Field(
+        default="builtin", description="'builtin', 'examples' (train on the taxonomy's examples) or an artifact path"
+    )
     label_map: dict[str, str] = Field(
         default_factory=lambda: {"general_qa": "open_qa"},
         description="model label -> taxonomy task; probabilities of labels mapped together are summed",
@@ -77,7 +99,10 @@ class LearnedClassifier(Classifier):
     def __init__(self, config: BaseModel, context: ComponentContext) -> None:
         super().__init__(config, context)
         assert isinstance(config, LearnedConfig)
-        self.model = load_artifact(resolve_artifact(config.artifact, context.policy_dir))
+        if config.artifact == "examples":
+            self.model = train_on_examples(dict(context.taxonomy.tasks))
+        else:
+            self.model = load_artifact(resolve_artifact(config.artifact, context.policy_dir))
         tasks = context.taxonomy.tasks
         targets = [config.label_map.get(label, label) for label in self.model.labels]
         # columns of the model's probabilities that feed each taxonomy task
