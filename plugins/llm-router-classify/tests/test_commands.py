@@ -67,6 +67,7 @@ def test_eval_of_the_builtin_model_reports_stages_and_human_output() -> None:
 
 
 def test_eval_offline_leaves_out_the_llm_stage() -> None:
+    pytest.importorskip("llm_router_openai")
     policy = Path(__file__).parents[3] / "examples" / "policies" / "hybrid_classify.yaml"
     result = invoke("eval", "classify", "--data", str(PRODUCT), "--policy", str(policy), "--offline")
     assert set(result["decided_by"]) <= {"rules", "learned", "rules (below threshold)", "learned (below threshold)"}
@@ -74,9 +75,10 @@ def test_eval_offline_leaves_out_the_llm_stage() -> None:
 
 def test_calibrate_prints_a_policy_snippet() -> None:
     result = invoke("calibrate", "classifier", "--data", str(PRODUCT), "--target-llm-share", "0.3")
-    assert [s["stage"] for s in result["stages"]] == ["learned"]
+    assert [s["stage"] for s in result["stages"]] == ["rules", "learned"]
+    assert result["stages"][0]["threshold"] == 0.9
     assert result["left_to_last_stage"] <= 0.3 + 1e-9
-    assert result["policy"].startswith("classify:\n  - learned: {\"threshold\": ")
+    assert result["policy"].startswith('classify:\n  - rules: {"threshold": 0.9}\n  - learned: {"threshold": ')
     assert "llm" in result["policy"]
     acc = invoke("calibrate", "classifier", "--data", str(PRODUCT), "--target-accuracy", "1.0")
     assert acc["stages"][0]["accuracy"] in (None, 1.0)

@@ -202,6 +202,7 @@ def eval_router(
     label_map: dict[str, str],
     quiet: bool,
     offline: bool = False,
+    with_rules: bool = False,
 ) -> Iterator[Any]:
     """A real Router whose cascade is the policy's (or a single ``learned`` stage), with every gold label in
     its taxonomy; with ``train_rows``, the ``learned`` stages use a model trained on them."""
@@ -231,7 +232,7 @@ def eval_router(
             stage: dict[str, Any] = {"label_map": label_map}
             if artifact is not None:
                 stage["artifact"] = artifact
-            policy = {"classify": [{"learned": stage}]}
+            policy = {"classify": [{"rules": {"threshold": 0.9}}] * with_rules + [{"learned": stage}]}
             if train_rows is not None and not gold_labels <= set(DEFAULT_TASKS):
                 policy["taxonomy"] = {"replace": True}
         taxonomy = policy.setdefault("taxonomy", {}) or {}
@@ -413,7 +414,7 @@ def calibrate_classifier(
     rows = [(p, mapping.get(lab, lab)) for p, lab in read_rows(data)]
     train_rows = [(p, mapping.get(lab, lab)) for p, lab in read_rows(train_files)] if train_files else None
     gold = np.array([lab for _, lab in rows])
-    with eval_router(policy, set(gold.tolist()), train_rows, mapping, as_json) as router:
+    with eval_router(policy, set(gold.tolist()), train_rows, mapping, as_json, with_rules=True) as router:
         specs = list(router.policy.classify)
         stages = list(router.stages)
         offline = [i for i, s in enumerate(stages) if not s.classifier.is_async]
