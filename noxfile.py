@@ -57,7 +57,7 @@ for _name in PLUGINS:
     def plugin_session(session: nox.Session, _plugin: str = _name) -> None:
         """One plugin distribution's tests against only the core and that plugin."""
         _install_core(session)
-        session.install("-e", f"./plugins/{_plugin}")
+        session.install("-e", f"./plugins/{_plugin}[train]")
         session.install(*TEST_DEPS, *FAKE_DEPS)
         session.run("pytest", "-q", "-p", "no:cacheprovider", f"plugins/{_plugin}/tests", *session.posargs)
 

@@ -48,6 +48,16 @@ def test_round_trip_gives_the_same_probabilities(small_model: tuple[Model, Path]
     assert header["format_version"] == 1
 
 
+def test_the_builtin_artifact_round_trips_without_scikit_learn(tmp_path: Path) -> None:
+    model = Model.load(BUILTIN_ARTIFACT)
+    model.save(tmp_path / "copy")
+    again = Model.load(tmp_path / "copy")
+    assert again.labels == model.labels
+    assert again.temperature == model.temperature
+    text = "Summarize the key points of the passage.\n\nThe passage is about rivers and their deltas."
+    np.testing.assert_allclose(again.predict_proba(text)[1], model.predict_proba(text)[1], atol=1e-6)
+
+
 def _copy(src: Path, dst: Path) -> Path:
     dst.with_suffix(".json").write_text(src.with_suffix(".json").read_text())
     dst.with_suffix(".npz").write_bytes(src.with_suffix(".npz").read_bytes())
@@ -61,12 +71,13 @@ def _copy(src: Path, dst: Path) -> Path:
         (lambda h: h.update(format_version=99), "unsupported format_version"),
         (lambda h: h.update(labels=["only-one"]), "labels"),
         (lambda h: h.update(labels=["a", "b", "c", "d"]), "do not match"),
+        (lambda h: h.update(n_features=12), "feature layout"),
         (lambda h: h["hyper"].pop("n_bits"), "hyper"),
         (lambda h: h.update(temperature=0), "temperature"),
     ],
 )
-def test_a_bad_header_is_refused(small_model: tuple[Model, Path], tmp_path: Path, change, message: str) -> None:
-    path = _copy(small_model[1], tmp_path / "bad")
+def test_a_bad_header_is_refused(tmp_path: Path, change, message: str) -> None:
+    path = _copy(BUILTIN_ARTIFACT, tmp_path / "bad")
     header = json.loads(path.with_suffix(".json").read_text())
     change(header)
     path.with_suffix(".json").write_text(json.dumps(header))
@@ -74,8 +85,8 @@ def test_a_bad_header_is_refused(small_model: tuple[Model, Path], tmp_path: Path
         Model.load(path)
 
 
-def test_pickled_arrays_and_garbage_are_refused(small_model: tuple[Model, Path], tmp_path: Path) -> None:
-    path = _copy(small_model[1], tmp_path / "pickled")
+def test_pickled_arrays_and_garbage_are_refused(tmp_path: Path) -> None:
+    path = _copy(BUILTIN_ARTIFACT, tmp_path / "pickled")
     with np.load(path.with_suffix(".npz")) as z:
         arrays = {k: z[k] for k in z.files}
     arrays["bias"] = np.array([object(), 1, 2], dtype=object)  # needs pickle to load
