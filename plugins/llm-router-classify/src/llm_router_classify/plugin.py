@@ -1,4 +1,4 @@
-"""The ``llm_router`` entry point: classifiers ``learned`` and ``llm``; commands ``train classifier``,
+"""The ``llm_router`` entry point: classifiers ``learned``, ``llm`` and ``embeddings``; commands ``train classifier``,
 ``eval classify`` and ``calibrate classifier``."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 from llm_router import hookimpl
 from llm_router.components import Classifier
 
+from .embeddings import EmbeddingsClassifier
 from .learned import LearnedClassifier
 from .llm import LLMClassifier
 
@@ -17,6 +18,7 @@ from .llm import LLMClassifier
 def register_classifiers(register: Callable[[type[Classifier]], None]) -> None:
     register(LearnedClassifier)
     register(LLMClassifier)
+    register(EmbeddingsClassifier)
 
 
 @hookimpl
