@@ -1,0 +1,28 @@
+"""The ``llm_router`` entry point: classifiers ``learned``, ``llm`` and ``embeddings``; commands ``train classifier``,
+``eval classify`` and ``calibrate classifier``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from llm_router import hookimpl
+from llm_router.components import Classifier
+
+from .embeddings import EmbeddingsClassifier
+from .learned import LearnedClassifier
+from .llm import LLMClassifier
+
+
+@hookimpl
+def register_classifiers(register: Callable[[type[Classifier]], None]) -> None:
+    register(LearnedClassifier)
+    register(LLMClassifier)
+    register(EmbeddingsClassifier)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from . import commands
+
+    commands.register(cli)
