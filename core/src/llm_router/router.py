@@ -451,51 +451,58 @@ class Router:
         )
         return accepted
 
+    def _after_stage(
+        self,
+        stage: _Stage,
+        pred: Prediction | None,
+        t0: float,
+        error: str | None,
+        stages: list[StageResult],
+        best: tuple[Prediction, str] | None,
+    ) -> tuple[Classification | None, tuple[Prediction, str] | None]:
+        """Record one stage; return the classification when this stage decides, and the best guess so far."""
+        if error is not None:
+            log.warning("classifier %r failed: %s", stage.name, error)
+        if self._record_stage(stage, pred, t0, error, stages):
+            assert pred is not None
+            return self._finish_classification(stages, best, (pred, stage.name)), best
+        if (
+            pred is not None
+            and pred.task in self.taxonomy.tasks
+            and (best is None or pred.confidence > best[0].confidence)
+        ):
+            best = (pred, stage.name)
+        return None, best
+
     def _classify_sync(self, request: RouteRequest) -> Classification:
         stages: list[StageResult] = []
         best: tuple[Prediction, str] | None = None
         for stage in self.stages:
-            t0 = time.perf_counter()
-            error = None
+            t0, error, pred = time.perf_counter(), None, None
             try:
                 pred = stage.classifier.classify(request)
             except Exception as exc:
-                pred, error = None, f"{type(exc).__name__}: {exc}"
-                log.warning("classifier %r failed: %s", stage.name, error)
-            if self._record_stage(stage, pred, t0, error, stages):
-                assert pred is not None
-                return self._finish_classification(stages, best, (pred, stage.name))
-            if (
-                pred is not None
-                and pred.task in self.taxonomy.tasks
-                and (best is None or pred.confidence > best[0].confidence)
-            ):
-                best = (pred, stage.name)
+                error = f"{type(exc).__name__}: {exc}"
+            decided, best = self._after_stage(stage, pred, t0, error, stages, best)
+            if decided is not None:
+                return decided
         return self._finish_classification(stages, best, None)
 
     async def _classify_async(self, request: RouteRequest) -> Classification:
         stages: list[StageResult] = []
         best: tuple[Prediction, str] | None = None
         for stage in self.stages:
-            t0 = time.perf_counter()
-            error = None
+            t0, error, pred = time.perf_counter(), None, None
             try:
                 if stage.classifier.is_async:
                     pred = await stage.classifier.aclassify(request)
                 else:
                     pred = stage.classifier.classify(request)
             except Exception as exc:
-                pred, error = None, f"{type(exc).__name__}: {exc}"
-                log.warning("classifier %r failed: %s", stage.name, error)
-            if self._record_stage(stage, pred, t0, error, stages):
-                assert pred is not None
-                return self._finish_classification(stages, best, (pred, stage.name))
-            if (
-                pred is not None
-                and pred.task in self.taxonomy.tasks
-                and (best is None or pred.confidence > best[0].confidence)
-            ):
-                best = (pred, stage.name)
+                error = f"{type(exc).__name__}: {exc}"
+            decided, best = self._after_stage(stage, pred, t0, error, stages, best)
+            if decided is not None:
+                return decided
         return self._finish_classification(stages, best, None)
 
     # ---------------------------------------------------------------------------------------------
