@@ -7,12 +7,13 @@ use in the policy with ``Cls(config, context)``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .types import (
     Classification,
@@ -30,12 +31,14 @@ if TYPE_CHECKING:
     from .taxonomy import Taxonomy
 
 __all__ = [
+    "ApiKeyConfig",
     "Candidate",
     "Classifier",
     "Component",
     "ComponentContext",
     "Constraint",
     "EmptyConfig",
+    "KeyedProvider",
     "PostProcessor",
     "Prediction",
     "Provider",
@@ -206,6 +209,48 @@ class Provider(Component):
 
     async def aclose(self) -> None:
         """Release connections. Called when the router closes."""
+
+
+class ApiKeyConfig(BaseModel):
+    """The key fields every hosted-API provider takes; subclass it for a provider's ``Config``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr | None = Field(
+        default=None, description="the API key (write ${VAR} to read it from the environment)"
+    )
+    api_key_env: str | None = Field(
+        default=None, description="environment variable that holds the key (default: the SDK's usual one)"
+    )
+
+
+class KeyedProvider(Provider):
+    """A provider that needs an API key: the policy's ``api_key``, else the environment variable
+    ``api_key_env``, else the SDK's usual variable ``default_key_env``. When none is set the provider is
+    unavailable, and the reason names the variable to set (never the key)."""
+
+    default_key_env: ClassVar[str | None] = None
+    """The variable the vendor's SDK reads by default, e.g. ``OPENAI_API_KEY``."""
+
+    @property
+    def key_env(self) -> str | None:
+        return getattr(self.config, "api_key_env", None) or self.default_key_env
+
+    def api_key(self) -> str | None:
+        """The key to use, or ``None`` when there is none."""
+        key: SecretStr | None = getattr(self.config, "api_key", None)
+        if key is not None:
+            return key.get_secret_value() or None
+        env = self.key_env
+        return os.environ.get(env) or None if env else None
+
+    def key_hint(self) -> str:
+        """What to do about a missing or rejected key."""
+        env = self.key_env or "an API key variable (api_key_env)"
+        return f"set {env} (or providers.{self.context.name}.api_key in the policy)"
+
+    def unavailable_reason(self) -> str | None:
+        return self.key_hint() if self.api_key() is None else None
 
 
 class PostProcessor(Component):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
@@ -17,7 +16,7 @@ from typing import Any, ClassVar
 
 import anthropic
 from llm_router.catalogue import Catalogue
-from llm_router.components import Provider
+from llm_router.components import ApiKeyConfig, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -30,7 +29,7 @@ from llm_router.errors import (
     TimeoutError,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["AnthropicConfig", "AnthropicProvider"]
 
@@ -46,14 +45,10 @@ FINISH = {
 JSON_INSTRUCTION = "Respond with a single JSON value only, with no text before or after it."
 
 
-class AnthropicConfig(BaseModel):
+class AnthropicConfig(ApiKeyConfig):
     """Parameters of an ``anthropic`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
-    api_key_env: str | None = Field(
-        None, description="environment variable holding the key (default ANTHROPIC_API_KEY)"
-    )
     base_url: str | None = None
     timeout_s: float = Field(60.0, gt=0)
     max_tokens: int | None = Field(None, gt=0, description="default max_tokens (default: the catalogue's, else 4096)")
@@ -65,8 +60,9 @@ def _catalogue() -> Catalogue:
     return Catalogue.builtin()
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(KeyedProvider):
     name: ClassVar[str] = "anthropic"
+    default_key_env: ClassVar[str | None] = KEY_ENV
     Config: ClassVar[type[BaseModel]] = AnthropicConfig
     config: AnthropicConfig
 
@@ -75,23 +71,8 @@ class AnthropicProvider(Provider):
         self._client: anthropic.AsyncAnthropic | None = None
         self._client_key: str | None = None
 
-    @property
-    def key_env(self) -> str:
-        return self.config.api_key_env or KEY_ENV
-
-    def _key(self) -> str | None:
-        if self.config.api_key is not None:
-            return self.config.api_key.get_secret_value() or None
-        return os.environ.get(self.key_env)
-
-    def _key_hint(self) -> str:
-        return f"set {self.key_env} (or providers.{self.context.name}.api_key in the policy)"
-
-    def unavailable_reason(self) -> str | None:
-        return self._key_hint() if self._key() is None else None
-
     def client(self) -> anthropic.AsyncAnthropic:
-        key = self._key()
+        key = self.api_key()
         if self._client is None or key != self._client_key:
             self._client = anthropic.AsyncAnthropic(
                 api_key=key or "no-key",
@@ -218,7 +199,7 @@ class AnthropicProvider(Provider):
             await stream.close()
 
     def _error(self, exc: anthropic.AnthropicError, model: str) -> ProviderError:
-        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
+        return map_error(exc, provider=self.context.name, model=model, key=self.api_key(), key_hint=self.key_hint())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
@@ -11,7 +10,7 @@ from typing import Any, ClassVar
 import cohere
 import httpx
 from cohere.core.api_error import ApiError
-from llm_router.components import Provider
+from llm_router.components import ApiKeyConfig, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -24,7 +23,7 @@ from llm_router.errors import (
     TimeoutError,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["CohereConfig", "CohereProvider"]
 
@@ -39,19 +38,18 @@ FINISH = {
 }
 
 
-class CohereConfig(BaseModel):
+class CohereConfig(ApiKeyConfig):
     """Parameters of a ``cohere`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
-    api_key_env: str | None = Field(None, description="environment variable holding the key (default CO_API_KEY)")
     base_url: str | None = None
     timeout_s: float = Field(60.0, gt=0)
     embed_input_type: str = "search_document"
 
 
-class CohereProvider(Provider):
+class CohereProvider(KeyedProvider):
     name: ClassVar[str] = "cohere"
+    default_key_env: ClassVar[str | None] = KEY_ENV
     Config: ClassVar[type[BaseModel]] = CohereConfig
     config: CohereConfig
 
@@ -60,23 +58,8 @@ class CohereProvider(Provider):
         self._client: cohere.AsyncClientV2 | None = None
         self._client_key: str | None = None
 
-    @property
-    def key_env(self) -> str:
-        return self.config.api_key_env or KEY_ENV
-
-    def _key(self) -> str | None:
-        if self.config.api_key is not None:
-            return self.config.api_key.get_secret_value() or None
-        return os.environ.get(self.key_env)
-
-    def _key_hint(self) -> str:
-        return f"set {self.key_env} (or providers.{self.context.name}.api_key in the policy)"
-
-    def unavailable_reason(self) -> str | None:
-        return self._key_hint() if self._key() is None else None
-
     def client(self) -> cohere.AsyncClientV2:
-        key = self._key()
+        key = self.api_key()
         if self._client is None or key != self._client_key:
             kwargs: dict[str, Any] = {
                 "api_key": key or "no-key",
@@ -186,7 +169,7 @@ class CohereProvider(Provider):
         return [list(v) for v in vectors]
 
     def _error(self, exc: Exception, model: str) -> ProviderError:
-        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
+        return map_error(exc, provider=self.context.name, model=model, key=self.api_key(), key_hint=self.key_hint())
 
 
 def to_cohere_message(m: Message) -> dict[str, Any]:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import openai
-from llm_router.components import Provider
+from llm_router.components import ApiKeyConfig, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -39,7 +38,7 @@ from llm_router.types import (
     ToolCall,
     Usage,
 )
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["HostedModel", "OpenAICompatibleProvider", "OpenAIConfig", "OpenAIProvider"]
 
@@ -67,12 +66,10 @@ class HostedModel(BaseModel):
     tokens_per_second: float = Field(40.0, gt=0)
 
 
-class OpenAIConfig(BaseModel):
+class OpenAIConfig(ApiKeyConfig):
     """Parameters of an ``openai`` provider entry."""
 
     model_config = ConfigDict(extra="forbid")
-    api_key: SecretStr | None = Field(None, description="the API key; default: the environment variable api_key_env")
-    api_key_env: str | None = Field(None, description="environment variable holding the key (default OPENAI_API_KEY)")
     base_url: str | None = None
     organization: str | None = None
     timeout_s: float = Field(60.0, gt=0, description="per-request timeout unless the request sets one")
@@ -84,10 +81,10 @@ class OpenAIConfig(BaseModel):
 class OpenAICompatibleConfig(OpenAIConfig):
     """Parameters of an ``openai_compatible`` entry: ``base_url`` is required; a key only if the host needs one."""
 
-    base_url: str  # type: ignore[assignment]
+    base_url: str
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(KeyedProvider):
     """The OpenAI API (chat completions, embeddings)."""
 
     name: ClassVar[str] = "openai"
@@ -101,24 +98,6 @@ class OpenAIProvider(Provider):
         self._client_key: str | None = None
 
     # -- configuration --------------------------------------------------------------------------
-
-    @property
-    def key_env(self) -> str | None:
-        return self.config.api_key_env or self.default_key_env
-
-    def _key(self) -> str | None:
-        if self.config.api_key is not None:
-            return self.config.api_key.get_secret_value() or None
-        return os.environ.get(self.key_env) if self.key_env else None
-
-    def _key_hint(self) -> str:
-        env = self.key_env or "an API key variable (api_key_env)"
-        return f"set {env} (or providers.{self.context.name}.api_key in the policy)"
-
-    def unavailable_reason(self) -> str | None:
-        if self._key() is None:
-            return self._key_hint()
-        return None
 
     def models(self) -> Sequence[ModelInfo]:
         out = []
@@ -144,7 +123,7 @@ class OpenAIProvider(Provider):
         return out
 
     def client(self) -> openai.AsyncOpenAI:
-        key = self._key()
+        key = self.api_key()
         if self._client is None or key != self._client_key:
             http_client = None
             if self.config.max_connections:
@@ -267,7 +246,7 @@ class OpenAIProvider(Provider):
     # -- errors -----------------------------------------------------------------------------------
 
     def _error(self, exc: openai.OpenAIError, model: str) -> ProviderError:
-        return map_error(exc, provider=self.context.name, model=model, key=self._key(), key_hint=self._key_hint())
+        return map_error(exc, provider=self.context.name, model=model, key=self.api_key(), key_hint=self.key_hint())
 
 
 def _message(m: Message) -> dict[str, Any]:
@@ -356,6 +335,6 @@ class OpenAICompatibleProvider(OpenAIProvider):
     default_key_env: ClassVar[str | None] = None
 
     def unavailable_reason(self) -> str | None:
-        if (self.config.api_key is not None or self.config.api_key_env) and self._key() is None:
-            return self._key_hint()
+        if (self.config.api_key is not None or self.config.api_key_env) and self.api_key() is None:
+            return self.key_hint()
         return None
