@@ -219,7 +219,7 @@ def run_gateway(port: int, policy: str, ledger: str) -> None:
 
 GATEWAY_POLICY = """
 providers:
-  upstream: {type: openai_compatible, base_url: "%(upstream)s/v1", api_key: bench}
+  upstream: {type: openai_compatible, base_url: "%(upstream)s/v1", api_key: bench%(client)s}
 models:
   - id: upstream/%(model)s
     price: {input_per_mtok: 0.15, output_per_mtok: 0.6}
@@ -340,6 +340,12 @@ def main() -> None:
     parser.add_argument("--litellm", default="/tmp/litellm-venv", help="venv with litellm[proxy] ('' to skip)")
     parser.add_argument("--targets", nargs="+", default=["direct", "passthrough", "llm-router", "litellm"])
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument(
+        "--http-client",
+        choices=["httpx", "aiohttp"],
+        default=None,
+        help="the OpenAI provider plugin's HTTP client for the llm-router target (default: the plugin's default)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
@@ -362,7 +368,10 @@ def main() -> None:
             port = free_port()
             policy = workdir / "policy.yaml"
             ledger = os.environ.get("BENCH_LEDGER", str(workdir / "usage.sqlite3"))  # e.g. on /dev/shm
-            policy.write_text(textwrap.dedent(GATEWAY_POLICY % {"upstream": upstream, "model": MODEL}))
+            client = f", http_client: {args.http_client}" if args.http_client else ""
+            policy.write_text(
+                textwrap.dedent(GATEWAY_POLICY % {"upstream": upstream, "model": MODEL, "client": client})
+            )
             procs.append(
                 start(
                     [sys.executable, str(HERE), "_gateway", str(port), str(policy), ledger],

@@ -39,6 +39,20 @@ class TestOpenAIConformance(ProviderConformance):
         return OpenAIProvider
 
 
+class TestOpenAIConformanceOverHttpx(ProviderConformance):
+    """The same contract with the SDK's httpx client (``http_client: httpx``; the default is aiohttp)."""
+
+    key_env = "OPENAI_API_KEY"
+
+    @pytest.fixture
+    def provider_class(self) -> type[Provider]:
+        return OpenAIProvider
+
+    @pytest.fixture
+    def provider_params(self, upstream: FakeOpenAI, api_key: str) -> dict[str, Any]:
+        return {"base_url": upstream.base_url, "api_key": api_key, "http_client": "httpx"}
+
+
 class TestOpenAICompatibleConformance(ProviderConformance):
     key_env = "LOCAL_LLM_KEY"
 

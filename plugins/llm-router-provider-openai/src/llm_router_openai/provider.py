@@ -8,10 +8,12 @@ several such hosts under different names, each contributing its own models to th
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
+from importlib import import_module
+from typing import Any, ClassVar, Literal
 
 import openai
 from llm_router.components import ApiKeyConfig, KeyedProvider
@@ -74,6 +76,11 @@ class OpenAIConfig(ApiKeyConfig):
     organization: str | None = None
     timeout_s: float = Field(60.0, gt=0, description="per-request timeout unless the request sets one")
     max_connections: int | None = Field(None, gt=0)
+    http_client: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="the SDK's HTTP client: its aiohttp-backed one (default: measured ~20 % less time per call "
+        "than httpx, see docs/gateway.md) or its httpx one",
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers on every request")
     models: list[HostedModel] = Field(default_factory=list, description="models to add to the catalogue")
 
@@ -122,11 +129,25 @@ class OpenAIProvider(KeyedProvider):
             )
         return out
 
+    @property
+    def _raw_response(self) -> type[Any]:
+        """The HTTP response class of the SDK's HTTP library (``cast_to`` for a raw ``post``): ``httpx`` or,
+        in recent SDKs, ``httpx2``; found from the SDK's default client class rather than named here."""
+        return _SDK_RESPONSE
+
     def client(self) -> openai.AsyncOpenAI:
         key = self.api_key()
         if self._client is None or key != self._client_key:
-            http_client = None
-            if self.config.max_connections:
+            http_client: Any = None
+            if self.config.http_client == "aiohttp":
+                try:
+                    http_client = openai.DefaultAioHttpClient()
+                except RuntimeError as exc:  # the SDK says which package is missing
+                    raise ProviderError(
+                        f"http_client: aiohttp needs `pip install 'openai[aiohttp]'` ({exc})",
+                        provider=self.context.name,
+                    ) from None
+            elif self.config.max_connections:
                 import httpx2  # the SDK's own HTTP library
 
                 http_client = openai.DefaultAsyncHttpxClient(
@@ -174,34 +195,53 @@ class OpenAIProvider(KeyedProvider):
         return params
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        """One chat completion.
+
+        The body is sent with the SDK's own ``client.post`` (its documented way to make a raw request): the
+        SDK still does the HTTP, auth, headers and error types, but skips re-validating a body the router has
+        already validated and building typed models of the answer, which halves its cost per call
+        (measured: docs/gateway.md)."""
+        params = self._params(request)
+        timeout = params.pop("timeout")
+        body = {**params, **params.pop("extra_body", {})}
         try:
-            raw = await self.client().chat.completions.with_raw_response.create(**self._params(request))
-            completion = raw.parse()
+            response = await self.client().post(
+                "/chat/completions", cast_to=self._raw_response, body=body, options={"timeout": timeout}
+            )
+            data = json.loads(response.content)
         except openai.OpenAIError as exc:
             raise self._error(exc, request.model) from None
-        request_id = raw.headers.get("x-request-id") or raw.headers.get("request-id")
-        if not completion.choices:
+        except ValueError:
+            raise ServerError("the response is not JSON", provider=self.context.name, model=request.model) from None
+        request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+        choices = data.get("choices") or []
+        if not choices:
             raise ServerError(
                 "the response has no choices",
                 provider=self.context.name,
                 model=request.model,
                 request_id=request_id,
             )
-        choice = completion.choices[0]
+        choice = choices[0]
+        message = choice.get("message") or {}
         tool_calls = tuple(
-            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
-            for c in (choice.message.tool_calls or ())
-            if getattr(c, "function", None) is not None
+            ToolCall(
+                id=c.get("id", ""), name=c["function"].get("name", ""), arguments=c["function"].get("arguments", "")
+            )
+            for c in (message.get("tool_calls") or ())
+            if c.get("function")
         )
-        usage = _usage(completion.usage)
+        usage = data.get("usage")
         return CompletionResponse(
-            text=choice.message.content or "",
-            model=completion.model or request.model,
-            finish_reason=choice.finish_reason,
+            text=message.get("content") or "",
+            model=data.get("model") or request.model,
+            finish_reason=choice.get("finish_reason"),
             tool_calls=tool_calls,
-            usage=usage,
+            usage=Usage(input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0)
+            if usage
+            else None,
             request_id=request_id,
-            raw=completion.model_dump(exclude_none=True),
+            raw=data,
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
@@ -251,6 +291,11 @@ class OpenAIProvider(KeyedProvider):
 
 def _message(m: Message) -> dict[str, Any]:
     return m.model_dump(exclude_none=True)
+
+
+_SDK_RESPONSE: type[Any] = import_module(
+    next(k.__module__ for k in openai.DefaultAsyncHttpxClient.__mro__ if k.__name__ == "AsyncClient").split(".")[0]
+).Response
 
 
 def _usage(usage: Any) -> Usage | None:
