@@ -1,13 +1,13 @@
 """Offline token counting for cost estimates and context-window checks.
 
-Text is counted with OpenAI's BPE encodings (``o200k_base`` by default, ``cl100k_base`` for older models)
-through the ``bpe-openai`` package, which ships the BPE tables, so nothing is downloaded. For OpenAI's
-models this is the exact count of the text; each message adds the chat format's overhead (3 tokens, plus 3
-to prime the reply, as OpenAI documents). For other vendors' models the count is an estimate: their
-tokenizers differ (see docs/catalogue.md for the measured spread), which is why the context-window
-constraint keeps a safety margin.
+Text is counted with OpenAI's BPE encoding ``o200k_base`` (other encodings on request) through the
+``bpe-openai`` package, which ships the BPE tables, so nothing is downloaded. For OpenAI's current models
+this is the exact count of the text; each message adds the chat format's overhead (3 tokens, plus 3 to
+prime the reply, as OpenAI documents). For other vendors' models the count is an estimate: their tokenizers
+differ and cannot be run offline to measure by how much, which is why the context-window constraint keeps a
+safety margin for them (5 % by default).
 
-Encodings load lazily (about 0.4 s the first time) and are cached per process.
+Encodings load once per process (about 0.4 s; the Router loads the default one when it starts).
 """
 
 from __future__ import annotations
