@@ -45,21 +45,33 @@ class QualityScorer(Scorer):
         return relative(values, min_span=self.config.min_span, higher_is_better=True)
 
 
+class _LogScaleScorer(Scorer):
+    """A candidate estimate on a log scale, the lowest = 1 and ``min_ratio`` times higher or more = 0."""
+
+    estimate: ClassVar[str]
+    """The :class:`Candidate` attribute scored."""
+    floor: ClassVar[float]
+    """Added before taking the log, so that zero (a free local model) is fine."""
+
+    def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
+        min_ratio: float = getattr(self.config, "min_ratio")  # noqa: B009 - every subclass's Config has it
+        attr = self.estimate
+        values = log_values([getattr(c, attr) for c in candidates], floor=self.floor)
+        return relative(values, min_span=math.log(min_ratio), higher_is_better=False)
+
+
 class CostConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_ratio: Annotated[float, Field(gt=1)] = 20.0
 
 
-class CostScorer(Scorer):
+class CostScorer(_LogScaleScorer):
     """Estimated cost of this request, cheapest = 1, on a log scale."""
 
     name = "cost"
     Config: ClassVar[type[BaseModel]] = CostConfig
-
-    def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
-        assert isinstance(self.config, CostConfig)
-        costs = log_values([c.estimated_cost for c in candidates], floor=1e-7)
-        return relative(costs, min_span=math.log(self.config.min_ratio), higher_is_better=False)
+    estimate = "estimated_cost"
+    floor = 1e-7
 
 
 class LatencyConfig(BaseModel):
@@ -67,16 +79,13 @@ class LatencyConfig(BaseModel):
     min_ratio: Annotated[float, Field(gt=1)] = 4.0
 
 
-class LatencyScorer(Scorer):
+class LatencyScorer(_LogScaleScorer):
     """Estimated time to the last token, fastest = 1, on a log scale."""
 
     name = "latency"
     Config: ClassVar[type[BaseModel]] = LatencyConfig
-
-    def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
-        assert isinstance(self.config, LatencyConfig)
-        lat = log_values([c.estimated_latency_ms for c in candidates], floor=1.0)
-        return relative(lat, min_span=math.log(self.config.min_ratio), higher_is_better=False)
+    estimate = "estimated_latency_ms"
+    floor = 1.0
 
 
 @hookimpl
