@@ -1,6 +1,6 @@
 """The learned prompt-task model: hashed TF-IDF n-grams + 16 structural features + a linear head.
 
-Ported from the research library (``/work/research/classify/classifier_lib.py``, see docs/classification.md).
+Ported from the research library (see docs/classification.md and docs/research/classification-results.md).
 Inference needs numpy only; training additionally needs scikit-learn and scipy (the ``[train]`` extra).
 The artifact is pickle-free: ``<path>.json`` (header: format version,
 labels, hyper-parameters, feature layout, temperature) + ``<path>.npz`` (idf, weights, bias).
