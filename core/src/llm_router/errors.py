@@ -6,7 +6,9 @@ fallback logic, the CLI and the gateway never need to know an SDK.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import email.utils
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -32,6 +34,8 @@ __all__ = [
     "RouterError",
     "ServerError",
     "TimeoutError",
+    "retry_after_from_headers",
+    "scrub",
 ]
 
 
@@ -197,6 +201,34 @@ class ContextLengthExceededError(BadRequestError):
 
 class ContentFilteredError(ProviderError):
     kind = "content_filter"
+
+
+def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait before retrying, from an HTTP answer's ``retry-after-ms`` or ``retry-after`` header
+    (seconds, or an HTTP date); ``None`` when neither is there or readable. For provider plugins."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` replaced by ``***`` (for messages that may echo a key back)."""
+    return text.replace(secret, "***") if secret else text
 
 
 ERROR_KINDS: dict[str, type[ProviderError]] = {

@@ -91,7 +91,7 @@ def test_bad_input_is_exit_code_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "bad.jsonl:1" in result.output
     both = runner.invoke(
-        cli.app, ["calibrate", "classifier", "--data", str(PRODUCT), "--target-accuracy", "0.9",
-                  "--target-llm-share", "0.2"]
+        cli.app,
+        ["calibrate", "classifier", "--data", str(PRODUCT), "--target-accuracy", "0.9", "--target-llm-share", "0.2"],
     )
     assert both.exit_code == 2

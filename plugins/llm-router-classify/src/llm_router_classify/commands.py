@@ -37,8 +37,9 @@ err = Console(stderr=True, highlight=False)
 DataOpt = Annotated[list[Path], typer.Option("--data", help="JSONL file of {prompt, label} (repeatable)")]
 MapOpt = Annotated[
     list[str] | None,
-    typer.Option("--map", help="rename a label before scoring, e.g. --map general_qa=open_qa (repeatable)",
-                 metavar="FROM=TO"),
+    typer.Option(
+        "--map", help="rename a label before scoring, e.g. --map general_qa=open_qa (repeatable)", metavar="FROM=TO"
+    ),
 ]
 PolicyOpt = Annotated[Path | None, typer.Option("--policy", "-p", help="routing policy YAML whose cascade is used")]
 TrainOpt = Annotated[
@@ -48,8 +49,9 @@ TrainOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
 OfflineOpt = Annotated[
     bool,
-    typer.Option("--offline", help="leave out async stages (the llm stage): what they would get shows as "
-                 "'(below threshold)'"),
+    typer.Option(
+        "--offline", help="leave out async stages (the llm stage): what they would get shows as '(below threshold)'"
+    ),
 ]
 
 
@@ -109,8 +111,14 @@ def train_model(rows: Sequence[tuple[str, str]], *, quiet: bool = False, **hyper
     texts = [p for p, _ in rows]
     labels = [label for _, label in rows]
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, disable=quiet, transient=False,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=False,
     ) as progress:
         task = progress.add_task("featurising (idf, then features)", total=2 * len(texts))
 
@@ -128,8 +136,10 @@ def train_model(rows: Sequence[tuple[str, str]], *, quiet: bool = False, **hyper
         except ValueError as exc:
             raise _fail(f"training failed: {exc}") from exc
     if any("converge" in str(w.message).lower() for w in caught) and not quiet:
-        err.print(f"note: the solver stopped at max_iter={hyper.get('max_iter', 300)} before full convergence "
-                  "(the usual case here; raise --max-iter to go further)")
+        err.print(
+            f"note: the solver stopped at max_iter={hyper.get('max_iter', 300)} before full convergence "
+            "(the usual case here; raise --max-iter to go further)"
+        )
     return model
 
 
@@ -350,8 +360,9 @@ def _print_eval(result: dict[str, Any]) -> None:
     out.print(stages)
     per = Table("label", "precision %", "recall %", "F1 %", "support", title="per label")
     for label, m in result["per_label"].items():
-        per.add_row(label, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}",
-                    str(m["support"]))
+        per.add_row(
+            label, f"{100 * m['precision']:.1f}", f"{100 * m['recall']:.1f}", f"{100 * m['f1']:.1f}", str(m["support"])
+        )
     out.print(per)
     labels = result["confusion"]["labels"]
     cm = Table("gold \\ predicted", *[label[:8] for label in labels], title="confusion matrix")

@@ -102,8 +102,9 @@ class EmbeddingsClassifier(Classifier):
         if cached is None:
             vectors = _unit(self.embed([self._text(ex) for ex, _ in rows]))
             labels = list(dict.fromkeys(task for _, task in rows))
-            cents = np.stack([vectors[[i for i, (_, t) in enumerate(rows) if t == label]].mean(axis=0)
-                              for label in labels])
+            cents = np.stack(
+                [vectors[[i for i, (_, t) in enumerate(rows) if t == label]].mean(axis=0) for label in labels]
+            )
             cached = (labels, _unit(cents))
             with _lock:
                 _centroids[key] = cached

@@ -40,8 +40,29 @@ _CODE_RE = re.compile(r"[{}();=<>\[\]_#`\\]")
 _MATH_RE = re.compile(r"[0-9+\-*/^=%$]")
 
 QUESTION_WORDS = (
-    "what", "who", "whom", "whose", "when", "where", "why", "how", "which", "is", "are", "do",
-    "does", "did", "can", "could", "should", "would", "will", "was", "were", "has", "have",
+    "what",
+    "who",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "why",
+    "how",
+    "which",
+    "is",
+    "are",
+    "do",
+    "does",
+    "did",
+    "can",
+    "could",
+    "should",
+    "would",
+    "will",
+    "was",
+    "were",
+    "has",
+    "have",
 )
 LIST_WORDS = ("list", "bullet", "bullets", "comma", "separated", "enumerate", "ideas", "ways")
 
@@ -63,8 +84,18 @@ DEFAULT_HYPER: dict[str, Any] = {
 
 N_DENSE = 16
 _REQUIRED_HYPER = frozenset(
-    ("n_bits", "word_ngrams", "char_min", "char_max", "first_words", "max_instr_chars", "ctx_head_chars",
-     "ctx_tail_chars", "ctx_text_weight", "dense_weight")
+    (
+        "n_bits",
+        "word_ngrams",
+        "char_min",
+        "char_max",
+        "first_words",
+        "max_instr_chars",
+        "ctx_head_chars",
+        "ctx_tail_chars",
+        "ctx_text_weight",
+        "dense_weight",
+    )
 )
 
 Progress = Callable[[int], None]
@@ -84,7 +115,7 @@ def split_prompt(text: str, search_chars: int = 4000) -> tuple[str, str]:
     m = _BLANK_RE.search(text, 0, search_chars)
     if m is None:
         return text.strip(), ""
-    return text[: m.start()].strip(), text[m.end():]
+    return text[: m.start()].strip(), text[m.end() :]
 
 
 def _hash(token: str, mask: int) -> int:
@@ -114,12 +145,25 @@ def dense_features(instruction: str, context: str) -> np.ndarray:
     f[7] = min(instruction.count("\n"), 10) / 10.0
     f[8] = min(len(_CODE_RE.findall(instruction)) / max(n_ins, 1) * 10.0, 1.0)
     f[9] = min(len(_MATH_RE.findall(instruction)) / max(n_ins, 1) * 5.0, 1.0)
-    f[10] = 1.0 if ("passage" in low or "text" in low or "paragraph" in low or "article" in low
-                    or "reference" in low or "given" in low) else 0.0
+    f[10] = (
+        1.0
+        if (
+            "passage" in low
+            or "text" in low
+            or "paragraph" in low
+            or "article" in low
+            or "reference" in low
+            or "given" in low
+        )
+        else 0.0
+    )
     f[11] = 1.0 if ("summar" in low or "tl;dr" in low or "key points" in low) else 0.0
     f[12] = 1.0 if ("extract" in low or "list" in low) else 0.0
-    f[13] = 1.0 if ("classify" in low or "categor" in low or "which of" in low
-                    or " or " in low or "identify which" in low) else 0.0
+    f[13] = (
+        1.0
+        if ("classify" in low or "categor" in low or "which of" in low or " or " in low or "identify which" in low)
+        else 0.0
+    )
     f[14] = 1.0 if ("write" in low or "story" in low or "poem" in low or "imagine" in low) else 0.0
     f[15] = min(len(words), 60) / 60.0
     return f
@@ -140,8 +184,7 @@ class Featurizer:
     def n_features(self) -> int:
         return self.n_hash + N_DENSE
 
-    def _block(self, text: str, prefix: str, counts: dict[int, float], weight: float,
-               chars: bool) -> None:
+    def _block(self, text: str, prefix: str, counts: dict[int, float], weight: float, chars: bool) -> None:
         mask = self.n_hash - 1
         low = text.lower()
         words = _WORD_RE.findall(low)
@@ -149,7 +192,7 @@ class Featurizer:
         nw = int(self.hyper["word_ngrams"])
         for n in range(1, nw + 1):
             for i in range(len(words) - n + 1):
-                h = _hash(prefix + "w" + " ".join(words[i:i + n]), mask)
+                h = _hash(prefix + "w" + " ".join(words[i : i + n]), mask)
                 local[h] = local.get(h, 0.0) + 1.0
         if chars:
             cmin, cmax = int(self.hyper["char_min"]), int(self.hyper["char_max"])
@@ -158,7 +201,7 @@ class Featurizer:
                 lw = len(pw)
                 for n in range(cmin, cmax + 1):
                     for i in range(0, lw - n + 1):
-                        h = _hash(prefix + "c" + pw[i:i + n], mask)
+                        h = _hash(prefix + "c" + pw[i : i + n], mask)
                         local[h] = local.get(h, 0.0) + 1.0
         # sublinear tf, then l2-normalise the block (after idf) later: store raw here
         for h, c in local.items():
@@ -172,7 +215,7 @@ class Featurizer:
         instr_t = instr[: int(hy["max_instr_chars"])]
         ctx_t = ctx[: int(hy["ctx_head_chars"])]
         if len(ctx) > int(hy["ctx_head_chars"]):
-            ctx_t += " " + ctx[-int(hy["ctx_tail_chars"]):]
+            ctx_t += " " + ctx[-int(hy["ctx_tail_chars"]) :]
         counts: dict[int, float] = {}
         self._block(instr_t, "I", counts, 1.0, chars=True)
         words = _WORD_RE.findall(instr_t.lower())
@@ -216,8 +259,11 @@ class Featurizer:
             vals.append(val)
             if progress is not None:
                 progress(1)
-        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(len(texts), self.n_features), dtype=np.float32)
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(len(texts), self.n_features),
+            dtype=np.float32,
+        )
 
     def fit_idf(self, texts: Sequence[str], progress: Progress | None = None) -> None:
         df = np.zeros(self.n_hash, dtype=np.float64)
@@ -360,8 +406,15 @@ class Model:
         if not temperature > 0:
             raise ArtifactError(f"{json_path}: temperature must be > 0")
         feat = Featurizer(hyper=dict(hyper), idf=idf)
-        return cls(labels=list(labels), hyper=dict(hyper), featurizer=feat, coef=coef, bias=bias,
-                   temperature=temperature, meta=dict(header.get("meta", {})))
+        return cls(
+            labels=list(labels),
+            hyper=dict(hyper),
+            featurizer=feat,
+            coef=coef,
+            bias=bias,
+            temperature=temperature,
+            meta=dict(header.get("meta", {})),
+        )
 
 
 def train(texts: Sequence[str], labels: Sequence[str], progress: Progress | None = None, **hyper: Any) -> Model:
@@ -384,26 +437,32 @@ def train(texts: Sequence[str], labels: Sequence[str], progress: Progress | None
     x = feat.transform(texts, progress)
     labs = sorted(set(labels))
     y = np.array([labs.index(lab) for lab in labels])
-    clf = LogisticRegression(C=float(hy["C"]), max_iter=int(hy["max_iter"]),
-                             class_weight=hy.get("class_weight"))
+    clf = LogisticRegression(C=float(hy["C"]), max_iter=int(hy["max_iter"]), class_weight=hy.get("class_weight"))
     clf.fit(x, y)
     coef = clf.coef_.T.astype(np.float32)
     bias = clf.intercept_.astype(np.float32)
     if coef.shape[1] == 1:  # binary case -> two columns
         coef = np.concatenate([-coef / 2, coef / 2], axis=1)
         bias = np.array([-bias[0] / 2, bias[0] / 2], dtype=np.float32)
-    return Model(labels=labs, hyper=hy, featurizer=feat, coef=coef, bias=bias,
-                 meta={"trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "n_train": len(texts)})
+    return Model(
+        labels=labs,
+        hyper=hy,
+        featurizer=feat,
+        coef=coef,
+        bias=bias,
+        meta={"trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_train": len(texts)},
+    )
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """Temperature minimising NLL on held-out logits (grid + golden refinement)."""
+
     def nll(t: float) -> float:
         z = logits / t
         z = z - z.max(axis=1, keepdims=True)
         lp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         return float(-lp[np.arange(len(y)), y].mean())
+
     grid = np.exp(np.linspace(np.log(0.2), np.log(10), 60))
     best = min(grid, key=nll)
     lo, hi = best / 1.2, best * 1.2

@@ -7,9 +7,7 @@ module translates them to the Messages API (``system`` parameter, content blocks
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -27,6 +25,7 @@ from llm_router.errors import (
     RateLimitError,
     ServerError,
     TimeoutError,
+    retry_after_from_headers,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
 from pydantic import BaseModel, ConfigDict, Field
@@ -302,17 +301,6 @@ def to_anthropic_tool_choice(choice: str | Mapping[str, Any]) -> dict[str, Any] 
 # errors
 
 
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
 def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key_hint: str) -> ProviderError:
     """The core's error kind for an Anthropic SDK failure (no secret in the message)."""
 
@@ -339,7 +327,7 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     if status == 403 or kind == "permission_error":
         return PermissionDeniedError(message, **kw)
     if status == 429 or kind == "rate_limit_error":
-        return RateLimitError(message, retry_after_s=retry_after_s(headers), **kw)
+        return RateLimitError(message, retry_after_s=retry_after_from_headers(headers), **kw)
     if status == 413 or "prompt is too long" in message or "context window" in message.lower():
         return ContextLengthExceededError(message, **kw)
     if status >= 500 or kind in ("api_error", "overloaded_error"):  # 529 overloaded: retryable

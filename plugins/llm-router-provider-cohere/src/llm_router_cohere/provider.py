@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import cohere
@@ -21,6 +19,7 @@ from llm_router.errors import (
     RateLimitError,
     ServerError,
     TimeoutError,
+    retry_after_from_headers,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
 from pydantic import BaseModel, ConfigDict, Field
@@ -196,17 +195,6 @@ def _usage(usage: Any) -> Usage | None:
     return Usage(input_tokens=int(units.input_tokens or 0), output_tokens=int(units.output_tokens or 0))
 
 
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
 def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key_hint: str) -> ProviderError:
     """The core's error kind for a Cohere SDK failure (no secret in the message)."""
 
@@ -231,7 +219,7 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     if status == 403:
         return PermissionDeniedError(message, **kw)
     if status == 429:
-        return RateLimitError(message, retry_after_s=retry_after_s(headers), **kw)
+        return RateLimitError(message, retry_after_s=retry_after_from_headers(headers), **kw)
     lowered = message.lower()
     if status in (400, 413, 422) and ("too many tokens" in lowered or ("context" in lowered and "length" in lowered)):
         return ContextLengthExceededError(message, **kw)

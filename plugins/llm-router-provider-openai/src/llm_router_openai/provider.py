@@ -7,11 +7,9 @@ several such hosts under different names, each contributing its own models to th
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from importlib import import_module
 from typing import Any, ClassVar, Literal
 
@@ -28,6 +26,7 @@ from llm_router.errors import (
     RateLimitError,
     ServerError,
     TimeoutError,
+    retry_after_from_headers,
 )
 from llm_router.types import (
     Capabilities,
@@ -304,24 +303,6 @@ def _usage(usage: Any) -> Usage | None:
     return Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
 
 
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return float(value) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
 def _clean(text: str, key: str | None) -> str:
     return text.replace(key, "***") if key else text
 
@@ -350,7 +331,7 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     if status == 429:
         if code == "insufficient_quota":
             return PermissionDeniedError(message, **kw)
-        return RateLimitError(message, retry_after_s=retry_after_s(headers), **kw)
+        return RateLimitError(message, retry_after_s=retry_after_from_headers(headers), **kw)
     if status in (400, 413, 422):
         lowered = message.lower()
         if (
