@@ -259,3 +259,14 @@ def test_open_circuit_rejects_the_model() -> None:
     assert rejection.constraint == "health" and "circuit open after 2 consecutive failures" in rejection.reason
     state.record_success(target, None, None)
     assert router.route("hello").selected.id == target
+
+
+def test_best_and_top_match_the_full_ranking(router: Router) -> None:
+    lazy = router.route("Write a Python function to sort a list")
+    top, best3, count = lazy.top, lazy.best(3), lazy.candidate_count
+    full = router.route("Write a Python function to sort a list").ranking
+    assert count == len(full)
+    assert [c.model.id for c in best3] == [c.model.id for c in full[:3]]
+    assert top.model.id == full[0].model.id and top.breakdown == full[0].breakdown
+    assert lazy.best(10_000) == lazy.ranking  # past the end: the whole ranking
+    assert "candidates" in lazy.explain()

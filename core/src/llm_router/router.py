@@ -808,7 +808,7 @@ class Router:
         fb = self.policy.fallback
         attempts: list[Attempt] = []
         last_error: RouterError | None = None
-        for candidate in decision.ranking[: fb.max_models]:
+        for candidate in decision.best(fb.max_models):
             model = candidate.model
             provider = self.providers.get(model.provider)
             if provider is None:
@@ -1070,7 +1070,7 @@ class RoutedStream:
         fb = router.policy.fallback
         attempts: list[Attempt] = []
         last_error: RouterError | None = None
-        for candidate in decision.ranking[: fb.max_models]:
+        for candidate in decision.best(fb.max_models):
             model = candidate.model
             provider = router.providers.get(model.provider)
             if provider is None:

@@ -379,18 +379,37 @@ class RoutingDecision(_Frozen):
             return self._source.candidates[self._source.order[0]].model  # type: ignore[no-any-return]
         return self.ranking[0].model
 
+    def best(self, n: int) -> tuple[ScoredCandidate, ...]:
+        """The ``n`` best candidates (``ranking[:n]``, without building the rest of the ranking)."""
+        if self._ranking is None and self._source is not None:
+            source = self._source
+            return tuple(source.build(k) for k in range(min(n, len(source.order))))
+        return self.ranking[:n]
+
+    @property
+    def top(self) -> ScoredCandidate:
+        """The winner with its score and breakdown (``ranking[0]``)."""
+        return self.best(1)[0]
+
+    @property
+    def candidate_count(self) -> int:
+        """How many candidates met the constraints (``len(ranking)``)."""
+        if self._ranking is None and self._source is not None:
+            return len(self._source.order)
+        return len(self.ranking)
+
     @property
     def confidence(self) -> float:
         return self.classification.confidence
 
     def explain(self) -> str:
         """One line that says why the winner won."""
-        top = self.ranking[0]
+        top = self.top
         parts = ", ".join(f"{k} {v:.2f}" for k, v in top.breakdown.items())
         return (
             f"{top.model.id} for task {self.classification.task!r} "
             f"({self.classification.method}, confidence {self.classification.confidence:.2f}): "
-            f"score {top.score:.3f} [{parts}]; {len(self.ranking)} candidates, {len(self.rejected)} rejected"
+            f"score {top.score:.3f} [{parts}]; {self.candidate_count} candidates, {len(self.rejected)} rejected"
         )
 
 

@@ -337,7 +337,7 @@ class Gateway:
             decision = await self._decide(route_request, t0, True)
             call.decision = decision
             self.metrics.decision.labels("chat").observe(decision.routing_time_ms / 1000)
-            estimate = decision.ranking[0].estimated_cost
+            estimate = decision.top.estimated_cost
             self.check_budget(key, estimate)
             if key is not None:
                 self.ledger.spend.reserve(key.id, estimate)
@@ -379,7 +379,7 @@ class Gateway:
             "x-request-id": call.request_id,
             "x-router-model": call.model or decision.selected.id,
             "x-router-decision-ms": f"{decision.routing_time_ms:.3f}",
-            "x-router-estimated-cost": f"{decision.ranking[0].estimated_cost:.8f}",
+            "x-router-estimated-cost": f"{decision.top.estimated_cost:.8f}",
             "x-router-reason": _header_safe(decision.explain()),
             "x-router-task": decision.classification.task,
         }
@@ -428,7 +428,7 @@ class Gateway:
                 model=model,
                 input_tokens=call.usage.input_tokens,
                 output_tokens=call.usage.output_tokens,
-                estimated_cost_usd=call.reserved or (decision.ranking[0].estimated_cost if decision else 0.0),
+                estimated_cost_usd=call.reserved or (decision.top.estimated_cost if decision else 0.0),
                 cost_usd=call.cost,
                 latency_ms=latency,
                 outcome=call.outcome,
