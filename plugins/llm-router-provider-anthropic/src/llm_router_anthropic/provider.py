@@ -26,6 +26,7 @@ from llm_router.errors import (
     ServerError,
     TimeoutError,
     retry_after_from_headers,
+    scrub,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
 from pydantic import BaseModel, ConfigDict, Field
@@ -304,22 +305,19 @@ def to_anthropic_tool_choice(choice: str | Mapping[str, Any]) -> dict[str, Any] 
 def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key_hint: str) -> ProviderError:
     """The core's error kind for an Anthropic SDK failure (no secret in the message)."""
 
-    def clean(text: str) -> str:
-        return text.replace(key, "***") if key else text
-
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, anthropic.APITimeoutError):
         return TimeoutError("the request timed out", **kw)
     if isinstance(exc, anthropic.APIConnectionError):
-        return ConnectionError(f"could not reach the API: {clean(str(exc))}", **kw)
+        return ConnectionError(f"could not reach the API: {scrub(str(exc), key)}", **kw)
     if not isinstance(exc, anthropic.APIStatusError):
-        return ProviderError(clean(f"{type(exc).__name__}: {exc}"), **kw)
+        return ProviderError(scrub(f"{type(exc).__name__}: {exc}", key), **kw)
     status = exc.status_code
     headers = exc.response.headers
     body = exc.body if isinstance(exc.body, dict) else {}
     err = body.get("error") if isinstance(body.get("error"), dict) else {}
     kind = str(err.get("type") or "")
-    message = clean(str(err.get("message") or exc.message))
+    message = scrub(str(err.get("message") or exc.message), key)
     kw["status_code"] = status
     kw["request_id"] = exc.request_id or headers.get("request-id") or body.get("request_id")
     if status == 401 or kind == "authentication_error":

@@ -20,6 +20,7 @@ from llm_router.errors import (
     ServerError,
     TimeoutError,
     retry_after_from_headers,
+    scrub,
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
 from pydantic import BaseModel, ConfigDict, Field
@@ -198,20 +199,17 @@ def _usage(usage: Any) -> Usage | None:
 def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key_hint: str) -> ProviderError:
     """The core's error kind for a Cohere SDK failure (no secret in the message)."""
 
-    def clean(text: str) -> str:
-        return text.replace(key, "***") if key else text
-
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, httpx.TimeoutException):
         return TimeoutError("the request timed out", **kw)
     if isinstance(exc, httpx.HTTPError):
         return ConnectionError(f"could not reach the API: {type(exc).__name__}", **kw)
     if not isinstance(exc, ApiError) or exc.status_code is None:
-        return ProviderError(clean(f"{type(exc).__name__}"), **kw)
+        return ProviderError(scrub(f"{type(exc).__name__}", key), **kw)
     status = exc.status_code
     headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
     body = exc.body if isinstance(exc.body, dict) else {}
-    message = clean(str(body.get("message") or exc.body or f"HTTP {status}"))
+    message = scrub(str(body.get("message") or exc.body or f"HTTP {status}"), key)
     kw["status_code"] = status
     kw["request_id"] = headers.get("x-request-id") or headers.get("x-debug-trace-id") or body.get("id")
     if status == 401:

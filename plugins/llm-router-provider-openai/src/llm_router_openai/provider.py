@@ -27,6 +27,7 @@ from llm_router.errors import (
     ServerError,
     TimeoutError,
     retry_after_from_headers,
+    scrub,
 )
 from llm_router.types import (
     Capabilities,
@@ -303,19 +304,15 @@ def _usage(usage: Any) -> Usage | None:
     return Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)
 
 
-def _clean(text: str, key: str | None) -> str:
-    return text.replace(key, "***") if key else text
-
-
 def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key_hint: str) -> ProviderError:
     """The core's error kind for an OpenAI SDK failure (no secret in the message)."""
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, openai.APITimeoutError):
         return TimeoutError("the request timed out", **kw)
     if isinstance(exc, openai.APIConnectionError):
-        return ConnectionError(f"could not reach the API: {_clean(str(exc), key)}", **kw)
+        return ConnectionError(f"could not reach the API: {scrub(str(exc), key)}", **kw)
     if not isinstance(exc, openai.APIStatusError):
-        return ProviderError(_clean(f"{type(exc).__name__}: {exc}", key), **kw)
+        return ProviderError(scrub(f"{type(exc).__name__}: {exc}", key), **kw)
     status = exc.status_code
     headers = exc.response.headers
     kw["status_code"] = status
@@ -323,7 +320,7 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     body = exc.body if isinstance(exc.body, dict) else {}
     err = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
     code = str(err.get("code") or "")
-    message = _clean(str(err.get("message") or exc.message), key)
+    message = scrub(str(err.get("message") or exc.message), key)
     if status == 401:
         return AuthenticationError(f"{message} ({key_hint})", **kw)
     if status == 403:
