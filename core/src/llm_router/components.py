@@ -7,11 +7,12 @@ use in the policy with ``Cls(config, context)``.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -45,6 +46,9 @@ __all__ = [
     "RoutingContext",
     "Scorer",
 ]
+
+
+_C = TypeVar("_C")
 
 
 class EmptyConfig(BaseModel):
@@ -251,6 +255,26 @@ class KeyedProvider(Provider):
 
     def unavailable_reason(self) -> str | None:
         return self.key_hint() if self.api_key() is None else None
+
+    _keyed_client: tuple[str | None, Any] | None = None
+
+    def keyed_client(self, make: Callable[[str | None], _C]) -> _C:
+        """The SDK client for the current key: ``make(key)`` on first use, and again when the key changes
+        (a rotated environment variable takes effect without a restart)."""
+        key = self.api_key()
+        current = self._keyed_client
+        if current is None or current[0] != key:
+            current = self._keyed_client = (key, make(key))
+        return cast(_C, current[1])
+
+    async def aclose(self) -> None:
+        """Close the SDK client, if one was made (its ``close()``, awaited when it is a coroutine)."""
+        current, self._keyed_client = self._keyed_client, None
+        close = getattr(current[1], "close", None) if current is not None else None
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
 
 
 class PostProcessor(Component):

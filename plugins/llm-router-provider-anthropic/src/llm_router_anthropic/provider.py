@@ -66,28 +66,16 @@ class AnthropicProvider(KeyedProvider):
     Config: ClassVar[type[BaseModel]] = AnthropicConfig
     config: AnthropicConfig
 
-    def __init__(self, config: BaseModel, context: Any) -> None:
-        super().__init__(config, context)
-        self._client: anthropic.AsyncAnthropic | None = None
-        self._client_key: str | None = None
-
     def client(self) -> anthropic.AsyncAnthropic:
-        key = self.api_key()
-        if self._client is None or key != self._client_key:
-            self._client = anthropic.AsyncAnthropic(
+        return self.keyed_client(
+            lambda key: anthropic.AsyncAnthropic(
                 api_key=key or "no-key",
                 base_url=self.config.base_url,
                 timeout=self.config.timeout_s,
                 max_retries=0,
                 default_headers=self.config.headers or None,
             )
-            self._client_key = key
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        )
 
     def default_max_tokens(self, model: str) -> int:
         if self.config.max_tokens:

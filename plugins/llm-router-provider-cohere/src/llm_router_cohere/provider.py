@@ -53,24 +53,14 @@ class CohereProvider(KeyedProvider):
     Config: ClassVar[type[BaseModel]] = CohereConfig
     config: CohereConfig
 
-    def __init__(self, config: BaseModel, context: Any) -> None:
-        super().__init__(config, context)
-        self._client: cohere.AsyncClientV2 | None = None
-        self._client_key: str | None = None
-
     def client(self) -> cohere.AsyncClientV2:
-        key = self.api_key()
-        if self._client is None or key != self._client_key:
-            kwargs: dict[str, Any] = {
-                "api_key": key or "no-key",
-                "timeout": self.config.timeout_s,
-                "max_retries": 0,
-            }
-            if self.config.base_url:
-                kwargs["base_url"] = self.config.base_url
-            self._client = cohere.AsyncClientV2(**kwargs)
-            self._client_key = key
-        return self._client
+        return self.keyed_client(self._make_client)
+
+    def _make_client(self, key: str | None) -> cohere.AsyncClientV2:
+        kwargs: dict[str, Any] = {"api_key": key or "no-key", "timeout": self.config.timeout_s, "max_retries": 0}
+        if self.config.base_url:
+            kwargs["base_url"] = self.config.base_url
+        return cohere.AsyncClientV2(**kwargs)
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
         timeout = request.timeout_s or self.config.timeout_s

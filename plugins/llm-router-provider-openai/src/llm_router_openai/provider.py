@@ -99,11 +99,6 @@ class OpenAIProvider(KeyedProvider):
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     config: OpenAIConfig
 
-    def __init__(self, config: BaseModel, context: Any) -> None:
-        super().__init__(config, context)
-        self._client: openai.AsyncOpenAI | None = None
-        self._client_key: str | None = None
-
     # -- configuration --------------------------------------------------------------------------
 
     def models(self) -> Sequence[ModelInfo]:
@@ -136,39 +131,33 @@ class OpenAIProvider(KeyedProvider):
         return _SDK_RESPONSE
 
     def client(self) -> openai.AsyncOpenAI:
-        key = self.api_key()
-        if self._client is None or key != self._client_key:
-            http_client: Any = None
-            if self.config.http_client == "aiohttp":
-                try:
-                    http_client = openai.DefaultAioHttpClient()
-                except RuntimeError as exc:  # the SDK says which package is missing
-                    raise ProviderError(
-                        f"http_client: aiohttp needs `pip install 'openai[aiohttp]'` ({exc})",
-                        provider=self.context.name,
-                    ) from None
-            elif self.config.max_connections:
-                import httpx2  # the SDK's own HTTP library
+        return self.keyed_client(self._make_client)
 
-                http_client = openai.DefaultAsyncHttpxClient(
-                    limits=httpx2.Limits(max_connections=self.config.max_connections)
-                )
-            self._client = openai.AsyncOpenAI(
-                api_key=key or "no-key",
-                organization=self.config.organization,
-                base_url=self.config.base_url,
-                timeout=self.config.timeout_s,
-                max_retries=0,
-                default_headers=self.config.headers or None,
-                http_client=http_client,
+    def _make_client(self, key: str | None) -> openai.AsyncOpenAI:
+        http_client: Any = None
+        if self.config.http_client == "aiohttp":
+            try:
+                http_client = openai.DefaultAioHttpClient()
+            except RuntimeError as exc:  # the SDK says which package is missing
+                raise ProviderError(
+                    f"http_client: aiohttp needs `pip install 'openai[aiohttp]'` ({exc})",
+                    provider=self.context.name,
+                ) from None
+        elif self.config.max_connections:
+            import httpx2  # the SDK's own HTTP library
+
+            http_client = openai.DefaultAsyncHttpxClient(
+                limits=httpx2.Limits(max_connections=self.config.max_connections)
             )
-            self._client_key = key
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        return openai.AsyncOpenAI(
+            api_key=key or "no-key",
+            organization=self.config.organization,
+            base_url=self.config.base_url,
+            timeout=self.config.timeout_s,
+            max_retries=0,
+            default_headers=self.config.headers or None,
+            http_client=http_client,
+        )
 
     # -- requests ---------------------------------------------------------------------------------
 
