@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import fnmatch
 import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from .catalogue import Catalogue
 from .components import (
@@ -39,6 +39,7 @@ from .errors import (
     RouterError,
 )
 from .errors import TimeoutError as RouterTimeoutError
+from .ids import new_request_id
 from .plugins import PluginHost, PluginRecord
 from .policy import (
     ComponentSpec,
@@ -73,6 +74,7 @@ from .types import (
     StreamChunk,
     Usage,
     as_messages,
+    construct,
 )
 
 __all__ = ["RoutedStream", "Router"]
@@ -113,22 +115,22 @@ class _Route:
         self.tasks = frozenset(rule.when.task) if rule.when.task else None
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _construct(cls: type[M], **values: Any) -> M:
-    """Build a model from trusted values without validation: a leaner ``model_construct`` for the hot
-    path (every field is given, no defaults or aliases to resolve)."""
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
-
-
 def _prices(model: ModelInfo, input_tokens: int, output_tokens: int) -> float:
     return (input_tokens * model.price.input_per_mtok + output_tokens * model.price.output_per_mtok) / 1_000_000
+
+
+async def _complete(provider: Provider, request: CompletionRequest) -> CompletionResponse:
+    """``provider.complete(request)`` within ``request.timeout_s`` (``TimeoutError`` when it runs out). On
+    asyncio this uses its native timeout, a fraction of the cost of anyio's ``fail_after`` (which looks the
+    event loop library up on every call)."""
+    assert request.timeout_s is not None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        with anyio.fail_after(request.timeout_s):
+            return await provider.complete(request)
+    async with asyncio.timeout(request.timeout_s):
+        return await provider.complete(request)
 
 
 class Router:
@@ -421,10 +423,16 @@ class Router:
             pred, method = best
             method = f"{method} (below threshold)"
         else:
-            return Classification.model_construct(
-                task=self.taxonomy.default_task, confidence=0.0, method="default", scores={}, stages=tuple(stages)
+            return construct(
+                Classification,
+                task=self.taxonomy.default_task,
+                confidence=0.0,
+                method="default",
+                scores={},
+                stages=tuple(stages),
             )
-        return Classification.model_construct(
+        return construct(
+            Classification,
             task=pred.task,
             confidence=min(1.0, max(0.0, pred.confidence)),
             method=method,
@@ -439,7 +447,8 @@ class Router:
         if pred is not None and pred.task not in self.taxonomy.tasks and error is None:
             error = f"unknown task {pred.task!r}"
         stages.append(
-            StageResult.model_construct(
+            construct(
+                StageResult,
                 classifier=stage.name,
                 task=pred.task if pred else None,
                 confidence=pred.confidence if pred else 0.0,
@@ -602,7 +611,7 @@ class Router:
                 if reason is None:
                     kept.append(cand)
                 else:
-                    rejected.append(Rejection.model_construct(model_id=cand.model.id, constraint=name, reason=reason))
+                    rejected.append(construct(Rejection, model_id=cand.model.id, constraint=name, reason=reason))
             candidates = kept
         if not candidates:
             raise NoCandidatesError(rejected, classification.task)
@@ -637,9 +646,9 @@ class Router:
         if pinned is not None:
             keys = [(c.model.id != pinned, *k) for k, c in zip(keys, candidates, strict=True)]  # type: ignore[misc]
         order = sorted(range(len(candidates)), key=keys.__getitem__)
-        decision = _construct(
+        decision = construct(
             RoutingDecision,
-            request_id=str(request.metadata.get("request_id") or uuid.uuid4().hex),
+            request_id=str(request.metadata.get("request_id") or new_request_id()),
             classification=classification,
             route=label,
             rejected=tuple(rejected),
@@ -747,7 +756,8 @@ class Router:
         return await self._execute(request)
 
     def _completion_request(self, request: RouteRequest, model: ModelInfo) -> CompletionRequest:
-        return CompletionRequest.model_construct(
+        return construct(
+            CompletionRequest,
             model=model.model,
             messages=request.messages,
             max_tokens=request.max_tokens,
@@ -774,8 +784,14 @@ class Router:
         reason = self.provider_status(model.provider) or f"provider {model.provider!r} is not available"
         error = ProviderError(reason, provider=model.provider, model=model.model)
         attempts.append(
-            Attempt.model_construct(
-                model_id=model.id, outcome="error", error_kind=error.kind, error=str(error), latency_ms=0.0, retry=0
+            construct(
+                Attempt,
+                model_id=model.id,
+                outcome="error",
+                error_kind=error.kind,
+                error=str(error),
+                latency_ms=0.0,
+                retry=0,
             )
         )
         return error
@@ -818,8 +834,7 @@ class Router:
             for retry in range(fb.retries + 1):
                 t_call = time.perf_counter()
                 try:
-                    with anyio.fail_after(creq.timeout_s):
-                        response = await provider.complete(creq)
+                    response = await _complete(provider, creq)
                     for _, post in self.postprocessors:
                         response = await post.process(response, request, model)
                 except TimeoutError:
@@ -838,7 +853,8 @@ class Router:
                 else:
                     latency = (time.perf_counter() - t_call) * 1000
                     attempts.append(
-                        Attempt.model_construct(
+                        construct(
+                            Attempt,
                             model_id=model.id,
                             outcome="ok",
                             error_kind=None,
@@ -852,12 +868,11 @@ class Router:
                     )
                     tps = usage.output_tokens / (latency / 1000) if usage.output_tokens and latency > 0 else None
                     self.state.record_success(model.id, None, tps)
-                    result = RoutingResult.model_construct(
+                    result = construct(
+                        RoutingResult,
                         decision=decision,
                         response=response,
-                        selected_model=ModelRef.model_construct(
-                            id=model.id, provider=model.provider, model=model.model
-                        ),
+                        selected_model=construct(ModelRef, id=model.id, provider=model.provider, model=model.model),
                         usage=usage,
                         estimated_cost=candidate.estimated_cost,
                         cost=self._cost(model, usage),
@@ -869,7 +884,8 @@ class Router:
                 last_error = error
                 kind = getattr(error, "kind", "postprocess")
                 attempts.append(
-                    Attempt.model_construct(
+                    construct(
+                        Attempt,
                         model_id=model.id,
                         outcome="error",
                         error_kind=kind,
@@ -1117,7 +1133,8 @@ class RoutedStream:
                 else:
                     latency = (time.perf_counter() - t_call) * 1000
                     attempts.append(
-                        Attempt.model_construct(
+                        construct(
+                            Attempt,
                             model_id=model.id,
                             outcome="ok",
                             error_kind=None,
@@ -1144,12 +1161,11 @@ class RoutedStream:
                         request_id=request_id,
                         raw=None,
                     )
-                    self.result = RoutingResult.model_construct(
+                    self.result = construct(
+                        RoutingResult,
                         decision=decision,
                         response=response,
-                        selected_model=ModelRef.model_construct(
-                            id=model.id, provider=model.provider, model=model.model
-                        ),
+                        selected_model=construct(ModelRef, id=model.id, provider=model.provider, model=model.model),
                         usage=usage,
                         estimated_cost=candidate.estimated_cost,
                         cost=router._cost(model, usage),
@@ -1160,7 +1176,8 @@ class RoutedStream:
                     return
                 last_error = error
                 attempts.append(
-                    Attempt.model_construct(
+                    construct(
+                        Attempt,
                         model_id=model.id,
                         outcome="error",
                         error_kind=getattr(error, "kind", None),

@@ -8,7 +8,7 @@ caller is validated.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -320,11 +320,26 @@ class Rejection(_Frozen):
     reason: str
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def construct(cls: type[M], **values: Any) -> M:
+    """Build ``cls`` from trusted, complete values without validation: a leaner ``model_construct`` for the
+    hot path. Every field must be given (no defaults are filled in) and ``cls`` must have no private
+    attributes that are read before being set."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 class RankingSource:
     """What a decision's ranking is built from, kept until the ranking is first read (building every
     candidate's model up front would cost more than the whole decision)."""
 
-    __slots__ = ("candidates", "columns", "names", "order", "totals")
+    __slots__ = ("built", "candidates", "columns", "names", "order", "totals")
 
     def __init__(
         self,
@@ -335,17 +350,26 @@ class RankingSource:
         totals: Sequence[float],
     ) -> None:
         self.candidates, self.order, self.names, self.columns, self.totals = candidates, order, names, columns, totals
+        self.built: list[ScoredCandidate] = []  # the head of the ranking built so far
 
     def build(self, position: int) -> ScoredCandidate:
         i = self.order[position]
         cand = self.candidates[i]
-        return ScoredCandidate.model_construct(
+        return construct(
+            ScoredCandidate,
             model=cand.model,
             score=self.totals[i],
             breakdown={name: float(col[i]) for name, col in zip(self.names, self.columns, strict=True)},
             estimated_cost=cand.estimated_cost,
             estimated_latency_ms=cand.estimated_latency_ms,
         )
+
+    def head(self, n: int) -> list[ScoredCandidate]:
+        """The ``n`` best candidates, each built once however often it is read."""
+        built = self.built
+        for k in range(len(built), min(n, len(self.order))):
+            built.append(self.build(k))
+        return built
 
 
 class RoutingDecision(_Frozen):
@@ -367,35 +391,53 @@ class RoutingDecision(_Frozen):
     def ranking(self) -> tuple[ScoredCandidate, ...]:
         """Every candidate that met the constraints, best first, with its score and per-scorer breakdown.
         Ties go to the cheaper model, then to the smaller model id."""
-        if self._ranking is None:
-            source = self._source
-            self._ranking = () if source is None else tuple(source.build(k) for k in range(len(source.order)))
-        return self._ranking
+        private = self.__pydantic_private__
+        assert private is not None
+        ranking: tuple[ScoredCandidate, ...] | None = private["_ranking"]
+        if ranking is None:
+            source: RankingSource | None = private["_source"]
+            ranking = () if source is None else tuple(source.head(len(source.order)))
+            private["_ranking"] = ranking
+        return ranking
+
+    # The accessors below read the private attributes through ``__pydantic_private__`` directly: pydantic's
+    # own ``__getattr__`` for them is slow, and the gateway reads the winner several times per request.
 
     @property
     def selected(self) -> ModelInfo:
         """The winner."""
-        if self._ranking is None and self._source is not None:
-            return self._source.candidates[self._source.order[0]].model  # type: ignore[no-any-return]
+        private = self.__pydantic_private__
+        source: RankingSource | None = private["_source"] if private is not None else None
+        if source is not None and source.order:
+            return source.candidates[source.order[0]].model  # type: ignore[no-any-return]
         return self.ranking[0].model
 
     def best(self, n: int) -> tuple[ScoredCandidate, ...]:
         """The ``n`` best candidates (``ranking[:n]``, without building the rest of the ranking)."""
-        if self._ranking is None and self._source is not None:
-            source = self._source
-            return tuple(source.build(k) for k in range(min(n, len(source.order))))
+        private = self.__pydantic_private__
+        source: RankingSource | None = private["_source"] if private is not None else None
+        if source is not None:
+            return tuple(source.head(n)[:n])
         return self.ranking[:n]
 
     @property
     def top(self) -> ScoredCandidate:
         """The winner with its score and breakdown (``ranking[0]``)."""
-        return self.best(1)[0]
+        private = self.__pydantic_private__
+        source: RankingSource | None = private["_source"] if private is not None else None
+        if source is not None:
+            head = source.head(1)
+            if head:
+                return head[0]
+        return self.ranking[0]
 
     @property
     def candidate_count(self) -> int:
         """How many candidates met the constraints (``len(ranking)``)."""
-        if self._ranking is None and self._source is not None:
-            return len(self._source.order)
+        private = self.__pydantic_private__
+        source: RankingSource | None = private["_source"] if private is not None else None
+        if source is not None:
+            return len(source.order)
         return len(self.ranking)
 
     @property

@@ -39,6 +39,9 @@ class RulesConfig(BaseModel):
     history_turns: Annotated[int, Field(ge=0)] = 2
 
 
+_WORD = re.compile(r"\w+")
+
+
 def _keyword_regex(keyword: str) -> str:
     escaped = re.escape(keyword.lower())
     left = r"\b" if keyword[:1].isalnum() else ""
@@ -101,7 +104,7 @@ def _literal_triggers(pattern: str) -> tuple[str, ...] | None:
 class _CompiledRules:
     """Every task's keywords and patterns, compiled for speed.
 
-    Keywords are one alternation whose matched text maps back to its tasks (one scan of the prompt). Each
+    One-word keywords are found by one scan of the prompt's words; longer ones by substring, then checked. Each
     pattern is its own regular expression (one big alternation is slower in Python's engine), guarded by
     the literal words one of which it needs: a pattern whose words do not occur is not run at all. A keyword
     or pattern counts once per prompt however often it matches."""
@@ -109,7 +112,7 @@ class _CompiledRules:
     def __init__(self, tasks: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> None:
         self.tasks = list(tasks)
         self.keyword_tasks: dict[str, list[str]] = {}
-        self.patterns: list[tuple[str, re.Pattern[str], tuple[str, ...] | None]] = []
+        self.patterns: list[tuple[str, re.Pattern[str], frozenset[str] | None]] = []
         for task, (keywords, patterns) in tasks.items():
             for keyword in keywords:
                 self.keyword_tasks.setdefault(keyword.lower(), []).append(task)
@@ -118,21 +121,32 @@ class _CompiledRules:
                     compiled = re.compile(pattern, re.IGNORECASE | re.MULTILINE)
                 except re.error as exc:
                     raise ValueError(f"task {task!r}: invalid pattern {pattern!r}: {exc}") from None
-                self.patterns.append((task, compiled, _literal_triggers(pattern)))
-        ordered = sorted(self.keyword_tasks, key=len, reverse=True)
-        self.keywords = re.compile("|".join(_keyword_regex(k) for k in ordered)) if ordered else None
+                triggers = _literal_triggers(pattern)
+                self.patterns.append((task, compiled, frozenset(triggers) if triggers is not None else None))
+        self.triggers = sorted({t for _, _, ts in self.patterns if ts is not None for t in ts})
+        # Keywords that are one word match as a word of the prompt (a set lookup: one scan of the prompt for
+        # all of them); the others (several words, or symbols such as "c++") are looked for as substrings
+        # first and confirmed on word boundaries only when present.
+        self.word_keywords = {k for k in self.keyword_tasks if _WORD.fullmatch(k)}
+        self.other_keywords = [
+            (k, re.compile(_keyword_regex(k))) for k in sorted(self.keyword_tasks) if k not in self.word_keywords
+        ]
 
     def add_scores(self, scores: dict[str, float], text: str, weight: float) -> None:
         lowered = text.lower()
+        hits = {t for t in self.triggers if t in lowered}
         for task, compiled, triggers in self.patterns:
-            if triggers is not None and not any(t in lowered for t in triggers):
+            if triggers is not None and hits.isdisjoint(triggers):
                 continue
             if compiled.search(text):
                 scores[task] += 2.0 * weight
-        if self.keywords is not None:
-            for keyword in set(self.keywords.findall(lowered)):
-                for task in self.keyword_tasks.get(keyword, ()):
-                    scores[task] += weight
+        found = self.word_keywords.intersection(_WORD.findall(lowered)) if self.word_keywords else set()
+        for keyword, compiled_keyword in self.other_keywords:
+            if keyword in lowered and compiled_keyword.search(lowered):
+                found.add(keyword)
+        for keyword in found:
+            for task in self.keyword_tasks[keyword]:
+                scores[task] += weight
 
 
 class Calibration:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..errors import ConfigurationError, NoCandidatesError, PostprocessError, ProviderError, RouterError
+from ..ids import new_request_id
 from ..policy import GatewayKey
 from ..router import RoutedStream, Router
 from ..tokens import count_message_tokens
@@ -319,7 +319,7 @@ class Gateway:
 
     async def chat_completions(self, request: Request) -> Response:
         t0 = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id") or new_request_id()
         call: _Call | None = None
         streaming = False
         self.metrics.in_flight.inc()
@@ -336,7 +336,7 @@ class Gateway:
             route_request = self._route_request(request, body, key, request_id)
             decision = await self._decide(route_request, t0, True)
             call.decision = decision
-            self.metrics.decision.labels("chat").observe(decision.routing_time_ms / 1000)
+            self.metrics.decided("chat", decision.routing_time_ms / 1000)
             estimate = decision.top.estimated_cost
             self.check_budget(key, estimate)
             if key is not None:
@@ -410,11 +410,15 @@ class Gateway:
         if call.key is not None:
             self.ledger.spend.settle(call.key.id, call.reserved, call.cost, now)
         m = self.metrics
-        m.requests.labels(endpoint, model or "", str(call.status)).inc()
-        m.latency.labels(endpoint, model or "").observe(latency / 1000)
-        if model is not None and (call.usage.input_tokens or call.usage.output_tokens):
-            m.tokens.labels(model, "input").inc(call.usage.input_tokens)
-            m.tokens.labels(model, "output").inc(call.usage.output_tokens)
+        usage = call.usage
+        m.finished(
+            endpoint,
+            model or "",
+            call.status,
+            latency / 1000,
+            usage.input_tokens if model is not None else 0,
+            usage.output_tokens if model is not None else 0,
+        )
         if call.cost:
             m.cost.labels(model or "", call.key.id if call.key else "").inc(call.cost)
         decision = call.decision
@@ -522,7 +526,7 @@ class Gateway:
                 body = RouteBody.model_validate_json(await request.body())
             except ValidationError as exc:
                 raise validation_error(exc) from None
-            request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+            request_id = request.headers.get("x-request-id") or new_request_id()
             route_request = self._route_request(request, body, key, request_id)
             decision = await self._decide(route_request, t0, False)
         except GatewayHTTPError as err:
@@ -530,7 +534,7 @@ class Gateway:
             return _error(err)
         from ..cli import decision_json
 
-        self.metrics.decision.labels("route").observe(decision.routing_time_ms / 1000)
+        self.metrics.decided("route", decision.routing_time_ms / 1000)
         self.metrics.requests.labels("route", decision.selected.id, "200").inc()
         data = decision_json(decision)
         data["explanation"] = decision.explain()

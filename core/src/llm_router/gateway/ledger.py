@@ -8,12 +8,13 @@ Budget spend per key (today, this month, UTC) is read from the ledger at start a
 from __future__ import annotations
 
 import logging
+import operator
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class LedgerRow:
 
 
 _COLUMNS = [f.name for f in fields(LedgerRow)]
+_values = operator.attrgetter(*_COLUMNS)  # a row's values in column order (dataclasses.astuple deep-copies)
 # constant column names, never user input
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 
@@ -152,9 +154,10 @@ _STOP = object()
 class Ledger:
     """A SQLite file and the thread that writes it."""
 
-    def __init__(self, path: str | Path, *, batch: int = 256, refresh_s: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, batch: int = 512, linger_s: float = 0.02, refresh_s: float = 5.0) -> None:
         self.path = Path(path)
         self.batch = batch
+        self.linger_s = linger_s  # after a commit, let rows gather this long: fewer, larger transactions
         self.refresh_s = refresh_s
         self._loaded = time.monotonic()
         self.spend = SpendCache()
@@ -195,7 +198,7 @@ class Ledger:
                     if item is _STOP:
                         stop = True
                     else:
-                        rows.append(astuple(item))
+                        rows.append(_values(item))
                     if stop or len(rows) >= self.batch:
                         break
                     try:
@@ -208,6 +211,8 @@ class Ledger:
                         # other workers write the same ledger: take their spend into account too
                         self.spend.load(conn)
                         self._loaded = time.monotonic()
+                if not stop and self.linger_s:
+                    time.sleep(self.linger_s)
         finally:
             conn.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -62,6 +63,35 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("llm_router_in_flight_requests", "Requests being answered", registry=r)
+        self._finished: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._tokens: dict[str, tuple[Any, Any]] = {}
+        self._decision: dict[str, Any] = {}
+
+    def finished(
+        self, endpoint: str, model: str, status: int, latency_s: float, input_tokens: int, output_tokens: int
+    ) -> None:
+        """Count one finished request (label children are cached: ``labels()`` costs more than the update)."""
+        key = (endpoint, model, status)
+        children = self._finished.get(key)
+        if children is None:
+            children = self._finished[key] = (
+                self.requests.labels(endpoint, model, str(status)),
+                self.latency.labels(endpoint, model),
+            )
+        children[0].inc()
+        children[1].observe(latency_s)
+        if input_tokens or output_tokens:
+            tokens = self._tokens.get(model)
+            if tokens is None:
+                tokens = self._tokens[model] = (self.tokens.labels(model, "input"), self.tokens.labels(model, "output"))
+            tokens[0].inc(input_tokens)
+            tokens[1].inc(output_tokens)
+
+    def decided(self, endpoint: str, seconds: float) -> None:
+        child = self._decision.get(endpoint)
+        if child is None:
+            child = self._decision[endpoint] = self.decision.labels(endpoint)
+        child.observe(seconds)
 
     def attempts(self, attempts: Iterable[Attempt], answered_by: str | None) -> None:
         failed: set[str] = set()
