@@ -206,7 +206,7 @@ def run_gateway(port: int, policy: str, ledger: str) -> None:
             "bench: openai_compatible provider not installed; using the benchmark's pass-through provider",
             file=sys.stderr,
         )
-    uvicorn.run(
+    uvicorn.run(  # as `llm-router serve` runs it
         create_app(router, ledger_path=ledger),
         host="127.0.0.1",
         port=port,
@@ -214,6 +214,7 @@ def run_gateway(port: int, policy: str, ledger: str) -> None:
         http="httptools",
         log_level="error",
         access_log=False,
+        server_header=False,
     )
 
 

@@ -481,6 +481,7 @@ def serve(
         "log_level": log_level,
         "timeout_graceful_shutdown": graceful_timeout,
         "access_log": False,
+        "server_header": False,  # one header less to build per answer; and no server banner to fingerprint
     }
     if workers > 1:
         if not router.policy.gateway.keys:  # worker processes log through uvicorn's loggers only

@@ -31,7 +31,17 @@ from ..ids import new_request_id
 from ..policy import GatewayKey
 from ..router import RoutedStream, Router
 from ..tokens import count_message_tokens
-from ..types import Constraints, Feedback, Message, Preferences, RouteRequest, RoutingDecision, RoutingResult, Usage
+from ..types import (
+    Constraints,
+    Feedback,
+    Message,
+    Preferences,
+    RouteRequest,
+    RoutingDecision,
+    RoutingResult,
+    ScoredCandidate,
+    Usage,
+)
 from .ledger import Ledger, LedgerRow
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openai_types import (
@@ -49,10 +59,36 @@ __all__ = ["Gateway", "create_app"]
 log = logging.getLogger("llm_router.gateway")
 
 
+try:
+    import orjson
+
+    def _dumps(data: Any) -> bytes:
+        return orjson.dumps(data)
+
+except ImportError:  # the gateway-fast extra brings orjson; the standard library does the same, slower
+
+    def _dumps(data: Any) -> bytes:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class _JSONBytes(Response):
+    """A JSON answer whose body and headers are already encoded (Starlette's ``Response`` re-processes a
+    header mapping on every request)."""
+
+    def __init__(self, body: bytes, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            *headers,
+        ]
+
+
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(data, separators=(",", ":")), status_code=status, headers=headers, media_type="application/json"
-    )
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+    return _JSONBytes(_dumps(data), status, raw)
 
 
 def _error(err: GatewayHTTPError) -> Response:
@@ -84,13 +120,19 @@ class SSEResponse(Response):
     is silent), then runs ``on_close`` whatever happened."""
 
     def __init__(
-        self, body: AsyncIterator[bytes], headers: Mapping[str, str], on_abandon: Callable[[], None] | None = None
+        self,
+        body: AsyncIterator[bytes],
+        headers: list[tuple[bytes, bytes]],
+        on_abandon: Callable[[], None] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
         self.media_type = "text/event-stream"
-        all_headers = {**headers, "cache-control": "no-cache", "content-type": "text/event-stream; charset=utf-8"}
-        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in all_headers.items()]
+        self.raw_headers = [
+            *headers,
+            (b"cache-control", b"no-cache"),
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+        ]
         self.body_iterator = body
         self.on_abandon = on_abandon
         self.started = False
@@ -354,7 +396,9 @@ class Gateway:
                 raise provider_error(exc) from None
             self._succeeded(call, result)
             created = int(time.time())
-            return _json(completion_json(result, f"chatcmpl-{request_id}", created), headers=self._headers(call))
+            return _JSONBytes(
+                _dumps(completion_json(result, f"chatcmpl-{request_id}", created)), 200, self._headers(call)
+            )
         except GatewayHTTPError as err:
             if call is not None:
                 call.status, call.outcome = err.status, call.outcome if call.outcome != "ok" else err.kind
@@ -372,20 +416,21 @@ class Gateway:
             if call is not None:
                 self._finish(call, "chat")
 
-    def _headers(self, call: _Call) -> dict[str, str]:
+    def _headers(self, call: _Call) -> list[tuple[bytes, bytes]]:
         decision = call.decision
         assert decision is not None
-        headers = {
-            "x-request-id": call.request_id,
-            "x-router-model": call.model or decision.selected.id,
-            "x-router-decision-ms": f"{decision.routing_time_ms:.3f}",
-            "x-router-estimated-cost": f"{decision.top.estimated_cost:.8f}",
-            "x-router-reason": _header_safe(decision.explain()),
-            "x-router-task": decision.classification.task,
-        }
+        top = decision.top
+        headers = [
+            (b"x-request-id", call.request_id.encode("latin-1")),
+            (b"x-router-model", (call.model or top.model.id).encode("latin-1")),
+            (b"x-router-task", decision.classification.task.encode("latin-1")),
+            (b"x-router-decision-ms", b"%.3f" % decision.routing_time_ms),
+            (b"x-router-estimated-cost", b"%.8f" % top.estimated_cost),
+            (b"x-router-reason", _short_reason(decision, top)),
+        ]
         if not call.stream:
-            headers["x-router-cost"] = f"{call.cost:.8f}"
-            headers["x-router-fallbacks"] = str(call.fallbacks)
+            headers.append((b"x-router-cost", b"%.8f" % call.cost))
+            headers.append((b"x-router-fallbacks", b"%d" % call.fallbacks))
         return headers
 
     def _succeeded(self, call: _Call, result: RoutingResult) -> None:
@@ -589,6 +634,15 @@ def _prompt_text(messages: list[Message]) -> str:
 
 def _header_safe(text: str) -> str:
     return text.encode("ascii", "replace").decode()[:512]
+
+
+def _short_reason(decision: RoutingDecision, top: ScoredCandidate) -> bytes:
+    """The ``x-router-reason`` header: why the winner won, in one short line (``POST /v1/route`` has the
+    full explanation): ``openai/gpt-5-mini: summarization (rules 0.88), 1st of 3: quality 0.91, cost 0.80``."""
+    c = decision.classification
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in top.breakdown.items())
+    text = f"{top.model.id}: {c.task} ({c.method} {c.confidence:.2f}), 1st of {decision.candidate_count}: {parts}"
+    return text.encode("ascii", "replace")[:512]
 
 
 def _header_map(name: str, raw: str) -> dict[str, Any]:
