@@ -123,27 +123,37 @@ class _CompiledRules:
                     raise ValueError(f"task {task!r}: invalid pattern {pattern!r}: {exc}") from None
                 triggers = _literal_triggers(pattern)
                 self.patterns.append((task, compiled, frozenset(triggers) if triggers is not None else None))
-        self.triggers = sorted({t for _, _, ts in self.patterns if ts is not None for t in ts})
         # Keywords that are one word match as a word of the prompt (a set lookup: one scan of the prompt for
         # all of them); the others (several words, or symbols such as "c++") are looked for as substrings
         # first and confirmed on word boundaries only when present.
         self.word_keywords = {k for k in self.keyword_tasks if _WORD.fullmatch(k)}
-        self.other_keywords = [
-            (k, re.compile(_keyword_regex(k))) for k in sorted(self.keyword_tasks) if k not in self.word_keywords
-        ]
+        self.other_keywords = {
+            k: re.compile(_keyword_regex(k)) for k in sorted(self.keyword_tasks) if k not in self.word_keywords
+        }
+        # Every literal string worth a substring test (pattern triggers and the other keywords), once each,
+        # and which patterns each trigger lets run; patterns without triggers always run.
+        self.always = frozenset(i for i, (_, _, ts) in enumerate(self.patterns) if ts is None)
+        self.by_trigger: dict[str, frozenset[int]] = {}
+        for i, (_, _, ts) in enumerate(self.patterns):
+            for t in ts or ():
+                self.by_trigger[t] = self.by_trigger.get(t, frozenset()) | {i}
+        self.literals = sorted(set(self.by_trigger) | set(self.other_keywords))
 
     def add_scores(self, scores: dict[str, float], text: str, weight: float) -> None:
         lowered = text.lower()
-        hits = {t for t in self.triggers if t in lowered}
-        for task, compiled, triggers in self.patterns:
-            if triggers is not None and hits.isdisjoint(triggers):
-                continue
+        found = self.word_keywords.intersection(_WORD.findall(lowered)) if self.word_keywords else set()
+        run = self.always
+        for literal in [t for t in self.literals if t in lowered]:
+            patterns = self.by_trigger.get(literal)
+            if patterns is not None:
+                run = run | patterns
+            keyword = self.other_keywords.get(literal)
+            if keyword is not None and keyword.search(lowered):
+                found.add(literal)
+        for i in run:
+            task, compiled, _ = self.patterns[i]
             if compiled.search(text):
                 scores[task] += 2.0 * weight
-        found = self.word_keywords.intersection(_WORD.findall(lowered)) if self.word_keywords else set()
-        for keyword, compiled_keyword in self.other_keywords:
-            if keyword in lowered and compiled_keyword.search(lowered):
-                found.add(keyword)
         for keyword in found:
             for task in self.keyword_tasks[keyword]:
                 scores[task] += weight
