@@ -147,8 +147,8 @@ class _CompiledRules:
             patterns = self.by_trigger.get(literal)
             if patterns is not None:
                 run = run | patterns
-            keyword = self.other_keywords.get(literal)
-            if keyword is not None and keyword.search(lowered):
+            confirm = self.other_keywords.get(literal)
+            if confirm is not None and confirm.search(lowered):
                 found.add(literal)
         for i in run:
             task, compiled, _ = self.patterns[i]
