@@ -189,5 +189,7 @@ def bench(session: nox.Session) -> None:
 def bench_gateway(session: nox.Session) -> None:
     """Added latency and req/s of `llm-router serve` vs. a direct upstream, a bare pass-through proxy and
     LiteLLM's proxy, under wrk (needs `apt-get install wrk` and `taskset`). Options: see --help."""
-    session.install("-e", "./core[gateway-fast]", "aiohttp>=3.9,<4")
+    # the real OpenAI provider plugin (the gateway's provider in the benchmark); nothing else is installed, so
+    # no test plugin listens to events
+    session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", "aiohttp>=3.9,<4")
     session.run("python", "benchmarks/bench_gateway.py", *session.posargs)

@@ -343,9 +343,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument(
         "--http-client",
-        choices=["httpx", "aiohttp"],
+        choices=["httpx", "aiohttp", "direct"],
+        nargs="+",
         default=None,
-        help="the OpenAI provider plugin's HTTP client for the llm-router target (default: the plugin's default)",
+        help="the OpenAI provider plugin's http_client for the llm-router target; several give one llm-router "
+        "target each, measured side by side (default: the plugin's default)",
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -366,20 +368,17 @@ def main() -> None:
             procs.append(start([sys.executable, str(HERE), "_passthrough", str(port), upstream], cpu=0))
             targets["passthrough"] = (f"http://127.0.0.1:{port}/v1/chat/completions", MODEL, None)
         if "llm-router" in args.targets:
-            port = free_port()
-            policy = workdir / "policy.yaml"
-            ledger = os.environ.get("BENCH_LEDGER", str(workdir / "usage.sqlite3"))  # e.g. on /dev/shm
-            client = f", http_client: {args.http_client}" if args.http_client else ""
-            policy.write_text(
-                textwrap.dedent(GATEWAY_POLICY % {"upstream": upstream, "model": MODEL, "client": client})
-            )
-            procs.append(
-                start(
-                    [sys.executable, str(HERE), "_gateway", str(port), str(policy), ledger],
-                    cpu=0,
+            for http_client in args.http_client or [None]:
+                port = free_port()
+                name = f"llm-router[{http_client}]" if http_client else "llm-router"
+                policy = workdir / f"policy-{http_client}.yaml"
+                ledger = os.environ.get("BENCH_LEDGER", str(workdir / f"usage-{http_client}.sqlite3"))  # /dev/shm?
+                client = f", http_client: {http_client}" if http_client else ""
+                policy.write_text(
+                    textwrap.dedent(GATEWAY_POLICY % {"upstream": upstream, "model": MODEL, "client": client})
                 )
-            )
-            targets["llm-router"] = (f"http://127.0.0.1:{port}/v1/chat/completions", "auto", None)
+                procs.append(start([sys.executable, str(HERE), "_gateway", str(port), str(policy), ledger], cpu=0))
+                targets[name] = (f"http://127.0.0.1:{port}/v1/chat/completions", "auto", None)
         litellm_bin = Path(args.litellm) / "bin" / "litellm" if args.litellm else None
         if "litellm" in args.targets and litellm_bin is not None and litellm_bin.exists():
             port = free_port()
@@ -425,7 +424,7 @@ def main() -> None:
                 results.setdefault(name, {})[c] = run_wrk(url, model, key, args.requests, c, workdir)
                 r = results[name][c]
                 print(
-                    f"  {name:12s} c={c:<3d} p50 {r['p50_us'] / 1000:8.2f} ms  p99 {r['p99_us'] / 1000:8.2f} ms  "
+                    f"  {name:20s} c={c:<3d} p50 {r['p50_us'] / 1000:8.2f} ms  p99 {r['p99_us'] / 1000:8.2f} ms  "
                     f"{r['rps']:9.0f} req/s  errors {r['errors']}",
                     file=sys.stderr,
                 )
@@ -452,9 +451,10 @@ def report(results: dict[str, dict[int, dict[str, Any]]], requests: int) -> None
                 f"{r['rps']:.0f} | {r['errors']} |"
             )
     floor = results.get("passthrough")
+    routers = [name for name in results if name.startswith("llm-router")]
     if floor:
         print("\nratios against the pass-through floor (added p50 latency; req/s)")
-        for name in ("llm-router", "litellm"):
+        for name in [*routers, "litellm"]:
             if name not in results:
                 continue
             for c, r in results[name].items():
@@ -464,14 +464,15 @@ def report(results: dict[str, dict[int, dict[str, Any]]], requests: int) -> None
                     f"  {name} c={c}: added p50 x{(r['p50_us'] - d['p50_us']) / added_f:.1f}, "
                     f"req/s x{r['rps'] / f['rps']:.2f}"
                 )
-    if "llm-router" in results and "litellm" in results:
-        print("\nllm-router vs litellm")
-        for c, r in results["llm-router"].items():
-            l_ = results["litellm"][c]
-            print(
-                f"  c={c}: p50 {r['p50_us'] / l_['p50_us']:.2f}x, p99 {r['p99_us'] / l_['p99_us']:.2f}x, "
-                f"req/s {r['rps'] / l_['rps']:.2f}x"
-            )
+    if "litellm" in results:
+        for name in routers:
+            print(f"\n{name} vs litellm")
+            for c, r in results[name].items():
+                l_ = results["litellm"][c]
+                print(
+                    f"  c={c}: p50 {r['p50_us'] / l_['p50_us']:.2f}x, p99 {r['p99_us'] / l_['p99_us']:.2f}x, "
+                    f"req/s {r['rps'] / l_['rps']:.2f}x"
+                )
 
 
 if __name__ == "__main__":
