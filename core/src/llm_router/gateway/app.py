@@ -199,7 +199,7 @@ class Gateway:
         # A request's objects are freed by reference counting; with the default threshold (700) the collector
         # ran every ~10 requests, traversing the objects of every request in flight, ~8 % of the CPU at 50
         # concurrent requests. Collect the young generation every 5,000 allocations instead (measured: +10-16 %
-        # req/s at 10-50 concurrent requests, lower p99; docs/performance.md).
+        # req/s at 10-50 concurrent requests, lower p99; docs/gateway.md).
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], GC_THRESHOLDS[0]), *GC_THRESHOLDS[1:])
         self.ledger.start()

@@ -81,9 +81,9 @@ _dumps: Callable[[Any], bytes] = _json_dumps
 _loads: Callable[[bytes], Any] = json.loads
 try:
     _orjson: Any = import_module("orjson")
-except ImportError:
+except ImportError:  # pragma: no cover - depends on the environment
     pass
-else:  # pragma: no cover - orjson is optional and not installed in the test environment
+else:  # pragma: no cover - depends on the environment (orjson writes NaN as null where json refuses it)
     _dumps, _loads = _orjson.dumps, _orjson.loads
 
 _DRAIN_S = 0.1
@@ -307,9 +307,12 @@ class OpenAIProvider(KeyedProvider):
                 body=body,
                 options={"timeout": request.timeout_s or self.config.timeout_s},
             )
-            data = json.loads(response.content)
         except openai.OpenAIError as exc:
             raise self._error(exc, request.model) from None
+        except (TypeError, ValueError) as exc:  # the body cannot be encoded (e.g. an object or NaN in `extra`)
+            raise self._unsendable(exc, request.model) from None
+        try:
+            data = json.loads(response.content)
         except ValueError:
             raise ServerError("the response is not JSON", provider=self.context.name, model=request.model) from None
         return completion_from_json(
@@ -356,6 +359,8 @@ class OpenAIProvider(KeyedProvider):
             stream = raw.parse()
         except openai.OpenAIError as exc:
             raise self._error(exc, request.model) from None
+        except (TypeError, ValueError) as exc:
+            raise self._unsendable(exc, request.model) from None
         try:
             async for event in stream:
                 usage = _usage(event.usage) if getattr(event, "usage", None) else None
@@ -433,11 +438,7 @@ class OpenAIProvider(KeyedProvider):
         try:
             return _dumps(self._body(request, stream=stream))
         except (TypeError, ValueError) as exc:
-            raise BadRequestError(
-                f"the request cannot be sent as JSON: {scrub(str(exc), self.api_key())}",
-                provider=self.context.name,
-                model=request.model,
-            ) from None
+            raise self._unsendable(exc, request.model) from None
 
     async def embed(self, texts: list[str], model: str) -> list[list[float]]:
         """One embedding vector per text (always through the SDK)."""
@@ -456,6 +457,11 @@ class OpenAIProvider(KeyedProvider):
         return status_error(
             status, headers, body, provider=self.context.name, model=model, key=self.api_key(), key_hint=self.key_hint()
         )
+
+    def _unsendable(self, exc: Exception, model: str) -> ProviderError:
+        """The body cannot be encoded as JSON (the encoder's own words follow)."""
+        detail = scrub(f"{type(exc).__name__}: {exc}", self.api_key())
+        return BadRequestError(f"the request cannot be sent: {detail}", provider=self.context.name, model=model)
 
     def _transport_error(self, exc: BaseException, model: str) -> ProviderError:
         """A failure of the direct transport below HTTP: the same kinds the SDK maps its own to."""
@@ -521,19 +527,23 @@ class SSEParser:
     (``event``, ``id``, ``retry``) are ignored. An event without data is skipped; one cut off by the end of the
     stream is dropped."""
 
-    __slots__ = ("_data", "_tail")
+    __slots__ = ("_data", "_skip_lf", "_tail")
 
     def __init__(self) -> None:
         self._tail = b""
         self._data: list[bytes] = []
+        self._skip_lf = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The data of every event ``chunk`` completes (usually one)."""
+        if self._skip_lf and chunk:  # the previous chunk ended with CR: an LF here completes that CRLF
+            self._skip_lf = False
+            if chunk[0] == 10:
+                chunk = chunk[1:]
         buf = self._tail + chunk if self._tail else chunk
         if b"\r" in buf:
-            # a CR at the very end may be the first half of a CRLF split between chunks: keep it for later
-            end = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
-            buf = buf[:end].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + buf[end:]
+            self._skip_lf = buf.endswith(b"\r")
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *lines, self._tail = buf.split(b"\n")
         events: list[bytes] = []
         for line in lines:
