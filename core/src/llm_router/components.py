@@ -257,24 +257,32 @@ class KeyedProvider(Provider):
         return self.key_hint() if self.api_key() is None else None
 
     _keyed_client: tuple[str | None, Any] | None = None
+    _retired_clients: list[Any] = []  # noqa: RUF012 (replaced, never mutated in place)
 
     def keyed_client(self, make: Callable[[str | None], _C]) -> _C:
         """The SDK client for the current key: ``make(key)`` on first use, and again when the key changes
-        (a rotated environment variable takes effect without a restart)."""
+        (a rotated environment variable takes effect without a restart). A replaced client may still be
+        serving calls in flight, so it is closed with the provider (:meth:`aclose`), not at once."""
         key = self.api_key()
         current = self._keyed_client
         if current is None or current[0] != key:
+            if current is not None:
+                self._retired_clients = [*self._retired_clients, current[1]]
             current = self._keyed_client = (key, make(key))
         return cast(_C, current[1])
 
     async def aclose(self) -> None:
-        """Close the SDK client, if one was made (its ``close()``, awaited when it is a coroutine)."""
+        """Close the SDK clients made so far (each one's ``close()``, awaited when it is a coroutine)."""
         current, self._keyed_client = self._keyed_client, None
-        close = getattr(current[1], "close", None) if current is not None else None
-        if close is not None:
-            result = close()
-            if inspect.isawaitable(result):
-                await result
+        clients, self._retired_clients = self._retired_clients, []
+        if current is not None:
+            clients.append(current[1])
+        for client in clients:
+            close = getattr(client, "close", None)
+            if close is not None:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
 
 
 class PostProcessor(Component):

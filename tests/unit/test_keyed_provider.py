@@ -1,0 +1,49 @@
+"""KeyedProvider: one client per key, a rotated key gets a new client, every client is closed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import anyio
+import pytest
+from llm_router.components import ApiKeyConfig, ComponentContext, KeyedProvider
+from llm_router.state import MemoryState
+from llm_router.taxonomy import DEFAULT_TASKS, Taxonomy
+
+
+class FakeClient:
+    def __init__(self, key: str | None) -> None:
+        self.key = key
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class Keyed(KeyedProvider):
+    name: ClassVar[str] = "keyed"
+    Config = ApiKeyConfig
+    default_key_env: ClassVar[str | None] = "KEYED_TEST_API_KEY"
+
+
+def make_provider() -> Keyed:
+    context = ComponentContext(
+        name="keyed", policy_dir=Path("."), taxonomy=Taxonomy(tasks=dict(DEFAULT_TASKS)), state=MemoryState()
+    )
+    return Keyed(ApiKeyConfig(), context)
+
+
+def test_rotated_key_gets_a_new_client_and_every_client_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = make_provider()
+    monkeypatch.setenv("KEYED_TEST_API_KEY", "sk-first")
+    first = provider.keyed_client(FakeClient)
+    assert provider.keyed_client(FakeClient) is first and first.key == "sk-first"
+    monkeypatch.setenv("KEYED_TEST_API_KEY", "sk-second")
+    second = provider.keyed_client(FakeClient)
+    assert second is not first and second.key == "sk-second"
+    assert not first.closed  # calls in flight may still use it
+    anyio.run(provider.aclose)
+    assert first.closed and second.closed
+    third = provider.keyed_client(FakeClient)  # usable again after closing: a fresh client
+    assert third is not second and not third.closed
