@@ -31,7 +31,7 @@ from llm_router.types import CompletionRequest, Message, StreamChunk
 from llm_router_openai import OpenAICompatibleProvider, OpenAIProvider
 from llm_router_openai.provider import DirectClient, OpenAIConfig, SSEParser
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 pytestmark = pytest.mark.anyio
 
@@ -86,20 +86,7 @@ class ScriptedOpenAI(FakeOpenAI):
         raw = self.raw.popleft()
         if raw.events is None:
             return Response(raw.body, status_code=raw.status, headers=raw.headers, media_type=raw.media_type)
-        events, delay_s = raw.events, raw.delay_s
-
-        async def gen() -> AsyncIterator[bytes]:
-            self.open_streams += 1
-            try:
-                for event in events:
-                    yield event
-                    if delay_s:
-                        await anyio.sleep(delay_s)
-            finally:
-                self.open_streams -= 1
-                self.closed_streams += 1
-
-        return StreamingResponse(gen(), media_type=raw.media_type, headers=raw.headers)
+        return self.event_stream(raw.events, raw.headers["x-request-id"], raw.delay_s)  # the shared fake's SSE
 
 
 @pytest.fixture(scope="module")
