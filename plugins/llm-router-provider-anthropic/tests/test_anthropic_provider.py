@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,24 +14,14 @@ from llm_router_anthropic import AnthropicProvider
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
-
-
-@pytest.fixture
-def upstream(fake_anthropic: FakeAnthropic) -> FakeAnthropic:
-    fake_anthropic.reset()
-    return fake_anthropic
-
-
 @pytest.fixture
 def model_id() -> str:
     return "claude-haiku-4-5"
 
 
 class TestAnthropicConformance(ProviderConformance):
+    """The contract with the default HTTP client (aiohttp)."""
+
     key_env = "ANTHROPIC_API_KEY"
 
     @pytest.fixture
@@ -40,9 +29,27 @@ class TestAnthropicConformance(ProviderConformance):
         return AnthropicProvider
 
 
+class TestAnthropicConformanceOverHttpx(ProviderConformance):
+    """The same contract with the SDK's httpx client (``http_client: httpx``)."""
+
+    key_env = "ANTHROPIC_API_KEY"
+
+    @pytest.fixture
+    def provider_class(self) -> type[Provider]:
+        return AnthropicProvider
+
+    @pytest.fixture
+    def provider_params(self, upstream: FakeAnthropic, api_key: str) -> dict[str, Any]:
+        return {"base_url": upstream.base_url, "api_key": api_key, "http_client": "httpx"}
+
+
 @pytest.fixture
-async def anthropic_provider(upstream: FakeAnthropic, api_key: str) -> Any:
-    p = make_provider(AnthropicProvider, {"base_url": upstream.base_url, "api_key": api_key}, name="anthropic")
+async def anthropic_provider(upstream: FakeAnthropic, api_key: str, http_client: str) -> Any:
+    p = make_provider(
+        AnthropicProvider,
+        {"base_url": upstream.base_url, "api_key": api_key, "http_client": http_client},
+        name="anthropic",
+    )
     yield p
     await p.aclose()
 

@@ -3,6 +3,9 @@
 Requests arrive OpenAI-style (system messages, ``tool_calls``, ``tool`` messages, function tools); this
 module translates them to the Messages API (``system`` parameter, content blocks, ``tool_use`` /
 ``tool_result`` blocks, required ``max_tokens``) and the answers back.
+
+Requests go through the SDK over its aiohttp-backed client or its httpx one (``http_client``); both give the same
+answers and the same error kinds (:func:`map_error`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import anthropic
 from llm_router.catalogue import Catalogue
@@ -52,6 +55,16 @@ class AnthropicConfig(ApiKeyConfig):
     base_url: str | None = None
     timeout_s: float = Field(60.0, gt=0)
     max_tokens: int | None = Field(None, gt=0, description="default max_tokens (default: the catalogue's, else 4096)")
+    max_connections: int | None = Field(
+        None, gt=0, description="connections per key at most (default: the SDK's limit, 1000)"
+    )
+    http_client: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="the SDK's HTTP client: its aiohttp-backed one (default: measured ~27 % less CPU per call and "
+        "~32 % less per streamed request than httpx, see docs/gateway.md; needs the `anthropic[aiohttp]` extra, "
+        "a dependency of this plugin) or its httpx one. Both send the same requests and give the same answers "
+        "and error kinds.",
+    )
     headers: dict[str, str] = Field(default_factory=dict)
 
 
@@ -67,14 +80,39 @@ class AnthropicProvider(KeyedProvider):
     config: AnthropicConfig
 
     def client(self) -> anthropic.AsyncAnthropic:
-        return self.keyed_client(
-            lambda key: anthropic.AsyncAnthropic(
-                api_key=key or "no-key",
-                base_url=self.config.base_url,
-                timeout=self.config.timeout_s,
-                max_retries=0,
-                default_headers=self.config.headers or None,
+        """The SDK client for the current key (made on first use, closed by :meth:`aclose`)."""
+        return self.keyed_client(self._make_client)
+
+    def _make_client(self, key: str | None) -> anthropic.AsyncAnthropic:
+        options: dict[str, Any] = {}
+        if self.config.max_connections:
+            limits = anthropic.DEFAULT_CONNECTION_LIMITS  # an instance of the SDK's own HTTP library's Limits
+            options["limits"] = type(limits)(
+                max_connections=self.config.max_connections,
+                max_keepalive_connections=min(self.config.max_connections, limits.max_keepalive_connections or 100),
+                keepalive_expiry=limits.keepalive_expiry,
             )
+        http_client: Any = None
+        if self.config.http_client == "aiohttp":
+            make = getattr(anthropic, "DefaultAioHttpClient", None)  # anthropic >= 0.55
+            try:
+                if make is None:
+                    raise RuntimeError(f"anthropic {anthropic.__version__} has no aiohttp client")
+                http_client = make(**options)
+            except RuntimeError as exc:  # the SDK says which package is missing
+                raise ProviderError(
+                    f"http_client: aiohttp needs `pip install 'anthropic[aiohttp]>=0.55'` ({exc})",
+                    provider=self.context.name,
+                ) from None
+        elif options:
+            http_client = anthropic.DefaultAsyncHttpxClient(**options)
+        return anthropic.AsyncAnthropic(
+            api_key=key or "no-key",
+            base_url=self.config.base_url,
+            timeout=self.config.timeout_s,
+            max_retries=0,
+            default_headers=self.config.headers or None,
+            http_client=http_client,
         )
 
     def default_max_tokens(self, model: str) -> int:
