@@ -13,15 +13,16 @@ import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import anthropic
 import anyio
 import pytest
 from fakes import FakeAnthropic
-from llm_router.errors import ConnectionError, ProviderError, ServerError
+from llm_router.errors import ConnectionError, ProviderError, ServerError, TimeoutError
 from llm_router.testing import FAKE_KEY, make_provider, request_for
 from llm_router.types import StreamChunk
 from llm_router_anthropic import AnthropicProvider
-from llm_router_anthropic.provider import AnthropicConfig
+from llm_router_anthropic.provider import _HTTP, AnthropicConfig, map_error
 
 pytestmark = pytest.mark.anyio
 
@@ -233,6 +234,66 @@ async def test_connection_refused(http_client: str) -> None:
         assert err.retryable
         assert FAKE_KEY not in str(err)
         assert FAKE_KEY not in repr(err)
+
+
+def test_a_refusal_reported_as_a_timeout_is_a_connection_error() -> None:
+    """The aiohttp transport of SDKs that depend on the ``httpx-aiohttp`` package (rather than vendoring it)
+    reports any failure to connect as a connect *timeout*: the plugin still maps a refusal to ConnectionError,
+    and a real timeout to TimeoutError."""
+    request = _HTTP.Request("POST", "http://127.0.0.1:1/v1/messages")
+
+    def sdk_timeout(cause: BaseException) -> anthropic.APITimeoutError:
+        """What the SDK raises when its transport maps ``cause`` to the HTTP library's ConnectTimeout."""
+        transport_error = _HTTP.ConnectTimeout(str(cause))
+        transport_error.__cause__ = cause
+        err = anthropic.APITimeoutError(request=request)
+        err.__cause__ = transport_error
+        return err
+
+    refused = aiohttp.ServerDisconnectedError()
+    timed_out = aiohttp.ConnectionTimeoutError("Connection timeout to host http://127.0.0.1:1")
+    kw: dict[str, Any] = {"provider": "anthropic", "model": MODEL, "key": FAKE_KEY, "key_hint": "api_key"}
+    err = map_error(sdk_timeout(refused), **kw)
+    assert isinstance(err, ConnectionError)
+    assert err.message == "could not reach the API: Connection error."
+    assert isinstance(map_error(sdk_timeout(timed_out), **kw), TimeoutError)
+    assert isinstance(map_error(anthropic.APITimeoutError(request=request), **kw), TimeoutError)
+
+
+async def test_refused_through_the_upstream_aiohttp_transport_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same, end to end: the vendored transport given upstream httpx-aiohttp's mapping."""
+    transport = pytest.importorskip("anthropic._vendor.httpx_aiohttp.transport")
+    connect_timeout = transport.httpx.ConnectTimeout
+    monkeypatch.setitem(transport.AIOHTTP_EXC_MAP, aiohttp.ClientConnectionError, connect_timeout)
+    async with provider(f"http://127.0.0.1:{closed_port()}", "aiohttp") as p:
+        with pytest.raises(ConnectionError) as info:
+            await p.complete(request_for(MODEL))
+    assert info.value.message == "could not reach the API: Connection error."
+    assert isinstance(info.value.__context__, anthropic.APITimeoutError)  # what the SDK said
+
+
+async def test_a_stream_that_stalls_midway_times_out(http_client: str, upstream: FakeAnthropic) -> None:
+    upstream.queue_text("a b c d e f", chunk_delay_s=2.0)
+    received: list[StreamChunk] = []
+    async with provider(upstream.base_url, http_client) as p:
+        with pytest.raises(TimeoutError) as info:
+            await read_into(p.stream(request_for(MODEL, timeout_s=0.3)), received)
+    assert not received  # the fake pauses after its first event (message_start, which yields no chunk)
+    assert info.value.message == "the stream timed out"
+    assert info.value.retryable
+    assert info.value.request_id  # read from the response's headers: the stall came after them
+
+
+async def test_a_stream_cut_midway_is_a_connection_error(http_client: str) -> None:
+    received: list[StreamChunk] = []
+    server = raw_upstream([MESSAGE_START, TEXT_START, TEXT_DELTA], complete=False)
+    async with server as base_url, provider(base_url, http_client) as p:
+        with pytest.raises(ConnectionError) as info:
+            await read_into(p.stream(request_for(MODEL)), received)
+    assert [c.text for c in received] == ["Hello"]
+    assert info.value.message.startswith("the connection was lost during the stream: ")
+    assert info.value.retryable
+    assert info.value.request_id == "req_raw"
 
 
 async def test_an_error_event_midway_is_typed(http_client: str) -> None:

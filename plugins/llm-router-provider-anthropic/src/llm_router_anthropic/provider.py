@@ -10,9 +10,12 @@ answers and the same error kinds (:func:`map_error`).
 
 from __future__ import annotations
 
+import builtins
 import json
+import sys
 from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
+from importlib import import_module
 from typing import Any, ClassVar, Literal
 
 import anthropic
@@ -46,6 +49,13 @@ FINISH = {
     "pause_turn": "stop",
 }
 JSON_INSTRUCTION = "Respond with a single JSON value only, with no text before or after it."
+
+# The SDK's HTTP library (``httpx`` or, in recent SDKs, ``httpx2``), found from its default client class rather
+# than named here: a stream's body is read after the SDK has returned it, so a connection lost or a read timing
+# out mid-stream surfaces as that library's TransportError, not as an SDK error.
+_HTTP: Any = import_module(
+    next(k.__module__ for k in anthropic.DefaultAsyncHttpxClient.__mro__ if k.__name__ == "AsyncClient").split(".")[0]
+)
 
 
 class AnthropicConfig(ApiKeyConfig):
@@ -221,6 +231,10 @@ class AnthropicProvider(KeyedProvider):
                     )
         except anthropic.AnthropicError as exc:
             raise self._error(exc, request.model) from None
+        except _HTTP.TransportError as exc:  # the connection broke or a read timed out mid-stream
+            raise stream_transport_error(
+                exc, provider=self.context.name, model=request.model, key=self.api_key(), request_id=request_id
+            ) from None
         finally:
             await stream.close()
 
@@ -333,6 +347,8 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
 
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, anthropic.APITimeoutError):
+        if _failed_to_connect(exc):  # what the SDK says for a connection error, whichever transport failed
+            return ConnectionError("could not reach the API: Connection error.", **kw)
         return TimeoutError("the request timed out", **kw)
     if isinstance(exc, anthropic.APIConnectionError):
         return ConnectionError(f"could not reach the API: {scrub(str(exc), key)}", **kw)
@@ -359,3 +375,31 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     if status == 408:
         return TimeoutError(message, **kw)
     return BadRequestError(message, **kw)
+
+
+def _failed_to_connect(exc: BaseException) -> bool:
+    """Whether a timeout the SDK reports is a connection that failed without timing out (refused, reset, DNS).
+
+    The aiohttp transport of SDKs that use the ``httpx-aiohttp`` package maps every
+    ``aiohttp.ClientConnectionError`` to a connect *timeout*; the transport the SDK vendors in recent versions
+    maps it to a connection error, as httpx does. Either way the router sees a ``ConnectionError``."""
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return False
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, builtins.TimeoutError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def stream_transport_error(
+    exc: Exception, *, provider: str, model: str, key: str | None, request_id: str | None
+) -> ProviderError:
+    """The core's error kind for a transport failure while a stream's body is read (either HTTP client)."""
+    kw: dict[str, Any] = {"provider": provider, "model": model, "request_id": request_id}
+    if isinstance(exc, _HTTP.TimeoutException):
+        return TimeoutError("the stream timed out", **kw)
+    detail = scrub(str(exc) or type(exc).__name__, key)
+    return ConnectionError(f"the connection was lost during the stream: {detail}", **kw)
