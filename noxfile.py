@@ -192,4 +192,5 @@ def bench_gateway(session: nox.Session) -> None:
     # the real OpenAI provider plugin (the gateway's provider in the benchmark); nothing else is installed, so
     # no test plugin listens to events
     session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", "aiohttp>=3.9,<4")
+    session.run("python", "benchmarks/bench_gateway_cpu.py")  # the gateway's own CPU per request, no network
     session.run("python", "benchmarks/bench_gateway.py", *session.posargs)
