@@ -15,8 +15,15 @@ Training the stack needs scikit-learn (``pip install 'llm-router-learned[train]'
 scipy and model2vec only.
 
 Artifact: one ``.npz`` loaded with ``allow_pickle=False``: plain arrays plus a ``__header__`` array holding
-UTF-8 JSON (``format``, ``version``, ``method``, ``models``, ``tasks``, ``hyper``, ``n_train``). An unknown
-format or a newer version is refused with an :class:`ArtifactError` that names the file.
+UTF-8 JSON (``format``, ``version``, ``method``, ``models``, ``tasks``, ``hyper``, ``n_train``,
+``mean_prediction``). An unknown format or a newer version is refused with an :class:`ArtifactError` that names
+the file.
+
+``mean_prediction`` (d̄, added without a version change: readers ignore header keys they do not use) is the
+mean over the training prompts and the models of the *out-of-sample* predicted quality (the stack's
+out-of-fold predictions, leave-one-out for kNN). The scorer's ``fallback: difficulty`` compares a prompt's
+mean prediction with it. An artifact written before the key existed gets the mean of its stored training
+scores instead (:attr:`QualityModel.mean_prediction`), which the calibrated stacker matches closely.
 """
 
 from __future__ import annotations
@@ -142,6 +149,17 @@ def _knn(sim: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _knn_loo_mean(x: sp.csr_matrix, xt: sp.csr_matrix, y: np.ndarray, k: int, chunk: int = 1024) -> float:
+    """Mean over rows and models of the leave-one-out kNN prediction (each row's own score excluded)."""
+    total, n = 0.0, int(x.shape[0])
+    for lo in range(0, n, chunk):
+        sim = (x[lo : lo + chunk] @ xt).toarray()
+        rows = np.arange(sim.shape[0])
+        sim[rows, lo + rows] = -1.0  # never its own neighbour (TF-IDF similarities are ≥ 0)
+        total += float(_knn(sim, y, k).sum())
+    return total / (n * int(y.shape[1]))
+
+
 def _binary_expand(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fractional targets q in [0, 1] → duplicated rows with labels 1 / 0 and weights q / 1 − q (NaN: skip)."""
     ok = ~np.isnan(y)
@@ -211,6 +229,17 @@ class QualityModel:
     @property
     def method(self) -> str:
         return str(self.header["method"])
+
+    @property
+    def mean_prediction(self) -> float:
+        """d̄: the mean predicted quality over the training prompts and the models (header
+        ``mean_prediction``, written at training time). For an artifact without it: the mean of the stored
+        training score matrix ``Y`` (missing scores are stored as the model's mean), which a calibrated
+        predictor matches on its training distribution."""
+        value = self.header.get("mean_prediction")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+            return float(value)
+        return float(np.mean(self._f("Y")))
 
     def _f(self, key: str) -> np.ndarray:
         """float32 copy of a stored (possibly float16) array, converted once."""
@@ -414,6 +443,8 @@ def train(
         arrays.update(_x_arrays(x))
         glob = np.nan_to_num(np.nanmean(y, axis=0), nan=0.5)
         arrays["Y"] = np.where(np.isnan(y), glob[None, :], y).astype(np.float32)
+        if len(rows) > 1:
+            header["mean_prediction"] = _knn_loo_mean(x, x.T.tocsr(), arrays["Y"], int(h["k"]))
     else:
         emb = _Embedder.encode(prompts)
         m_count, folds = len(models), int(h["folds"])
@@ -434,6 +465,8 @@ def train(
         z = _logit(oof)
         for m in range(m_count):
             stack_w[m], stack_b[m] = _fit_logreg(z[:, m, :], y[:, m], h["C_stack"])
+        # d̄ for ``fallback: difficulty``: the stacked out-of-fold predictions' mean (out of sample)
+        header["mean_prediction"] = float(_sigmoid(np.einsum("nmc,mc->nm", z, stack_w) + stack_b[None, :]).mean())
         arrays.update(_fit_parts(x, emb, y, task_idx, len(tasks), h))
         arrays["stack_w"] = stack_w
         arrays["stack_b"] = stack_b
