@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .data import load_prices, load_rows, models_of, split
+from .data import load_prices, load_rows, mean_scores, models_of, row_key, split
 from .model import METHODS, ArtifactError, QualityModel, train
+from .scorer import FALLBACKS
 
 err = Console(stderr=True)
 EXIT_BAD_INPUT = 2
@@ -149,19 +150,54 @@ def eval_route(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="route with this policy (it must use learned_quality and cost)")
     ] = None,
+    priors: Annotated[
+        Path | None,
+        typer.Option(
+            help="routing JSONL (not the --data rows): each model's mean score there becomes its catalogue "
+            "quality prior for every task, used for models the artifact does not know"
+        ),
+    ] = None,
+    fallback: Annotated[
+        str | None,
+        typer.Option(help=f"learned_quality fallback for unknown models: {', '.join(FALLBACKS)} (default prior)"),
+    ] = None,
+    strong: Annotated[str | None, typer.Option(help="evaluate this pair only: the strong model (with --weak)")] = None,
+    weak: Annotated[str | None, typer.Option(help="the weak model of the pair (with --strong)")] = None,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", help="evaluate only the rows of this task (repeatable)")
+    ] = None,
     points: Annotated[int, typer.Option(help="operating points (cost weights) to sweep")] = 41,
     plot: Annotated[Path | None, typer.Option(help="write the cost-quality curve (PNG; needs matplotlib)")] = None,
     json_: Annotated[bool, typer.Option("--json", help="the full report as JSON on stdout")] = False,
 ) -> None:
     """Sweep the operating point through the real decision pipeline and report routing metrics."""
-    from .evaluation import Sweep, pair_of, report
+    from .evaluation import Sweep, pair_of, report, restrict
 
     if model is None and not train_file and policy is None:
         _fail("give --train FILE or --model ARTIFACT (or --policy with a learned_quality scorer)")
+    if fallback is not None and fallback not in FALLBACKS:
+        _fail(f"--fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
+    if policy is not None and (priors is not None or fallback is not None):
+        _fail("--priors and --fallback apply to the generated policy; with --policy, set them in the policy")
+    if (strong is None) != (weak is None):
+        _fail("give both --strong and --weak, or neither")
     rows = _load_rows([data])
     prices = load_prices(data)
+    if strong is not None and weak is not None:
+        have = models_of(rows)
+        for name in (strong, weak):
+            if name not in have:
+                _fail(f"{name!r} is not a model of {data} ({', '.join(have)})")
+        if strong == weak:
+            _fail("--strong and --weak must differ")
+    if task or strong is not None:
+        rows = restrict(rows, [strong, weak] if strong is not None and weak is not None else None, task)
+        if not rows:
+            _fail(f"no rows of {data} left for --task {task} / --strong {strong} --weak {weak}")
     models = models_of(rows)
-    strong, weak = pair_of(models, rows, prices)
+    if strong is None:
+        strong, weak = pair_of(models, rows, prices)
+    prior_of = _priors(priors, data, rows) if priors is not None else None
     quiet = json_
     tmp = Path(tempfile.mkdtemp(prefix="llm-router-eval-"))
     if model is None and train_file:
@@ -177,14 +213,27 @@ def eval_route(
     if baseline is None:
         err.print("[yellow]warning:[/] no kNN-TF-IDF baseline: give --train FILE or --baseline ARTIFACT")
     try:
-        sweep = Sweep.build(rows, models, model, prices, policy)
+        sweep = Sweep.build(rows, models, model, prices, policy, prior_of, fallback)
+        unknown = sweep.unknown
+        if policy is None and unknown and (fallback or "prior") in ("prior", "difficulty"):
+            missing = [m for m in unknown if prior_of is None or m not in prior_of]
+            if missing:
+                err.print(
+                    f"[yellow]warning:[/] no catalogue prior for {', '.join(missing)} (the artifact does not know "
+                    "them): quality_for gives 0.5; give --priors FILE"
+                )
         router_points = _sweep_run(sweep, points, strong, "router", quiet)
         base_points = None
         if baseline is not None:
-            base_points = _sweep_run(Sweep.build(rows, models, baseline, prices), points, strong, "knn_tfidf", quiet)
+            base = Sweep.build(rows, models, baseline, prices, None, prior_of, fallback)
+            base_points = _sweep_run(base, points, strong, "knn_tfidf", quiet)
     except (ArtifactError, ValueError, PolicyError) as exc:
         _fail(str(exc))
     rep = report(rows, models, prices, router_points, base_points, strong, weak)
+    if policy is None:
+        rep["unknown_models"] = unknown
+        rep["fallback"] = fallback or "prior"
+        rep["priors"] = None if prior_of is None else {"file": str(priors), "quality": prior_of}
     with out.open("w", encoding="utf-8") as fh:
         for p in router_points:
             for r, m in zip(rows, p.choices, strict=True):
@@ -195,6 +244,20 @@ def eval_route(
         sys.stdout.write(json.dumps({"version": 1, **rep}, indent=2) + "\n")
     else:
         _print_report(rep)
+
+
+def _priors(path: Path, data: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per-model mean score of the --priors file; refused if it is the --data file or shares rows with it."""
+    if path.resolve() == data.resolve() or (path.exists() and data.exists() and path.samefile(data)):
+        _fail(f"--priors {path} is the --data file: priors must come from rows that are not evaluated")
+    prior_rows = _load_rows([path])
+    shared = {row_key(r) for r in prior_rows} & {row_key(r) for r in rows}
+    if shared:
+        _fail(
+            f"--priors {path} shares {len(shared)} rows with --data {data}: priors must come from rows that are "
+            "not evaluated (e.g. the --train-out part of the split)"
+        )
+    return {m: round(q, 6) for m, q in mean_scores(prior_rows).items()}
 
 
 def _print_report(rep: dict[str, Any]) -> None:

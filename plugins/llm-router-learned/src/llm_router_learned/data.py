@@ -78,6 +78,18 @@ def models_of(rows: Sequence[Row]) -> list[str]:
     return models
 
 
+def mean_scores(rows: Sequence[Row]) -> dict[str, float]:
+    """Each model's mean score over the rows that score it (e.g. catalogue quality priors)."""
+    models = models_of(rows)
+    q = quality_matrix(rows, models)
+    return {m: float(np.nanmean(q[:, j])) for j, m in enumerate(models)}
+
+
+def row_key(row: Row) -> str:
+    """A row's identity for overlap checks: its ``id``, else its prompt."""
+    return f"id:{row['id']}" if "id" in row else f"prompt:{row['prompt']}"
+
+
 def quality_matrix(rows: Sequence[Row], models: Sequence[str]) -> np.ndarray:
     return np.array([[float(r["scores"].get(m, np.nan)) for m in models] for r in rows], dtype=np.float64)
 

@@ -6,6 +6,10 @@ are ``learned_quality`` and ``cost``. An operating point is a cost weight w: the
 ``{learned_quality: 1 − w, cost: w}``. Every prompt is routed with ``Router.route()`` at every operating point;
 the chosen model's *realised* quality and cost on that prompt (from the data) are averaged per point.
 
+Dataset models the artifact does not know get the scorer's ``fallback``. Their catalogue prior (the same for
+every task) can come from another routing file (``priors``: each model's mean score there); without one, the
+catalogue has no quality for them and ``quality_for`` gives 0.5.
+
 The operating points are placed where decisions change (RouteLLM's quantile method): one probing decision
 per prompt reads both scorers' values for every candidate from the decision's breakdown; the cost weights at
 which each prompt's winner changes are collected, and the points are quantiles of those switch points.
@@ -20,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from llm_router import Router
+from llm_router.taxonomy import DEFAULT_TASKS
 
 from . import metrics as M
 from .data import OUT_TOKENS, Row, cost_matrix, fit_prices, quality_matrix
@@ -43,33 +48,43 @@ def cost_min_ratio(prices: Mapping[str, Mapping[str, float]]) -> float:
 
 
 def generated_policy(
-    artifact: Path, models: Sequence[str], prices: Mapping[str, Mapping[str, float]]
+    artifact: Path,
+    models: Sequence[str],
+    prices: Mapping[str, Mapping[str, float]],
+    priors: Mapping[str, float] | None = None,
+    fallback: str | None = None,
 ) -> dict[str, Any]:
     """A policy whose catalogue is the dataset's models, scored by ``learned_quality`` and ``cost``. Dataset
-    models the artifact does not know get the scorer's fallback (their catalogue prior)."""
+    models the artifact does not know get the scorer's ``fallback`` (default: the scorer's, ``prior``).
+    ``priors`` (model → quality in [0, 1]) become each model's catalogue ``quality`` for every task of the
+    built-in taxonomy (the generated policy's)."""
     known = set(QualityModel.load(artifact).models)
+    entries: list[dict[str, Any]] = []
+    for m in models:
+        entry: dict[str, Any] = {
+            "id": catalogue_id(m),
+            "price": {
+                "input_per_mtok": round(prices[m]["input_per_mtok"], 9),
+                "output_per_mtok": round(prices[m]["output_per_mtok"], 9),
+                "source": "routing data",
+            },
+            "context_window": 10_000_000,
+            "max_output_tokens": 100_000,
+        }
+        if priors is not None and m in priors:
+            entry["quality"] = {task: float(priors[m]) for task in DEFAULT_TASKS}
+        entries.append(entry)
+    scorer: dict[str, Any] = {
+        "artifact": str(Path(artifact).resolve()),
+        "models": {m: catalogue_id(m) for m in models if m in known},
+    }
+    if fallback is not None:
+        scorer["fallback"] = fallback
     return {
         "version": 1,
-        "models": [
-            {
-                "id": catalogue_id(m),
-                "price": {
-                    "input_per_mtok": round(prices[m]["input_per_mtok"], 9),
-                    "output_per_mtok": round(prices[m]["output_per_mtok"], 9),
-                    "source": "routing data",
-                },
-                "context_window": 10_000_000,
-                "max_output_tokens": 100_000,
-            }
-            for m in models
-        ],
+        "models": entries,
         "score": [
-            {
-                "learned_quality": {
-                    "artifact": str(Path(artifact).resolve()),
-                    "models": {m: catalogue_id(m) for m in models if m in known},
-                }
-            },
+            {"learned_quality": scorer},
             {"cost": {"min_ratio": cost_min_ratio(prices)}},
         ],
         "preferences": {"learned_quality": 1.0, "cost": 0.0},
@@ -90,6 +105,8 @@ class Sweep:
     min_ratio: float | None = None
     breaks: np.ndarray = field(default_factory=lambda: np.zeros(0))
     switch: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    unknown: list[str] = field(default_factory=list)
+    """Dataset models the scorer has no artifact column for (they get its fallback)."""
 
     @classmethod
     def build(
@@ -99,14 +116,18 @@ class Sweep:
         artifact: Path | None,
         prices: Mapping[str, Any] | None,
         policy: Path | None = None,
+        priors: Mapping[str, float] | None = None,
+        fallback: str | None = None,
     ) -> Sweep:
         if policy is not None:
+            if priors is not None or fallback is not None:
+                raise ValueError("priors and fallback apply to the generated policy: set them in your policy")
             router = Router(policy)
             ratio = None
         else:
             assert artifact is not None
             fitted = fit_prices(rows, models, _model_prices(prices))
-            router = Router(generated_policy(artifact, models, fitted))
+            router = Router(generated_policy(artifact, models, fitted, priors, fallback))
             ratio = cost_min_ratio(fitted)
         scorer = next((s for _, s in router.scorers if isinstance(s, LearnedQualityScorer)), None)
         if scorer is None:
@@ -117,7 +138,12 @@ class Sweep:
         for m in router.catalogue:
             if m.model in models:
                 id_to_name.setdefault(m.id, m.model)
-        return cls(router, rows, models, id_to_name, prices, ratio)
+        unknown = [
+            info.model
+            for info in router.catalogue
+            if info.model in models and info.id not in scorer.column and info.model not in scorer.column
+        ]
+        return cls(router, rows, models, id_to_name, prices, ratio, unknown=unknown)
 
     def _route(self, row: Row, w: float) -> Any:
         prefs = {"learned_quality": 1.0 - w, "cost": w}
@@ -274,7 +300,8 @@ def report(
 
 
 def pair_of(models: list[str], rows: list[Row], prices: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
-    """(strong, weak) for a two-model dataset: the sidecar's, else the dearer model is the strong one."""
+    """(strong, weak) for a two-model dataset: the sidecar's, else the dearer model is the strong one. (To
+    evaluate a pair of a larger dataset, restrict the rows to it first: :func:`restrict`.)"""
     if len(models) != 2:
         return None, None
     if prices and prices.get("strong") in models and prices.get("weak") in models:
@@ -282,3 +309,20 @@ def pair_of(models: list[str], rows: list[Row], prices: Mapping[str, Any] | None
     c = cost_matrix(rows, models, _model_prices(prices)).mean(axis=0)
     s = int(np.argmax(c))
     return models[s], models[1 - s]
+
+
+def restrict(rows: Sequence[Row], models: Sequence[str] | None = None, tasks: Sequence[str] | None = None) -> list[Row]:
+    """The rows of ``tasks`` (all without), with ``scores`` and ``costs`` cut down to ``models`` (all without);
+    rows that lack a score of one of ``models`` are dropped."""
+    out: list[Row] = []
+    for r in rows:
+        if tasks and str(r.get("task", "")) not in tasks:
+            continue
+        if not models:
+            out.append(r)
+        elif all(m in r["scores"] for m in models):
+            cut = {**r, "scores": {m: r["scores"][m] for m in models}}
+            if isinstance(r.get("costs"), dict):
+                cut["costs"] = {m: r["costs"][m] for m in models if m in r["costs"]}
+            out.append(cut)
+    return out
