@@ -13,7 +13,6 @@ from typing import Any
 import anyio
 import pytest
 from fakes import FakeOpenAI
-from llm_router.components import Provider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -26,7 +25,7 @@ from llm_router.errors import (
     ServerError,
     TimeoutError,
 )
-from llm_router.testing import FAKE_KEY, ProviderConformance, make_provider, request_for
+from llm_router.testing import FAKE_KEY, make_provider, request_for
 from llm_router.types import CompletionRequest, Message, StreamChunk
 from llm_router_openai import OpenAICompatibleProvider, OpenAIProvider
 from llm_router_openai.provider import DirectClient, OpenAIConfig, SSEParser
@@ -124,38 +123,6 @@ def chunk_event(delta: dict[str, Any], finish_reason: str | None = None) -> dict
         "model": MODEL,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
-
-
-# -- the conformance kit over the direct transport ----------------------------------------------------
-
-
-class TestOpenAIDirectConformance(ProviderConformance):
-    key_env = "OPENAI_API_KEY"
-
-    @pytest.fixture
-    def provider_class(self) -> type[Provider]:
-        return OpenAIProvider
-
-    @pytest.fixture
-    def provider_params(self, upstream: ScriptedOpenAI, api_key: str) -> dict[str, Any]:
-        return {"base_url": upstream.base_url, "api_key": api_key, "http_client": "direct"}
-
-
-class TestOpenAICompatibleDirectConformance(ProviderConformance):
-    key_env = "LOCAL_LLM_KEY"
-
-    @pytest.fixture
-    def provider_class(self) -> type[Provider]:
-        return OpenAICompatibleProvider
-
-    @pytest.fixture
-    def provider_params(self, upstream: ScriptedOpenAI, api_key: str) -> dict[str, Any]:
-        return {
-            "base_url": upstream.base_url,
-            "api_key": api_key,
-            "api_key_env": "LOCAL_LLM_KEY",
-            "http_client": "direct",
-        }
 
 
 # -- helpers: one provider per transport ----------------------------------------------------------------

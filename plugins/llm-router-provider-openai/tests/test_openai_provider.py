@@ -32,37 +32,43 @@ def model_id() -> str:
 
 
 class TestOpenAIConformance(ProviderConformance):
+    """The provider contract over each transport: the SDK's aiohttp client (the default), its httpx client, and
+    ``direct`` (the wire format over aiohttp, no SDK)."""
+
     key_env = "OPENAI_API_KEY"
+
+    @pytest.fixture(params=["aiohttp", "httpx", "direct"])
+    def http_client(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
 
     @pytest.fixture
     def provider_class(self) -> type[Provider]:
         return OpenAIProvider
 
-
-class TestOpenAIConformanceOverHttpx(ProviderConformance):
-    """The same contract with the SDK's httpx client (``http_client: httpx``; the default is aiohttp)."""
-
-    key_env = "OPENAI_API_KEY"
-
     @pytest.fixture
-    def provider_class(self) -> type[Provider]:
-        return OpenAIProvider
-
-    @pytest.fixture
-    def provider_params(self, upstream: FakeOpenAI, api_key: str) -> dict[str, Any]:
-        return {"base_url": upstream.base_url, "api_key": api_key, "http_client": "httpx"}
+    def provider_params(self, upstream: FakeOpenAI, api_key: str, http_client: str) -> dict[str, Any]:
+        return {"base_url": upstream.base_url, "api_key": api_key, "http_client": http_client}
 
 
 class TestOpenAICompatibleConformance(ProviderConformance):
     key_env = "LOCAL_LLM_KEY"
+
+    @pytest.fixture(params=["aiohttp", "direct"])
+    def http_client(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
 
     @pytest.fixture
     def provider_class(self) -> type[Provider]:
         return OpenAICompatibleProvider
 
     @pytest.fixture
-    def provider_params(self, upstream: FakeOpenAI, api_key: str) -> dict[str, Any]:
-        return {"base_url": upstream.base_url, "api_key": api_key, "api_key_env": "LOCAL_LLM_KEY"}
+    def provider_params(self, upstream: FakeOpenAI, api_key: str, http_client: str) -> dict[str, Any]:
+        return {
+            "base_url": upstream.base_url,
+            "api_key": api_key,
+            "api_key_env": "LOCAL_LLM_KEY",
+            "http_client": http_client,
+        }
 
 
 @pytest.fixture
