@@ -171,3 +171,20 @@ def test_eval_fallback_option_checks(data_dir: Path, artifact: Path, tmp_path: P
     with_policy = _eval(*args, "--policy", str(pol), "--fallback", "difficulty")
     assert with_policy.exit_code == 2
     assert "set them in the policy" in _said(with_policy)
+
+
+def test_calibrate_with_priors_and_difficulty_for_an_unknown_pair(renamed: Path, artifact: Path) -> None:
+    base = ["calibrate", "router", "--data", str(renamed / "ren-test.jsonl"), "--model", str(artifact)]
+    args = ["--priors", str(renamed / "ren-priors.jsonl"), "--fallback", "difficulty", "--target-strong-share", "0.3"]
+    res = runner.invoke(app, [*base, *args, "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    assert abs(got["strong_share"] - 0.3) < 0.06
+    assert "fallback: difficulty" in got["policy_snippet"]
+    assert got["unknown_models"] == ["strongx", "weakx"]
+    assert got["priors"] == pytest.approx(mean_scores(load_rows([renamed / "ren-priors.jsonl"])), abs=1e-6)
+    same = runner.invoke(app, [*base, "--priors", str(renamed / "ren-test.jsonl"), "--target-strong-share", "0.3"])
+    assert same.exit_code == 2
+    assert "is the --data file" in _said(same)
+    bad = runner.invoke(app, [*base, "--fallback", "nope", "--target-strong-share", "0.3"])
+    assert bad.exit_code == 2

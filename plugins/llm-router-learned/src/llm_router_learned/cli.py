@@ -327,6 +327,17 @@ def calibrate_router(
         float | None, typer.Option(help="share of calls to the strong model (two-model data)")
     ] = None,
     budget_per_1k: Annotated[float | None, typer.Option(help="USD per 1,000 requests")] = None,
+    priors: Annotated[
+        Path | None,
+        typer.Option(
+            help="routing JSONL (not the --data rows): each model's mean score there becomes its catalogue "
+            "quality prior, for models the artifact does not know (as in `eval route`)"
+        ),
+    ] = None,
+    fallback: Annotated[
+        str | None,
+        typer.Option(help=f"learned_quality fallback for unknown models: {', '.join(FALLBACKS)} (default prior)"),
+    ] = None,
     points: Annotated[int, typer.Option(help="operating points to try")] = 41,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -335,12 +346,15 @@ def calibrate_router(
 
     if (target_strong_share is None) == (budget_per_1k is None):
         _fail("give exactly one of --target-strong-share and --budget-per-1k")
+    if fallback is not None and fallback not in FALLBACKS:
+        _fail(f"--fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
     rows = _load_rows([data])
     prices = load_prices(data)
     models = models_of(rows)
     strong, _weak = pair_of(models, rows, prices)
+    prior_of = _priors(priors, data, rows) if priors is not None else None
     try:
-        sweep = Sweep.build(rows, models, model, prices)
+        sweep = Sweep.build(rows, models, model, prices, None, prior_of, fallback)
         with _progress(json_) as bar:
             t = bar.add_task("probe", total=len(rows))
             sweep.probe(lambda k: bar.advance(t, k), strong=strong)
@@ -367,9 +381,10 @@ def calibrate_router(
     except (ArtifactError, ValueError, PolicyError) as exc:
         _fail(str(exc))
     w = round(chosen.weight, 6)
+    learned = f"artifact: {model}" + (f", fallback: {fallback}" if fallback else "")
     snippet = (
         "score:\n"
-        f"  - learned_quality: {{artifact: {model}}}\n"
+        f"  - learned_quality: {{{learned}}}\n"
         + (f"  - cost: {{min_ratio: {sweep.min_ratio:.6g}}}\n" if sweep.min_ratio else "  - cost\n")
         + f"preferences: {{learned_quality: {round(1 - w, 6)}, cost: {w}}}\n"
     )
@@ -380,6 +395,8 @@ def calibrate_router(
         "mean_quality": chosen.mean_quality,
         "strong_share": chosen.strong_share,
         "policy_snippet": snippet,
+        "unknown_models": sweep.unknown,
+        "priors": prior_of,
     }
     if json_:
         sys.stdout.write(json.dumps({"version": 1, **result}, indent=2) + "\n")
@@ -389,6 +406,11 @@ def calibrate_router(
         f"{chosen.mean_cost * 1000:.4g} USD per 1k requests"
         + (f", strong share {chosen.strong_share:.1%}" if chosen.strong_share is not None else "")
     )
+    if sweep.unknown:
+        err.print(
+            f"note: the artifact does not know {', '.join(sweep.unknown)}: they were scored by their fallback"
+            + (" with the --priors qualities; give them the same `quality:` in your policy" if prior_of else "")
+        )
     sys.stdout.write(snippet)
 
 
