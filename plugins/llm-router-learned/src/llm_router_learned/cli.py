@@ -137,6 +137,20 @@ def _sweep_run(sweep: Any, n_points: int, strong: str | None, label: str, quiet:
         return measure(sweep, weights, strong, lambda k: bar.advance(t2, k))
 
 
+# Options shared by `eval route` and `calibrate router` (models the artifact does not know).
+PriorsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="routing JSONL (not the --data rows): each model's mean score there becomes its catalogue "
+        "quality prior for every task, used for models the artifact does not know"
+    ),
+]
+FallbackOption = Annotated[
+    str | None,
+    typer.Option(help=f"learned_quality fallback for unknown models: {', '.join(FALLBACKS)} (default prior)"),
+]
+
+
 def eval_route(
     data: Annotated[Path, typer.Option("--data", help="routing JSONL to evaluate on (never trained on)")],
     out: Annotated[Path, typer.Option("--out", help="predictions.jsonl: one line per (prompt, operating point)")],
@@ -150,17 +164,8 @@ def eval_route(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="route with this policy (it must use learned_quality and cost)")
     ] = None,
-    priors: Annotated[
-        Path | None,
-        typer.Option(
-            help="routing JSONL (not the --data rows): each model's mean score there becomes its catalogue "
-            "quality prior for every task, used for models the artifact does not know"
-        ),
-    ] = None,
-    fallback: Annotated[
-        str | None,
-        typer.Option(help=f"learned_quality fallback for unknown models: {', '.join(FALLBACKS)} (default prior)"),
-    ] = None,
+    priors: PriorsOption = None,
+    fallback: FallbackOption = None,
     strong: Annotated[str | None, typer.Option(help="evaluate this pair only: the strong model (with --weak)")] = None,
     weak: Annotated[str | None, typer.Option(help="the weak model of the pair (with --strong)")] = None,
     task: Annotated[
@@ -327,17 +332,8 @@ def calibrate_router(
         float | None, typer.Option(help="share of calls to the strong model (two-model data)")
     ] = None,
     budget_per_1k: Annotated[float | None, typer.Option(help="USD per 1,000 requests")] = None,
-    priors: Annotated[
-        Path | None,
-        typer.Option(
-            help="routing JSONL (not the --data rows): each model's mean score there becomes its catalogue "
-            "quality prior, for models the artifact does not know (as in `eval route`)"
-        ),
-    ] = None,
-    fallback: Annotated[
-        str | None,
-        typer.Option(help=f"learned_quality fallback for unknown models: {', '.join(FALLBACKS)} (default prior)"),
-    ] = None,
+    priors: PriorsOption = None,
+    fallback: FallbackOption = None,
     points: Annotated[int, typer.Option(help="operating points to try")] = 41,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
