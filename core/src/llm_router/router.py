@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,18 +119,18 @@ def _prices(model: ModelInfo, input_tokens: int, output_tokens: int) -> float:
     return (input_tokens * model.price.input_per_mtok + output_tokens * model.price.output_per_mtok) / 1_000_000
 
 
-async def _complete(provider: Provider, request: CompletionRequest) -> CompletionResponse:
-    """``provider.complete(request)`` within ``request.timeout_s`` (``TimeoutError`` when it runs out). On
-    asyncio this uses its native timeout, a fraction of the cost of anyio's ``fail_after`` (which looks the
-    event loop library up on every call)."""
-    assert request.timeout_s is not None
+async def _within(seconds: float | None, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` within ``seconds`` (``TimeoutError`` when they run out; ``None``: no limit).
+
+    On asyncio this uses its native timeout, a fraction of the cost of anyio's ``fail_after`` (which looks the
+    event loop library up on every call): it guards every provider call and every streamed chunk."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # trio
-        with anyio.fail_after(request.timeout_s):
-            return await provider.complete(request)
-    async with asyncio.timeout(request.timeout_s):
-        return await provider.complete(request)
+        with anyio.fail_after(seconds):
+            return await awaitable
+    async with asyncio.timeout(seconds):
+        return await awaitable
 
 
 class Router:
@@ -834,7 +834,7 @@ class Router:
             for retry in range(fb.retries + 1):
                 t_call = time.perf_counter()
                 try:
-                    response = await _complete(provider, creq)
+                    response = await _within(creq.timeout_s, provider.complete(creq))
                     for _, post in self.postprocessors:
                         response = await post.process(response, request, model)
                 except TimeoutError:
@@ -1014,8 +1014,10 @@ class Router:
         if reason is not None:
             raise ConfigurationError(f"{model_id}: {reason}")
         provider = self.providers[model.provider]
-        with anyio.fail_after(request.timeout_s or self.policy.fallback.timeout_s):
-            return await provider.complete(request.model_copy(update={"model": model.model}))
+        return await _within(
+            request.timeout_s or self.policy.fallback.timeout_s,
+            provider.complete(request.model_copy(update={"model": model.model})),
+        )
 
     def plugin_report(self) -> list[PluginRecord]:
         """Every plugin the router saw: loaded, failed (with the error), blocked or disabled."""
@@ -1105,11 +1107,10 @@ class RoutedStream:
                 try:
                     iterator = provider.stream(creq).__aiter__()
                     while True:
-                        with anyio.fail_after(creq.timeout_s):
-                            try:
-                                chunk = await iterator.__anext__()
-                            except StopAsyncIteration:
-                                break
+                        try:
+                            chunk = await _within(creq.timeout_s, iterator.__anext__())
+                        except StopAsyncIteration:
+                            break
                         if ttft is None:
                             ttft = (time.perf_counter() - t_call) * 1000
                         started = started or bool(chunk.text or chunk.tool_calls)
