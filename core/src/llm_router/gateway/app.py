@@ -641,8 +641,9 @@ def _prompt_text(messages: list[Message]) -> str:
     return "\n".join(f"{m.role}: {m.text()}" for m in messages)
 
 
-def _header_safe(text: str) -> str:
-    return text.encode("ascii", "replace").decode()[:512]
+def _header_safe(text: str) -> bytes:
+    """``text`` as a header value: ASCII (anything else becomes ``?``), at most 512 bytes."""
+    return text.encode("ascii", "replace")[:512]
 
 
 def _short_reason(decision: RoutingDecision, top: ScoredCandidate) -> bytes:
@@ -651,7 +652,7 @@ def _short_reason(decision: RoutingDecision, top: ScoredCandidate) -> bytes:
     c = decision.classification
     parts = ", ".join(f"{k} {v:.2f}" for k, v in top.breakdown.items())
     text = f"{top.model.id}: {c.task} ({c.method} {c.confidence:.2f}), 1st of {decision.candidate_count}: {parts}"
-    return text.encode("ascii", "replace")[:512]
+    return _header_safe(text)
 
 
 def _header_map(name: str, raw: str) -> dict[str, Any]:
