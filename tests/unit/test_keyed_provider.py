@@ -47,3 +47,21 @@ def test_rotated_key_gets_a_new_client_and_every_client_is_closed(monkeypatch: p
     assert first.closed and second.closed
     third = provider.keyed_client(FakeClient)  # usable again after closing: a fresh client
     assert third is not second and not third.closed
+
+
+class CountingClient(FakeClient):
+    def __init__(self, key: str | None) -> None:
+        super().__init__(key)
+        self.closes = 0
+
+    async def close(self) -> None:
+        self.closes += 1
+
+
+def test_closing_one_provider_leaves_the_others_clients_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYED_TEST_API_KEY", "sk-one")
+    first, second = make_provider(), make_provider()
+    a, b = first.keyed_client(CountingClient), second.keyed_client(CountingClient)
+    anyio.run(first.aclose)
+    anyio.run(second.aclose)
+    assert (a.closes, b.closes) == (1, 1)  # each closed once, by its own provider

@@ -257,7 +257,7 @@ class KeyedProvider(Provider):
         return self.key_hint() if self.api_key() is None else None
 
     _keyed_client: tuple[str | None, Any] | None = None
-    _retired_clients: list[Any] = []  # noqa: RUF012 (replaced, never mutated in place)
+    _retired_clients: tuple[Any, ...] = ()
 
     def keyed_client(self, make: Callable[[str | None], _C]) -> _C:
         """The SDK client for the current key: ``make(key)`` on first use, and again when the key changes
@@ -267,17 +267,15 @@ class KeyedProvider(Provider):
         current = self._keyed_client
         if current is None or current[0] != key:
             if current is not None:
-                self._retired_clients = [*self._retired_clients, current[1]]
+                self._retired_clients = (*self._retired_clients, current[1])
             current = self._keyed_client = (key, make(key))
         return cast(_C, current[1])
 
     async def aclose(self) -> None:
         """Close the SDK clients made so far (each one's ``close()``, awaited when it is a coroutine)."""
         current, self._keyed_client = self._keyed_client, None
-        clients, self._retired_clients = self._retired_clients, []
-        if current is not None:
-            clients.append(current[1])
-        for client in clients:
+        clients, self._retired_clients = self._retired_clients, ()
+        for client in (*clients, current[1]) if current is not None else clients:
             close = getattr(client, "close", None)
             if close is not None:
                 result = close()
