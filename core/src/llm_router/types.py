@@ -403,19 +403,21 @@ class RoutingDecision(_Frozen):
     # The accessors below read the private attributes through ``__pydantic_private__`` directly: pydantic's
     # own ``__getattr__`` for them is slow, and the gateway reads the winner several times per request.
 
+    def _ranking_source(self) -> RankingSource | None:
+        private = self.__pydantic_private__
+        return private["_source"] if private is not None else None
+
     @property
     def selected(self) -> ModelInfo:
         """The winner."""
-        private = self.__pydantic_private__
-        source: RankingSource | None = private["_source"] if private is not None else None
+        source = self._ranking_source()
         if source is not None and source.order:
             return source.candidates[source.order[0]].model  # type: ignore[no-any-return]
         return self.ranking[0].model
 
     def best(self, n: int) -> tuple[ScoredCandidate, ...]:
         """The ``n`` best candidates (``ranking[:n]``, without building the rest of the ranking)."""
-        private = self.__pydantic_private__
-        source: RankingSource | None = private["_source"] if private is not None else None
+        source = self._ranking_source()
         if source is not None:
             return tuple(source.head(n)[:n])
         return self.ranking[:n]
@@ -423,8 +425,7 @@ class RoutingDecision(_Frozen):
     @property
     def top(self) -> ScoredCandidate:
         """The winner with its score and breakdown (``ranking[0]``)."""
-        private = self.__pydantic_private__
-        source: RankingSource | None = private["_source"] if private is not None else None
+        source = self._ranking_source()
         if source is not None:
             head = source.head(1)
             if head:
@@ -434,8 +435,7 @@ class RoutingDecision(_Frozen):
     @property
     def candidate_count(self) -> int:
         """How many candidates met the constraints (``len(ranking)``)."""
-        private = self.__pydantic_private__
-        source: RankingSource | None = private["_source"] if private is not None else None
+        source = self._ranking_source()
         if source is not None:
             return len(source.order)
         return len(self.ranking)
