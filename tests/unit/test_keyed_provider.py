@@ -65,3 +65,15 @@ def test_closing_one_provider_leaves_the_others_clients_alone(monkeypatch: pytes
     anyio.run(first.aclose)
     anyio.run(second.aclose)
     assert (a.closes, b.closes) == (1, 1)  # each closed once, by its own provider
+
+
+def test_slots_keep_separate_clients_per_key_and_all_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = make_provider()
+    monkeypatch.setenv("KEYED_TEST_API_KEY", "sk-one")
+    sdk, own = provider.keyed_client(FakeClient), provider.keyed_client(FakeClient, slot="session")
+    assert sdk is not own and provider.keyed_client(FakeClient, slot="session") is own
+    monkeypatch.setenv("KEYED_TEST_API_KEY", "sk-two")
+    own2 = provider.keyed_client(FakeClient, slot="session")
+    assert own2 is not own and own2.key == "sk-two"
+    anyio.run(provider.aclose)
+    assert sdk.closed and own.closed and own2.closed

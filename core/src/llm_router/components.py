@@ -256,26 +256,29 @@ class KeyedProvider(Provider):
     def unavailable_reason(self) -> str | None:
         return self.key_hint() if self.api_key() is None else None
 
-    _keyed_client: tuple[str | None, Any] | None = None
     _retired_clients: tuple[Any, ...] = ()
 
-    def keyed_client(self, make: Callable[[str | None], _C]) -> _C:
+    def keyed_client(self, make: Callable[[str | None], _C], slot: str = "default") -> _C:
         """The SDK client for the current key: ``make(key)`` on first use, and again when the key changes
         (a rotated environment variable takes effect without a restart). A replaced client may still be
-        serving calls in flight, so it is closed with the provider (:meth:`aclose`), not at once."""
+        serving calls in flight, so it is closed with the provider (:meth:`aclose`), not at once.
+
+        ``slot`` names the client when a provider keeps more than one per key (e.g. an HTTP session of its
+        own beside the SDK client)."""
         key = self.api_key()
-        current = self._keyed_client
+        clients: dict[str, tuple[str | None, Any]] = self.__dict__.setdefault("_keyed_clients", {})
+        current = clients.get(slot)
         if current is None or current[0] != key:
             if current is not None:
                 self._retired_clients = (*self._retired_clients, current[1])
-            current = self._keyed_client = (key, make(key))
+            current = clients[slot] = (key, make(key))
         return cast(_C, current[1])
 
     async def aclose(self) -> None:
         """Close the SDK clients made so far (each one's ``close()``, awaited when it is a coroutine)."""
-        current, self._keyed_client = self._keyed_client, None
-        clients, self._retired_clients = self._retired_clients, ()
-        for client in (*clients, current[1]) if current is not None else clients:
+        clients: dict[str, tuple[str | None, Any]] = self.__dict__.pop("_keyed_clients", {})
+        retired, self._retired_clients = self._retired_clients, ()
+        for client in (*retired, *(client for _, client in clients.values())):
             close = getattr(client, "close", None)
             if close is not None:
                 result = close()

@@ -180,22 +180,13 @@ class OpenAIProvider(KeyedProvider):
         return _SDK_RESPONSE
 
     def client(self) -> openai.AsyncOpenAI:
-        """The SDK client for the current key. With ``http_client: direct`` it serves embeddings only and is
-        cached apart from the :class:`DirectClient` (which holds the key's slot of :meth:`keyed_client`)."""
-        if self.config.http_client != "direct":
-            return self.keyed_client(self._make_client)
-        key = self.api_key()
-        current = self._sdk_client
-        if current is None or current[0] != key:
-            current = self._sdk_client = (key, self._make_client(key))
-        return current[1]
-
-    _sdk_client: tuple[str | None, openai.AsyncOpenAI] | None = None
+        """The SDK client for the current key (with ``http_client: direct``, for embeddings only)."""
+        return self.keyed_client(self._make_client)
 
     def direct_client(self) -> DirectClient:
         """The ``http_client: direct`` transport for the current key (made on first use, closed by
-        :meth:`aclose`)."""
-        return self.keyed_client(self._make_direct)
+        :meth:`aclose`, kept beside the SDK client)."""
+        return self.keyed_client(self._make_direct, slot="direct")
 
     def _make_client(self, key: str | None) -> openai.AsyncOpenAI:
         http_client: Any = None
@@ -242,15 +233,6 @@ class OpenAIProvider(KeyedProvider):
         for name, value in config.headers.items():
             headers[name] = value  # replaces a default of the same name, whatever its case
         return DirectClient(f"{base_url}/chat/completions", headers, limit=config.max_connections or 0)
-
-    async def aclose(self) -> None:
-        """Close the client of the current key and, in direct mode, the SDK client used for embeddings."""
-        sdk, self._sdk_client = self._sdk_client, None
-        try:
-            await super().aclose()
-        finally:
-            if sdk is not None:
-                await sdk[1].close()
 
     # -- requests ---------------------------------------------------------------------------------
 
