@@ -11,6 +11,7 @@ import llm_router
 import pytest
 from llm_router import Router
 from llm_router.cli import app
+from llm_router.commands import CommandGroups
 from llm_router.errors import DuplicateComponentError, PluginError, PolicyError
 from llm_router.plugins import PluginHost
 from typer.testing import CliRunner
@@ -183,10 +184,8 @@ def test_cli_plugins_all_lists_loaded_failed_and_blocked(monkeypatch: pytest.Mon
 
 class CommandsPlugin:
     @llm_router.hookimpl
-    def register_commands(self, cli: Any) -> None:
-        from llm_router.cli import train_app
-
-        @train_app.command("widget")
+    def register_commands(self, cli: CommandGroups) -> None:
+        @cli.train.command("widget")
         def widget() -> None:
             """Train a widget."""
             print("widget trained")
@@ -198,19 +197,18 @@ class CommandsPlugin:
 
 class BrokenCommandsPlugin:
     @llm_router.hookimpl
-    def register_commands(self, cli: Any) -> None:
+    def register_commands(self, cli: CommandGroups) -> None:
         raise RuntimeError("no commands today")
 
 
 def test_plugins_add_cli_commands_and_a_failing_one_is_isolated() -> None:
     import typer
-    from llm_router.cli import train_app
+    from llm_router.commands import CommandGroups
 
     host = PluginHost([CommandsPlugin(), BrokenCommandsPlugin()], block=["broken"])
-    app = typer.Typer()
-    app.command()(lambda: None)
-    host.add_commands(app)
-    assert any(c.name == "widget" for c in train_app.registered_commands)
+    groups = CommandGroups(root=typer.Typer(), train=typer.Typer(), eval=typer.Typer(), calibrate=typer.Typer())
+    host.add_commands(groups)
+    assert "widget" in [c.name for c in groups.train.registered_commands]  # in the group it was handed
+    assert "widget" not in [c.name for c in (*groups.eval.registered_commands, *groups.root.registered_commands)]
     rec = record(host, "BrokenCommandsPlugin")
     assert rec.status == "failed" and "no commands today" in (rec.error or "")
-    train_app.registered_commands[:] = [c for c in train_app.registered_commands if c.name != "widget"]

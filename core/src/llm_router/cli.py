@@ -556,7 +556,9 @@ def _add_plugin_commands() -> None:
     except PluginError as exc:  # strict mode and a broken plugin: say so, keep the core commands
         err.print(f"[yellow]warning:[/] plugin commands not loaded: {exc}", highlight=False)
         return
-    host.add_commands(app)
+    from .commands import CommandGroups
+
+    host.add_commands(CommandGroups(root=app, train=train_app, eval=eval_app, calibrate=calibrate_app))
     for name, group in (("train", train_app), ("eval", eval_app), ("calibrate", calibrate_app)):
         if group.registered_commands or group.registered_groups:
             app.add_typer(group, name=name)

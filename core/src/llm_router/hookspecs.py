@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .commands import CommandGroups
     from .components import Classifier, Constraint, PostProcessor, Provider, Scorer
     from .errors import RouterError
     from .types import Feedback, RouteRequest, RoutingDecision, RoutingResult
@@ -123,16 +124,19 @@ def register_postprocessors(register: Callable[[type[PostProcessor]], None]) -> 
 
 
 @hookspec
-def register_commands(cli: Any) -> None:
+def register_commands(cli: CommandGroups) -> None:
     """Add commands to the ``llm-router`` command line.
 
-    :param cli: the root ``typer.Typer`` application. Add a command with ``@cli.command()`` or a group with
-        ``cli.add_typer(group, name="...")``. The groups ``train``, ``eval`` and ``calibrate`` exist already
-        (``llm_router.cli.train_app`` and so on): add sub-commands to them, e.g. a learned scorer's
-        ``llm-router train router``.
+    :param cli: a :class:`llm_router.commands.CommandGroups`: ``cli.train``, ``cli.eval`` and
+        ``cli.calibrate`` are the groups kept for plugins (``llm-router train router`` is
+        ``@cli.train.command("router")``); ``cli.command()`` and ``cli.add_typer(group, name=...)`` add to the
+        root. Use only the groups handed here: each command line built by
+        :func:`llm_router.cli.build_app` is new, so a command added to a module global would be lost.
 
-    Called once when the command line starts, before it parses its arguments (not when a Router is
-    created). A plugin whose hook raises is reported and its commands are missing; the rest work.
+    Called once per command line, when it is built (before it parses its arguments; not when a Router is
+    created). Import heavy libraries inside the commands, not in the hook: the hook runs for every
+    ``llm-router`` invocation, including a plain ``route``. A plugin whose hook raises is reported and its
+    commands are missing; the rest work.
     """
 
 

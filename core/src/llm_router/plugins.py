@@ -25,13 +25,16 @@ import os
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
 from . import hookspecs
 from .components import COMPONENT_KINDS, Component
 from .errors import DuplicateComponentError, PluginError
+
+if TYPE_CHECKING:
+    from .commands import CommandGroups
 
 __all__ = ["ENTRY_POINT_GROUP", "ComponentRegistry", "PluginHost", "PluginRecord"]
 
@@ -309,8 +312,8 @@ class PluginHost:
             msg += f"; plugins not loaded (blocked or autoload off): {', '.join(blocked)}"
         return msg
 
-    def add_commands(self, cli: Any) -> None:
-        """Let every plugin add its commands to the command line (``register_commands``)."""
+    def add_commands(self, cli: CommandGroups) -> None:
+        """Let every plugin add its commands to the command line's groups (``register_commands``)."""
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
             record = self._record_of.get(impl.plugin_name)
             if record is None or record.status != "loaded":

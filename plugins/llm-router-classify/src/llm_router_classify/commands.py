@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import numpy as np
@@ -29,6 +29,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from .model import Model, fit_temperature, train
+
+if TYPE_CHECKING:
+    from llm_router.commands import CommandGroups
 
 EXIT_BAD_INPUT = 2
 out = Console(width=160, highlight=False)
@@ -500,14 +503,8 @@ def calibrate_classifier(
 # --------------------------------------------------------------------------------------------------
 
 
-def register(cli: Any) -> None:
-    """Add the commands to the ``train``, ``eval`` and ``calibrate`` groups of the CLI."""
-    from llm_router.cli import calibrate_app, eval_app, train_app
-
-    for group, name, func in (
-        (train_app, "classifier", train_classifier),
-        (eval_app, "classify", eval_classify),
-        (calibrate_app, "classifier", calibrate_classifier),
-    ):
-        if not any(c.name == name for c in group.registered_commands):  # idempotent
-            group.command(name)(func)
+def register(cli: CommandGroups) -> None:
+    """Add the commands to the command line's ``train``, ``eval`` and ``calibrate`` groups."""
+    cli.train.command("classifier")(train_classifier)
+    cli.eval.command("classify")(eval_classify)
+    cli.calibrate.command("classifier")(calibrate_classifier)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llm_router import hookimpl
 from llm_router.components import Classifier
@@ -12,6 +12,9 @@ from llm_router.components import Classifier
 from .embeddings import EmbeddingsClassifier
 from .learned import LearnedClassifier
 from .llm import LLMClassifier
+
+if TYPE_CHECKING:
+    from llm_router.commands import CommandGroups
 
 
 @hookimpl
@@ -22,7 +25,7 @@ def register_classifiers(register: Callable[[type[Classifier]], None]) -> None:
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: CommandGroups) -> None:
     from . import commands
 
     commands.register(cli)

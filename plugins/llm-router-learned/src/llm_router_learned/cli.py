@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from llm_router import PolicyError
@@ -20,6 +20,9 @@ from rich.table import Table
 from .data import load_prices, load_rows, mean_scores, models_of, row_key, split
 from .model import METHODS, ArtifactError, QualityModel, train
 from .scorer import FALLBACKS
+
+if TYPE_CHECKING:
+    from llm_router.commands import CommandGroups
 
 err = Console(stderr=True)
 EXIT_BAD_INPUT = 2
@@ -410,11 +413,8 @@ def calibrate_router(
     sys.stdout.write(snippet)
 
 
-def add_commands() -> None:
-    """Add the sub-commands to the core's ``train``, ``eval`` and ``calibrate`` groups."""
-    from llm_router.cli import calibrate_app, eval_app, train_app
-
-    if not any(c.name == "router" for c in train_app.registered_commands):
-        train_app.command("router")(train_router)
-        eval_app.command("route")(eval_route)
-        calibrate_app.command("router")(calibrate_router)
+def add_commands(cli: CommandGroups) -> None:
+    """Add the sub-commands to the command line's ``train``, ``eval`` and ``calibrate`` groups."""
+    cli.train.command("router")(train_router)
+    cli.eval.command("route")(eval_route)
+    cli.calibrate.command("router")(calibrate_router)

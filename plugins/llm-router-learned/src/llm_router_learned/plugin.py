@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import llm_router
 from llm_router import Scorer
 
 from .scorer import LearnedQualityScorer
+
+if TYPE_CHECKING:
+    from llm_router.commands import CommandGroups
 
 
 @llm_router.hookimpl
@@ -18,7 +21,7 @@ def register_scorers(register: Callable[[type[Scorer]], None]) -> None:
 
 
 @llm_router.hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: CommandGroups) -> None:
     from . import cli as commands
 
-    commands.add_commands()
+    commands.add_commands(cli)
