@@ -57,6 +57,7 @@ def test_route_json_is_stable() -> None:
         "routing_time_ms",
         "ranking",
         "rejected",
+        "skipped",
     ]
     assert data["version"] == 1
     assert data["weights"] == {"cost": 1.0}

@@ -17,9 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import NoCandidatesError, PluginError, PolicyError, ProviderError, RouterError
-from .types import RoutingDecision, RoutingResult
+from .types import JSON_VERSION, RoutingDecision, RoutingResult
 
-JSON_VERSION = 1
 EXIT_OK, EXIT_CALL_FAILED, EXIT_BAD_INPUT, EXIT_NO_CANDIDATES, EXIT_PLUGIN = 0, 1, 2, 3, 4
 
 app = typer.Typer(
@@ -113,44 +112,13 @@ def _prompt(prompt: str) -> str:
 
 
 def decision_json(decision: RoutingDecision) -> dict[str, Any]:
-    """The stable JSON form of a decision (documented in docs/cli.md)."""
-    return {
-        "version": JSON_VERSION,
-        "request_id": decision.request_id,
-        "selected": decision.selected.id,
-        "classification": decision.classification.model_dump(mode="json"),
-        "route": decision.route,
-        "weights": decision.weights,
-        "input_tokens": decision.input_tokens,
-        "expected_output_tokens": decision.expected_output_tokens,
-        "routing_time_ms": round(decision.routing_time_ms, 4),
-        "ranking": [
-            {
-                "model": c.model.id,
-                "score": c.score,
-                "breakdown": c.breakdown,
-                "estimated_cost_usd": c.estimated_cost,
-                "estimated_latency_ms": round(c.estimated_latency_ms, 1),
-            }
-            for c in decision.ranking
-        ],
-        "rejected": [r.model_dump(mode="json") for r in decision.rejected],
-    }
+    """The stable JSON form of a decision (:meth:`RoutingDecision.to_json`; documented in docs/cli.md)."""
+    return decision.to_json()
 
 
 def result_json(result: RoutingResult) -> dict[str, Any]:
-    return {
-        "version": JSON_VERSION,
-        "model": result.selected_model.id,
-        "text": result.response.text,
-        "finish_reason": result.response.finish_reason,
-        "usage": {"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens},
-        "estimated_cost_usd": result.estimated_cost,
-        "cost_usd": result.cost,
-        "latency_ms": round(result.latency_ms, 2),
-        "attempts": [a.model_dump(mode="json") for a in result.attempts],
-        "decision": decision_json(result.decision),
-    }
+    """The stable JSON form of a result (:meth:`RoutingResult.to_json`)."""
+    return result.to_json()
 
 
 def _print_decision(decision: RoutingDecision, limit: int, not_ready: str | None = None) -> None:
@@ -282,7 +250,7 @@ def run(
     except NoCandidatesError as exc:
         _fail(EXIT_NO_CANDIDATES, str(exc))
     except ProviderError as exc:
-        attempts = getattr(exc, "attempts", ())
+        attempts = exc.attempts
         detail = "".join(f"\n  attempt {i}: {a.error}" for i, a in enumerate(attempts, 1))
         _fail(EXIT_CALL_FAILED, f"every candidate failed; the last error: {exc}{detail}")
     except RouterError as exc:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from .types import Rejection
+    from .types import Attempt, Rejection
 
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ComponentError",
     "ConfigurationError",
     "ConnectionError",
     "ContentFilteredError",
@@ -40,7 +41,13 @@ __all__ = [
 
 
 class RouterError(Exception):
-    """Base class of every error the router raises on purpose."""
+    """Base class of every error the router raises on purpose.
+
+    :ivar attempts: the calls made for the request before it failed (empty when no model was called); set
+        by the executor on the error it raises after every candidate failed.
+    """
+
+    attempts: tuple[Attempt, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,11 +116,26 @@ class NoCandidatesError(RouterError):
 
 
 class PostprocessError(RouterError):
-    """A post-processor refused a response (for example it is not valid JSON for the requested schema)."""
+    """A post-processor refused a response (for example it is not valid JSON for the requested schema), or
+    raised unexpectedly (``broken`` is then true). Either way the model answered: the router falls back to
+    the next candidate, and the model's circuit breaker is never touched."""
 
-    def __init__(self, postprocessor: str, message: str) -> None:
+    kind: ClassVar[str] = "postprocess"
+
+    def __init__(self, postprocessor: str, message: str, *, broken: bool = False) -> None:
         self.postprocessor = postprocessor
+        self.broken = broken
         super().__init__(f"{postprocessor}: {message}")
+
+
+class ComponentError(RouterError):
+    """A scorer or constraint raised while deciding. It is left out of that one decision (the decision's
+    ``skipped`` says so) and reported through ``on_error``; the request is still routed."""
+
+    def __init__(self, kind: str, name: str, message: str) -> None:
+        self.component_kind = kind
+        self.component = name
+        super().__init__(f"{kind} {name!r} raised and was skipped for this request: {message}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,6 +151,10 @@ class ProviderError(RouterError):
 
     kind: ClassVar[str] = "provider_error"
     retryable: ClassVar[bool] = False
+    health: ClassVar[bool] = False
+    """Whether this failure says the upstream is unhealthy (5xx, timeout, connection, rate limit): only those
+    count towards a model's circuit breaker. A failure the caller caused (a bad request, a context too long,
+    a content filter) or a key problem never opens a circuit for everyone else."""
 
     def __init__(
         self,
@@ -160,6 +186,7 @@ class ProviderError(RouterError):
 class RateLimitError(ProviderError):
     kind = "rate_limit"
     retryable = True
+    health = True
 
     def __init__(self, message: str, *, retry_after_s: float | None = None, **kw: object) -> None:
         self.retry_after_s = retry_after_s
@@ -169,16 +196,19 @@ class RateLimitError(ProviderError):
 class TimeoutError(ProviderError):
     kind = "timeout"
     retryable = True
+    health = True
 
 
 class ConnectionError(ProviderError):
     kind = "connection"
     retryable = True
+    health = True
 
 
 class ServerError(ProviderError):
     kind = "server_error"
     retryable = True
+    health = True
 
 
 class AuthenticationError(ProviderError):

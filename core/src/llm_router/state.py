@@ -1,8 +1,14 @@
-"""Shared router state: circuit breakers and live latency averages.
+"""Shared router state: circuit breakers and live latency measurements.
 
 Everything stateful sits behind :class:`StateStore`. :class:`MemoryState` keeps it in this process; a
 shared backend (Redis, for several gateway instances) implements the same methods. The hot path only reads
-(``is_open``, ``latency``), so a shared backend can answer from a local snapshot it refreshes.
+(``open_circuit_reason``, ``latency_table``), so a shared backend can answer from a local snapshot it
+refreshes.
+
+Latency is kept as two separate measurements per model, each with how many samples it rests on: time to
+first token (TTFT) and output speed (tokens per second). What a call may tell about them is decided by the
+executor (a stream measures both; a whole answer only bounds them); the decision blends each measurement
+with the catalogue's prior by its sample count (:func:`blend`), so one call never replaces a prior.
 """
 
 from __future__ import annotations
@@ -11,9 +17,31 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["CircuitState", "MemoryState", "StateStore"]
+__all__ = ["PRIOR_WEIGHT", "CircuitState", "LiveLatency", "MemoryState", "StateStore", "blend"]
+
+PRIOR_WEIGHT = 3.0
+"""How many measurements the catalogue's latency prior is worth: after n samples the estimate is
+``(PRIOR_WEIGHT * prior + n * measured) / (PRIOR_WEIGHT + n)``, so the first sample moves it a quarter of the
+way and ten samples move it 77 % of the way."""
+
+
+class LiveLatency(NamedTuple):
+    """Measured latency of one model: TTFT in ms and output tokens per second, each with its sample count
+    (``None`` and 0 where not measured)."""
+
+    ttft_ms: float | None
+    ttft_samples: int
+    tokens_per_second: float | None
+    tps_samples: int
+
+
+def blend(prior: float, measured: float | None, samples: int) -> float:
+    """The estimate from a catalogue ``prior`` and a live mean over ``samples`` measurements."""
+    if measured is None or samples <= 0:
+        return prior
+    return (PRIOR_WEIGHT * prior + samples * measured) / (PRIOR_WEIGHT + samples)
 
 
 @dataclass(slots=True)
@@ -27,7 +55,8 @@ class StateStore(Protocol):
     """What the router remembers between requests."""
 
     def record_success(self, model_id: str, ttft_ms: float | None, tokens_per_second: float | None) -> None:
-        """A call to ``model_id`` succeeded; fold its measured latency into the live averages."""
+        """A call to ``model_id`` succeeded (its circuit closes); ``ttft_ms`` and ``tokens_per_second`` are
+        samples to fold into the live measurements (``None``: this call did not measure it)."""
 
     def record_failure(self, model_id: str, kind: str) -> None:
         """A call to ``model_id`` failed with error kind ``kind``."""
@@ -36,12 +65,11 @@ class StateStore(Protocol):
         """``None`` when ``model_id`` may be called; else why not (its circuit breaker is open)."""
 
     def latency(self, model_id: str) -> tuple[float, float] | None:
-        """The live (time to first token in ms, output tokens per second) for ``model_id``, if both are
-        measured."""
+        """The live (time to first token in ms, output tokens per second) means for ``model_id``, if both
+        are measured."""
 
-    def latency_table(self) -> Mapping[str, tuple[float | None, float | None]]:
-        """Live (time to first token in ms, output tokens per second) by model id, either part ``None``
-        where not measured yet. Read on every decision: make it cheap."""
+    def latency_table(self) -> Mapping[str, LiveLatency]:
+        """Live measurements by model id. Read on every decision: make it cheap."""
 
     def has_open_circuits(self) -> bool:
         """Whether any circuit may be open (lets the health check skip the per-model look-ups)."""
@@ -60,7 +88,7 @@ class MemoryState:
         self.cooldown_s = cooldown_s
         self.alpha = alpha
         self._circuits: dict[str, CircuitState] = {}
-        self._latency: dict[str, tuple[float | None, float | None]] = {}
+        self._latency: dict[str, LiveLatency] = {}
         self._lock = threading.Lock()
 
     def record_success(self, model_id: str, ttft_ms: float | None, tokens_per_second: float | None) -> None:
@@ -68,15 +96,20 @@ class MemoryState:
             self._circuits.pop(model_id, None)
             if ttft_ms is None and not tokens_per_second:
                 return
-            old_ttft, old_tps = self._latency.get(model_id, (None, None))
-            a = self.alpha
+            old = self._latency.get(model_id) or LiveLatency(None, 0, None, 0)
+            ttft, n_ttft = self._fold(old.ttft_ms, old.ttft_samples, ttft_ms)
+            tps, n_tps = self._fold(old.tokens_per_second, old.tps_samples, tokens_per_second or None)
+            self._latency[model_id] = LiveLatency(ttft, n_ttft, tps, n_tps)
 
-            def ewma(old: float | None, new: float | None) -> float | None:
-                if new is None:
-                    return old
-                return new if old is None else (1 - a) * old + a * new
-
-            self._latency[model_id] = (ewma(old_ttft, ttft_ms), ewma(old_tps, tokens_per_second or None))
+    def _fold(self, mean: float | None, n: int, sample: float | None) -> tuple[float | None, int]:
+        """The running mean with ``sample`` in: a plain mean while samples are few, then an exponential
+        moving average with weight ``alpha`` (recent behaviour counts more once there is enough of it)."""
+        if sample is None:
+            return mean, n
+        if mean is None or n <= 0:
+            return sample, 1
+        weight = max(self.alpha, 1 / (n + 1))
+        return (1 - weight) * mean + weight * sample, n + 1
 
     def record_failure(self, model_id: str, kind: str) -> None:
         with self._lock:
@@ -96,7 +129,7 @@ class MemoryState:
             f"circuit open after {circuit.failures} consecutive failures; retrying in {self.cooldown_s - waited:.0f}s"
         )
 
-    def latency_table(self) -> Mapping[str, tuple[float | None, float | None]]:
+    def latency_table(self) -> Mapping[str, LiveLatency]:
         return self._latency
 
     def has_open_circuits(self) -> bool:
@@ -104,6 +137,6 @@ class MemoryState:
 
     def latency(self, model_id: str) -> tuple[float, float] | None:
         value = self._latency.get(model_id)
-        if value is None or value[0] is None or value[1] is None:
+        if value is None or value.ttft_ms is None or value.tokens_per_second is None:
             return None
-        return (value[0], value[1])
+        return (value.ttft_ms, value.tokens_per_second)

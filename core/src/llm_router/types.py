@@ -38,11 +38,16 @@ __all__ = [
     "RoutingDecision",
     "RoutingResult",
     "ScoredCandidate",
+    "SkippedComponent",
     "StageResult",
     "StreamChunk",
+    "StreamSettlement",
     "ToolCall",
     "Usage",
 ]
+
+JSON_VERSION = 1
+"""Version of the JSON form of decisions and results (``to_json``), shared by the CLI and the gateway."""
 
 Role = Literal["system", "user", "assistant", "tool", "developer"]
 CAPABILITIES = ("tools", "vision", "json_mode", "streaming")
@@ -88,7 +93,7 @@ class Preferences(BaseModel):
     are normalised to sum to 1 when they are used; a weight of 0 switches that scorer off.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
 
@@ -127,7 +132,7 @@ class Preferences(BaseModel):
 class Constraints(BaseModel):
     """Hard limits: a candidate that breaks one is rejected, with the reason recorded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_cost_per_1k_tokens: Annotated[float, Field(ge=0)] | None = Field(
         default=None, description="USD per 1,000 tokens, blended over this request's input and expected output"
@@ -163,7 +168,7 @@ class Constraints(BaseModel):
 class RouteRequest(BaseModel):
     """What the router decides on. Build it from a prompt string or a list of messages."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     messages: tuple[Message, ...] = Field(min_length=1)
     preferences: Preferences | None = None
@@ -188,6 +193,15 @@ class RouteRequest(BaseModel):
     def _prompt_to_messages(cls, value: Any) -> Any:
         if isinstance(value, str):
             return (Message(role="user", content=value),)
+        if isinstance(value, bytes | bytearray | Mapping) or not isinstance(value, Sequence):
+            raise ValueError(f"expected a prompt string or a list of messages, got {type(value).__name__}")
+        return value
+
+    @field_validator("messages")
+    @classmethod
+    def _not_empty(cls, value: tuple[Message, ...]) -> tuple[Message, ...]:
+        if all(not m.text().strip() and not m.tool_calls and not m.has_image() for m in value):
+            raise ValueError("the prompt is empty: every message is empty or whitespace")
         return value
 
     def last_user_text(self) -> str:
@@ -320,6 +334,14 @@ class Rejection(_Frozen):
     reason: str
 
 
+class SkippedComponent(_Frozen):
+    """A scorer or constraint that raised while deciding and was left out of that decision."""
+
+    kind: Literal["scorer", "constraint"]
+    name: str
+    error: str
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -383,8 +405,19 @@ class RoutingDecision(_Frozen):
     input_tokens: int
     expected_output_tokens: int
     routing_time_ms: float
+    skipped: tuple[SkippedComponent, ...] = Field(
+        default=(), description="scorers and constraints that raised and were left out of this decision"
+    )
     _source: RankingSource | None = PrivateAttr(default=None)
     _ranking: tuple[ScoredCandidate, ...] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_ranking(cls, source: RankingSource, **fields: Any) -> RoutingDecision:
+        """A decision whose ranking is built from ``source`` when first read (the router's hot path; every
+        field must be given)."""
+        decision = construct(cls, **fields)
+        object.__setattr__(decision, "__pydantic_private__", {"_source": source, "_ranking": None})
+        return decision
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -448,11 +481,40 @@ class RoutingDecision(_Frozen):
         """One line that says why the winner won."""
         top = self.top
         parts = ", ".join(f"{k} {v:.2f}" for k, v in top.breakdown.items())
+        skipped = f"; skipped {', '.join(f'{s.kind} {s.name}' for s in self.skipped)}" if self.skipped else ""
         return (
             f"{top.model.id} for task {self.classification.task!r} "
             f"({self.classification.method}, confidence {self.classification.confidence:.2f}): "
             f"score {top.score:.3f} [{parts}]; {self.candidate_count} candidates, {len(self.rejected)} rejected"
+            f"{skipped}"
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form of this decision (``version`` :data:`JSON_VERSION`; documented in docs/cli.md),
+        the one the CLI's ``--json`` and the gateway's ``POST /v1/route`` print."""
+        return {
+            "version": JSON_VERSION,
+            "request_id": self.request_id,
+            "selected": self.selected.id,
+            "classification": self.classification.model_dump(mode="json"),
+            "route": self.route,
+            "weights": self.weights,
+            "input_tokens": self.input_tokens,
+            "expected_output_tokens": self.expected_output_tokens,
+            "routing_time_ms": round(self.routing_time_ms, 4),
+            "ranking": [
+                {
+                    "model": c.model.id,
+                    "score": c.score,
+                    "breakdown": c.breakdown,
+                    "estimated_cost_usd": c.estimated_cost,
+                    "estimated_latency_ms": round(c.estimated_latency_ms, 1),
+                }
+                for c in self.ranking
+            ],
+            "rejected": [r.model_dump(mode="json") for r in self.rejected],
+            "skipped": [s.model_dump(mode="json") for s in self.skipped],
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -551,6 +613,38 @@ class RoutingResult(_Frozen):
     def fallbacks(self) -> int:
         """How many models failed before the one that answered."""
         return len({a.model_id for a in self.attempts if a.model_id != self.selected_model.id})
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form of this result (``version`` :data:`JSON_VERSION`; documented in docs/cli.md)."""
+        return {
+            "version": JSON_VERSION,
+            "model": self.selected_model.id,
+            "text": self.response.text,
+            "finish_reason": self.response.finish_reason,
+            "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens},
+            "estimated_cost_usd": self.estimated_cost,
+            "cost_usd": self.cost,
+            "latency_ms": round(self.latency_ms, 2),
+            "attempts": [a.model_dump(mode="json") for a in self.attempts],
+            "decision": self.decision.to_json(),
+        }
+
+
+class StreamSettlement(_Frozen):
+    """What a stream produced and cost, whether it completed, failed midway or was abandoned
+    (:meth:`llm_router.RoutedStream.settlement`)."""
+
+    model: ModelRef | None = Field(description="the model that streamed last; None when no call was made")
+    usage: Usage = Field(description="the reported usage when the stream completed; else input + text so far")
+    cost: float
+    attempts: tuple[Attempt, ...]
+    completed: bool
+
+    @property
+    def fallbacks(self) -> int:
+        """How many models failed before the last one called."""
+        last = self.model.id if self.model is not None else None
+        return len({a.model_id for a in self.attempts if a.model_id != last})
 
 
 class Feedback(BaseModel):

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from llm_router.cli import app
-from llm_router_learned.cli import add_commands
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -15,7 +14,6 @@ runner = CliRunner()
 def _commands() -> None:
     from llm_router.cli import _add_plugin_commands
 
-    add_commands()
     _add_plugin_commands()
 
 

@@ -30,7 +30,6 @@ from ..errors import ConfigurationError, NoCandidatesError, PostprocessError, Pr
 from ..ids import new_request_id
 from ..policy import GatewayKey
 from ..router import RoutedStream, Router
-from ..tokens import count_message_tokens
 from ..types import (
     Constraints,
     Feedback,
@@ -125,7 +124,7 @@ class SSEResponse(Response):
         self,
         body: AsyncIterator[bytes],
         headers: list[tuple[bytes, bytes]],
-        on_abandon: Callable[[], None] | None = None,
+        on_abandon: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -161,7 +160,8 @@ class SSEResponse(Response):
                 pass
             finally:
                 if not self.started and self.on_abandon is not None:
-                    self.on_abandon()
+                    with anyio.CancelScope(shield=True):
+                        await self.on_abandon()
             tg.cancel_scope.cancel()
 
 
@@ -349,9 +349,9 @@ class Gateway:
         except ValidationError as exc:
             raise validation_error(exc) from None
 
-    async def _decide(self, route_request: RouteRequest, t0: float, executing: bool) -> RoutingDecision:
+    async def _decide(self, route_request: RouteRequest, executing: bool) -> RoutingDecision:
         try:
-            return await self.router._aroute(route_request, executing, t0)
+            return await self.router.adecide(route_request, for_execution=executing)
         except NoCandidatesError as exc:
             self.metrics.rejected.labels("no_candidates").inc()
             only_health = bool(exc.rejected) and all(r.constraint == "health" for r in exc.rejected)
@@ -385,7 +385,7 @@ class Gateway:
             if self.log_prompts:
                 log.info("request %s prompt: %s", request_id, prompt)
             route_request = self._route_request(request, body, key, request_id)
-            decision = await self._decide(route_request, t0, True)
+            decision = await self._decide(route_request, True)
             call.decision = decision
             self.metrics.decided("chat", decision.routing_time_ms / 1000)
             estimate = decision.top.estimated_cost
@@ -399,7 +399,7 @@ class Gateway:
                 call, streaming = None, True  # the stream's own finaliser writes the ledger row
                 return response
             try:
-                result = await self.router._execute(route_request, decision, t0)
+                result = await self.router.aexecute(route_request, decision)
             except (ProviderError, PostprocessError) as exc:
                 self._failed(call, exc)
                 raise provider_error(exc) from None
@@ -452,7 +452,7 @@ class Gateway:
     def _failed(self, call: _Call, exc: RouterError) -> None:
         call.outcome = "error"
         call.error = str(exc)
-        attempts = getattr(exc, "attempts", ())
+        attempts = exc.attempts
         call.fallbacks = len({a.model_id for a in attempts}) - 1 if attempts else 0
         self.metrics.attempts(attempts, None)
 
@@ -501,9 +501,8 @@ class Gateway:
     async def _stream(
         self, call: _Call, route_request: RouteRequest, decision: RoutingDecision, include_usage: bool
     ) -> Response:
-        routed = RoutedStream(self.router, route_request, decision, call.t0)
+        routed = self.router.open_stream(route_request, decision)
         iterator = routed.__aiter__()
-        parts: list[str] = []
         try:
             first = await iterator.__anext__()  # fallbacks happen before any text: errors are still HTTP errors
         except StopAsyncIteration:
@@ -512,8 +511,7 @@ class Gateway:
             self._failed(call, exc)
             raise provider_error(exc) from None  # the handler writes the ledger row
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await iterator.aclose()  # type: ignore[attr-defined]
+            await routed.aclose()
             raise
         if routed.model is not None:
             call.model = routed.model.id
@@ -525,10 +523,8 @@ class Gateway:
             try:
                 yield writer.role()
                 if first is not None:
-                    parts.append(first.text)
                     yield writer.chunk(first)
                     async for chunk in iterator:
-                        parts.append(chunk.text)
                         yield writer.chunk(chunk)
                 result = routed.result
                 finish = result.response.finish_reason if result is not None else None
@@ -544,36 +540,32 @@ class Gateway:
                 call.status, call.outcome = 499, "cancelled"
                 raise
             finally:
-                with anyio.CancelScope(shield=True):
-                    await iterator.aclose()  # type: ignore[attr-defined]
+                await routed.aclose()
                 self.metrics.in_flight.dec()
-                self._finish_stream(call, routed, parts)
+                self._finish_stream(call, routed)
 
-        def abandoned() -> None:  # the client left before the body started: close upstream, still account
+        async def abandoned() -> None:  # the client left before the body started: close upstream, account
             call.status, call.outcome = 499, "cancelled"
+            await routed.aclose()
             self.metrics.in_flight.dec()
-            self._finish_stream(call, routed, parts)
+            self._finish_stream(call, routed)
 
         return SSEResponse(body(), headers, abandoned)
 
-    def _finish_stream(self, call: _Call, routed: RoutedStream, parts: list[str]) -> None:
-        result = routed.result
-        if result is not None:
-            self._succeeded(call, result)
-        elif routed.model is not None:
-            # cancelled or failed mid-stream: charge what was produced (input + the text sent so far)
-            model = routed.model
-            call.model = model.id
-            out_tokens = max(0, count_message_tokens([Message(role="assistant", content="".join(parts))]) - 6)
-            in_tokens = call.decision.input_tokens if call.decision is not None else 0
-            call.usage = Usage(input_tokens=in_tokens, output_tokens=out_tokens if parts else 0)
-            call.cost = (
-                in_tokens * model.price.input_per_mtok + call.usage.output_tokens * model.price.output_per_mtok
-            ) / 1e6
+    def _finish_stream(self, call: _Call, routed: RoutedStream) -> None:
+        """The ledger row of a stream, from what it cost however it ended (completed, failed midway,
+        abandoned: the input and the text sent so far are charged)."""
+        settled = routed.settlement()
+        if settled.model is not None:
+            call.model = settled.model.id
+            call.usage = settled.usage
+            call.cost = settled.cost
+            call.fallbacks = settled.fallbacks
+        if settled.completed:
+            self.metrics.attempts(settled.attempts, call.model)
         self._finish(call, "chat")
 
     async def route(self, request: Request) -> Response:
-        t0 = time.perf_counter()
         try:
             key = self.authenticate(request)
             try:
@@ -582,15 +574,13 @@ class Gateway:
                 raise validation_error(exc) from None
             request_id = request.headers.get("x-request-id") or new_request_id()
             route_request = self._route_request(request, body, key, request_id)
-            decision = await self._decide(route_request, t0, False)
+            decision = await self._decide(route_request, False)
         except GatewayHTTPError as err:
             self.metrics.requests.labels("route", "", str(err.status)).inc()
             return _error(err)
-        from ..cli import decision_json
-
         self.metrics.decided("route", decision.routing_time_ms / 1000)
         self.metrics.requests.labels("route", decision.selected.id, "200").inc()
-        data = decision_json(decision)
+        data = decision.to_json()
         data["explanation"] = decision.explain()
         return _json(data, headers={"x-router-model": decision.selected.id, "x-request-id": request_id})
 

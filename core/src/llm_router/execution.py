@@ -1,0 +1,514 @@
+"""Execution: the one executor that runs a decision, for completions and streams alike.
+
+It walks the decision's ranking (at most ``fallback.max_models`` candidates), calls each candidate's
+provider, retries a retryable failure on the same model with backoff, then falls back to the next
+candidate; it updates circuit breakers (only for failures that say the upstream is unhealthy) and live
+latency (only with what a call really measured), runs the post-processors, settles the cost and emits
+``on_result`` / ``on_error``. The walk itself (:class:`_Run`) is shared: a completion and a stream differ
+only in the "call once" step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import anyio
+
+from .components import PostProcessor, Provider
+from .errors import PostprocessError, ProviderError, RouterError
+from .errors import TimeoutError as RouterTimeoutError
+from .policy import FallbackPolicy
+from .state import StateStore, blend
+from .tokens import count_text_tokens
+from .types import (
+    Attempt,
+    CompletionRequest,
+    CompletionResponse,
+    Message,
+    ModelInfo,
+    ModelRef,
+    RouteRequest,
+    RoutingDecision,
+    RoutingResult,
+    ScoredCandidate,
+    StreamChunk,
+    StreamSettlement,
+    Usage,
+    construct,
+)
+
+__all__ = ["Executor", "RoutedStream", "prices"]
+
+log = logging.getLogger("llm_router")
+T = TypeVar("T")
+
+MIN_SPEED_TOKENS = 16
+"""Output tokens a call needs before its duration says anything about a model's output speed (a handful of
+tokens in a few milliseconds would read as thousands of tokens per second)."""
+
+
+class Emit(Protocol):
+    def __call__(self, hook: str, **kwargs: Any) -> Awaitable[None]: ...
+
+
+def prices(model: ModelInfo, input_tokens: int, output_tokens: int) -> float:
+    """USD for ``input_tokens`` in and ``output_tokens`` out at ``model``'s catalogue prices."""
+    return (input_tokens * model.price.input_per_mtok + output_tokens * model.price.output_per_mtok) / 1_000_000
+
+
+async def within(seconds: float | None, awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` within ``seconds`` (``TimeoutError`` when they run out; ``None``: no limit).
+
+    On asyncio this uses its native timeout, a fraction of the cost of anyio's ``fail_after`` (which looks the
+    event loop library up on every call): it guards every provider call and every streamed chunk."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        with anyio.fail_after(seconds):
+            return await awaitable
+    async with asyncio.timeout(seconds):
+        return await awaitable
+
+
+@dataclass(slots=True)
+class _Call:
+    """One call to one candidate (a retry is a new call)."""
+
+    candidate: ScoredCandidate
+    provider: Provider
+    request: CompletionRequest
+    retry: int
+    started_at: float = field(default_factory=time.perf_counter)
+    retry_same: bool = False
+    error: RouterError | None = None
+
+    @property
+    def model(self) -> ModelInfo:
+        return self.candidate.model
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started_at) * 1000
+
+
+class Executor:
+    """Runs decisions: see the module's docstring. Built once per Router by its assembly."""
+
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, Provider],
+        provider_status: Callable[[str], str | None],
+        state: StateStore,
+        fallback: FallbackPolicy,
+        postprocessors: Sequence[tuple[str, PostProcessor]],
+        emit: Emit,
+    ) -> None:
+        self.providers = providers
+        self.provider_status = provider_status
+        self.state = state
+        self.fallback = fallback
+        self.postprocessors = tuple(postprocessors)
+        self.emit = emit
+
+    # ----------------------------------------------------------------------------------------------
+    # completions
+
+    async def execute(self, request: RouteRequest, decision: RoutingDecision, t0: float) -> RoutingResult:
+        """Call down the ranking until a candidate answers; raise the last error (with ``attempts``) when
+        none does."""
+        run = _Run(self, request, decision)
+        async with aclosing(run.calls()) as calls:
+            async for call in calls:
+                try:
+                    response = await within(call.request.timeout_s, call.provider.complete(call.request))
+                except Exception as exc:
+                    run.failed(call, self.provider_failure(exc, call, "no answer"))
+                    continue
+                latency = call.elapsed_ms()
+                try:
+                    response = await self.postprocess(response, request, call.model)
+                except PostprocessError as error:
+                    run.failed(call, error)
+                    continue
+                usage = response.usage or Usage(
+                    input_tokens=decision.input_tokens, output_tokens=self.output_tokens(call.model, response.text)
+                )
+                self._learn_from_answer(call.model, latency, usage.output_tokens)
+                result = run.result(call, response, usage, latency, t0)
+                await self.emit("on_result", result=result, request=request)
+                return result
+        raise await run.exhausted()
+
+    async def postprocess(
+        self, response: CompletionResponse, request: RouteRequest, model: ModelInfo
+    ) -> CompletionResponse:
+        """Run the policy's post-processors in order. A post-processor that raises anything but
+        :class:`PostprocessError` is a broken plugin: its error becomes a ``PostprocessError`` (logged with
+        the plugin's name), which falls back to the next candidate and never touches a circuit breaker."""
+        for name, post in self.postprocessors:
+            try:
+                response = await post.process(response, request, model)
+            except PostprocessError:
+                raise
+            except Exception as exc:
+                log.error("post-processor %r raised %s: %s", name, type(exc).__name__, exc, exc_info=exc)
+                raise PostprocessError(name, f"raised {type(exc).__name__}: {exc}", broken=True) from exc
+        return response
+
+    # ----------------------------------------------------------------------------------------------
+    # streams
+
+    def stream(self, request: RouteRequest, decision: RoutingDecision, t0: float) -> RoutedStream:
+        """A stream of the decision's winner (falling back while nothing has been received)."""
+        return RoutedStream(self, request, decision, t0)
+
+    # ----------------------------------------------------------------------------------------------
+    # shared steps
+
+    def completion_request(self, request: RouteRequest, model: ModelInfo) -> CompletionRequest:
+        return construct(
+            CompletionRequest,
+            model=model.model,
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            stop=request.stop,
+            response_format=request.response_format,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            timeout_s=request.timeout_s or self.fallback.timeout_s,
+            extra={},
+        )
+
+    def provider_failure(self, exc: Exception, call: _Call, what: str) -> RouterError:
+        """A provider call's exception in the router's vocabulary."""
+        model = call.model
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return RouterTimeoutError(
+                f"{what} within {call.request.timeout_s:g}s", provider=model.provider, model=model.model
+            )
+        log.error("provider %r raised an untyped error", model.provider, exc_info=exc)
+        return ProviderError(
+            f"provider plugin raised {type(exc).__name__}: {exc}", provider=model.provider, model=model.model
+        )
+
+    def output_tokens(self, model: ModelInfo, text: str) -> int:
+        """Output tokens of an answer whose provider reported no usage: the provider's own count where it
+        has one, else the router's."""
+        provider = self.providers.get(model.provider)
+        if provider is not None:
+            try:
+                counted = provider.count_tokens([Message(role="assistant", content=text)], model.model)
+            except Exception:
+                counted = None
+            if counted is not None:
+                return counted
+        return count_text_tokens(text)
+
+    def backoff_s(self, retry: int, error: RouterError | None) -> float:
+        fb = self.fallback
+        delay = min(fb.max_backoff_ms, fb.backoff_ms * (2**retry)) / 1000
+        retry_after = getattr(error, "retry_after_s", None)
+        if retry_after is not None:
+            delay = min(max(delay, float(retry_after)), fb.max_backoff_ms / 1000)
+        return float(delay)
+
+    def _estimates(self, model: ModelInfo) -> tuple[float, float]:
+        live = self.state.latency_table().get(model.id)
+        if live is None:
+            return model.ttft_ms, model.tokens_per_second
+        return (
+            blend(model.ttft_ms, live.ttft_ms, live.ttft_samples),
+            blend(model.tokens_per_second, live.tokens_per_second, live.tps_samples),
+        )
+
+    def _learn_from_answer(self, model: ModelInfo, latency_ms: float, output_tokens: int) -> None:
+        """A whole (non-streamed) answer cannot separate time to first token from generation: its latency
+        is an upper bound on TTFT, and ``tokens / latency`` a lower bound on output speed. Each bound is
+        recorded only where it proves the current estimate wrong (TTFT lower, speed higher)."""
+        ttft_est, tps_est = self._estimates(model)
+        ttft = latency_ms if latency_ms < ttft_est else None
+        tps = None
+        if output_tokens >= MIN_SPEED_TOKENS and latency_ms > 0:
+            floor = output_tokens / (latency_ms / 1000)
+            tps = floor if floor > tps_est else None
+        self.state.record_success(model.id, ttft, tps)
+
+    def learn_from_stream(self, model: ModelInfo, ttft_ms: float | None, latency_ms: float, output_tokens: int) -> None:
+        """A stream measures both: TTFT to its first chunk, speed over the rest (given enough tokens)."""
+        tps = None
+        generation_s = (latency_ms - (ttft_ms or 0.0)) / 1000
+        if output_tokens >= MIN_SPEED_TOKENS and generation_s > 0:
+            tps = output_tokens / generation_s
+        self.state.record_success(model.id, ttft_ms, tps)
+
+
+class _Run:
+    """One request's walk down the ranking: which call to make next, and what the calls did."""
+
+    def __init__(self, executor: Executor, request: RouteRequest, decision: RoutingDecision) -> None:
+        self.executor = executor
+        self.request = request
+        self.decision = decision
+        self.attempts: list[Attempt] = []
+        self.last_error: RouterError | None = None
+
+    async def calls(self) -> AsyncGenerator[_Call, None]:
+        """The calls to make, in order; each failed call says (through :meth:`failed`) whether to retry the
+        same model. Ends when a call succeeds (the consumer stops asking) or the candidates run out."""
+        ex = self.executor
+        fb = ex.fallback
+        for candidate in self.decision.best(fb.max_models):
+            provider = ex.providers.get(candidate.model.provider)
+            if provider is None:
+                self._unavailable(candidate.model)
+                continue
+            creq = ex.completion_request(self.request, candidate.model)
+            for retry in range(fb.retries + 1):
+                call = _Call(candidate, provider, creq, retry)
+                yield call
+                if not call.retry_same or retry >= fb.retries:
+                    break
+                await anyio.sleep(ex.backoff_s(retry, call.error))
+
+    def failed(self, call: _Call, error: RouterError) -> None:
+        """Record a failed call: its attempt, the circuit breaker (upstream-health failures only) and
+        whether the same model is worth another try."""
+        ex = self.executor
+        self.last_error = call.error = error
+        kind = getattr(error, "kind", None)
+        self.attempts.append(
+            construct(
+                Attempt,
+                model_id=call.model.id,
+                outcome="error",
+                error_kind=kind,
+                error=str(error),
+                latency_ms=call.elapsed_ms(),
+                retry=call.retry,
+            )
+        )
+        if isinstance(error, ProviderError):
+            if error.health:
+                ex.state.record_failure(call.model.id, error.kind)
+            call.retry_same = error.retryable and error.kind in ex.fallback.on
+
+    def succeeded(self, call: _Call, latency_ms: float) -> None:
+        self.attempts.append(
+            construct(
+                Attempt,
+                model_id=call.model.id,
+                outcome="ok",
+                error_kind=None,
+                error=None,
+                latency_ms=latency_ms,
+                retry=call.retry,
+            )
+        )
+
+    def result(
+        self, call: _Call, response: CompletionResponse, usage: Usage, latency_ms: float, t0: float
+    ) -> RoutingResult:
+        self.succeeded(call, latency_ms)
+        model = call.model
+        return construct(
+            RoutingResult,
+            decision=self.decision,
+            response=response,
+            selected_model=construct(ModelRef, id=model.id, provider=model.provider, model=model.model),
+            usage=usage,
+            estimated_cost=call.candidate.estimated_cost,
+            cost=prices(model, usage.input_tokens, usage.output_tokens),
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            attempts=tuple(self.attempts),
+        )
+
+    def _unavailable(self, model: ModelInfo) -> None:
+        """A candidate whose provider cannot be called (only reachable when the policy leaves the ``health``
+        constraint out): recorded as a failed attempt, and the next candidate is tried."""
+        reason = self.executor.provider_status(model.provider) or f"provider {model.provider!r} is not available"
+        error = ProviderError(reason, provider=model.provider, model=model.model)
+        self.last_error = error
+        self.attempts.append(
+            construct(
+                Attempt,
+                model_id=model.id,
+                outcome="error",
+                error_kind=error.kind,
+                error=str(error),
+                latency_ms=0.0,
+                retry=0,
+            )
+        )
+
+    async def exhausted(self) -> RouterError:
+        """The error to raise when no call succeeded: the last one, carrying every attempt; ``on_error`` is
+        emitted."""
+        error = self.last_error
+        if error is None:  # no candidate at all (a decision always has one; kept for safety)
+            error = ProviderError("no candidate could be called")
+        error.attempts = tuple(self.attempts)
+        await self.executor.emit("on_error", error=error, request=self.request, decision=self.decision)
+        return error
+
+
+class RoutedStream:
+    """A streamed answer with its decision.
+
+    Iterate it (``async for chunk in stream``) once; falls back to the next candidate while nothing has been
+    received, and raises the provider's error once text has arrived. ``model`` is the model streaming now;
+    ``result`` is set when the stream has ended normally; :meth:`settlement` says what the stream cost
+    whatever happened (completed, failed midway, or abandoned by the consumer). Use it as an async context
+    manager (or call :meth:`aclose`) so an abandoned stream closes its upstream at once.
+    """
+
+    def __init__(self, executor: Executor, request: RouteRequest, decision: RoutingDecision, t0: float) -> None:
+        self.request = request
+        self.decision = decision
+        self.result: RoutingResult | None = None
+        self.model: ModelInfo | None = None
+        """The model currently streaming (it changes when the stream falls back before any text)."""
+        self._executor = executor
+        self._t0 = t0
+        self._run = _Run(executor, request, decision)
+        self._parts: list[str] = []
+        self._chunks: AsyncGenerator[StreamChunk, None] | None = None
+
+    async def __aenter__(self) -> RoutedStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        if self._chunks is None:
+            self._chunks = self._walk()
+        return self._chunks
+
+    async def aclose(self) -> None:
+        """Stop the stream and close the upstream call (idempotent)."""
+        chunks = self._chunks
+        if chunks is not None:
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()
+
+    def settlement(self) -> StreamSettlement:
+        """What this stream produced and cost so far: the result's usage once it completed; else the input
+        plus the text delivered so far, counted, at the streaming model's prices."""
+        attempts = tuple(self._run.attempts)
+        result = self.result
+        if result is not None:
+            return construct(
+                StreamSettlement,
+                model=result.selected_model,
+                usage=result.usage,
+                cost=result.cost,
+                attempts=result.attempts,
+                completed=True,
+            )
+        model = self.model
+        if model is None:
+            return construct(StreamSettlement, model=None, usage=Usage(), cost=0.0, attempts=attempts, completed=False)
+        text = "".join(self._parts)
+        usage = Usage(
+            input_tokens=self.decision.input_tokens,
+            output_tokens=self._executor.output_tokens(model, text) if text else 0,
+        )
+        return construct(
+            StreamSettlement,
+            model=construct(ModelRef, id=model.id, provider=model.provider, model=model.model),
+            usage=usage,
+            cost=prices(model, usage.input_tokens, usage.output_tokens),
+            attempts=attempts,
+            completed=False,
+        )
+
+    async def _walk(self) -> AsyncGenerator[StreamChunk, None]:
+        run, ex = self._run, self._executor
+        async with aclosing(run.calls()) as calls:
+            async for call in calls:
+                self.model = call.model
+                self._parts = []
+                attempt = _StreamAttempt(call)
+                try:
+                    async with aclosing(attempt.chunks()) as chunks:
+                        async for chunk in chunks:
+                            self._parts.append(chunk.text)
+                            yield chunk
+                except Exception as exc:
+                    run.failed(call, ex.provider_failure(exc, call, "stream stalled: no chunk"))
+                    if attempt.started:  # text already delivered: falling back would duplicate or garble it
+                        raise await run.exhausted() from None
+                    continue
+                self.result = await self._finish(call, attempt)
+                return
+        raise await run.exhausted()
+
+    async def _finish(self, call: _Call, attempt: _StreamAttempt) -> RoutingResult:
+        ex, model = self._executor, call.model
+        latency = call.elapsed_ms()
+        text = "".join(self._parts)
+        usage = attempt.usage or Usage(
+            input_tokens=self.decision.input_tokens, output_tokens=ex.output_tokens(model, text)
+        )
+        ex.learn_from_stream(model, attempt.ttft_ms, latency, usage.output_tokens)
+        response = construct(
+            CompletionResponse,
+            text=text,
+            model=model.model,
+            finish_reason=attempt.finish_reason,
+            tool_calls=(),
+            usage=usage,
+            request_id=attempt.request_id,
+            raw=None,
+        )
+        result = self._run.result(call, response, usage, latency, self._t0)
+        await ex.emit("on_result", result=result, request=self.request)
+        return result
+
+
+class _StreamAttempt:
+    """One streamed call: its chunks, and what they said (first-token time, usage, finish reason)."""
+
+    __slots__ = ("call", "finish_reason", "request_id", "started", "ttft_ms", "usage")
+
+    def __init__(self, call: _Call) -> None:
+        self.call = call
+        self.started = False
+        self.ttft_ms: float | None = None
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.request_id: str | None = None
+
+    async def chunks(self) -> AsyncGenerator[StreamChunk, None]:
+        call = self.call
+        upstream = call.provider.stream(call.request).__aiter__()
+        try:
+            while True:
+                try:
+                    chunk = await within(call.request.timeout_s, upstream.__anext__())
+                except StopAsyncIteration:
+                    return
+                if self.ttft_ms is None:
+                    self.ttft_ms = call.elapsed_ms()
+                self.started = self.started or bool(chunk.text or chunk.tool_calls)
+                self.usage = chunk.usage or self.usage
+                self.finish_reason = chunk.finish_reason or self.finish_reason
+                self.request_id = chunk.request_id or self.request_id
+                yield chunk
+        finally:
+            close = getattr(upstream, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await close()
+                    except Exception as exc:  # a provider's stream that fails to close must not mask the outcome
+                        log.debug("closing the upstream stream of %s failed: %s", call.model.id, exc)
