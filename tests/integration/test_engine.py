@@ -243,9 +243,9 @@ def test_bad_prompts_are_configuration_errors(prompt: Any, message: str) -> None
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e999])
 def test_infinite_weights_and_limits_are_refused(value: float) -> None:
     router = Router(autoload=False)
-    with pytest.raises(ConfigurationError, match="preferences.cost"):
+    with pytest.raises(ConfigurationError, match=r"preferences\.cost"):
         router.route("hello", preferences={"cost": value})
-    with pytest.raises(ConfigurationError, match="constraints.max_latency_ms"):
+    with pytest.raises(ConfigurationError, match=r"constraints\.max_latency_ms"):
         router.route("hello", constraints={"max_latency_ms": value})
 
 
