@@ -22,7 +22,7 @@ def main() -> None:
             print(prompt)
             print("  ", decision.explain())
             print(f"   route: {decision.route}; decided in {decision.routing_time_ms:.2f} ms")
-        # Per-request preferences replace the policy's weights for that request.
+        # Per-request preferences are merged over the policy's weights, name by name, for that request.
         cheap = router.route(PROMPTS[0], preferences={"quality": 0.3, "cost_weight": 0.7})
         print("cost-leaning:", cheap.explain())
 
