@@ -172,11 +172,15 @@ def on_result(result: RoutingResult, request: RouteRequest) -> Any:
 
 @hookspec
 def on_error(error: RouterError, request: RouteRequest, decision: RoutingDecision | None) -> Any:
-    """A request failed: nothing could be routed, or every candidate failed.
+    """A request failed (nothing could be routed, or every candidate failed), or a component failed
+    during a decision that went on without it.
 
-    :param error: the error raised to the caller (for provider failures, the last provider's typed error).
+    :param error: the error raised to the caller (for provider failures, the last provider's typed error,
+        with ``attempts``); or a :class:`~llm_router.errors.ComponentError` for a scorer or constraint that
+        raised and was skipped for this request (nothing is raised to the caller then).
     :param request: the request.
-    :param decision: the decision, when one was made before the failure, else ``None``.
+    :param decision: the decision, when one was made before the failure, else ``None`` (for a
+        ``ComponentError``, the decision made without the component).
     """
 
 
