@@ -254,3 +254,39 @@ def test_a_pinned_model_that_is_rejected_names_its_own_rejection(write_policy: C
         with pytest.raises(NoCandidatesError) as info:
             router.route("hello", model="a/small", constraints={"blocked_models": ["a/small"]})
         assert [r.model_id for r in info.value.rejected] == ["a/small"]
+
+
+class ThreadProbe(llm_router.Scorer):
+    name = "thread_probe"
+    seen: list[int] = []
+
+    def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
+        import threading
+
+        ThreadProbe.seen.append(threading.get_ident())
+        return [0.5] * len(candidates)
+
+
+class ProbePlugin:
+    @llm_router.hookimpl
+    def register_scorers(self, register: Callable[..., None]) -> None:
+        register(ThreadProbe)
+
+
+def test_a_huge_prompt_is_decided_off_the_event_loop(write_policy: Callable[[str], Path]) -> None:
+    import threading
+
+    policy = POLICY.replace(
+        "preferences: {cost: 1}", "score: [cost, thread_probe]\npreferences: {cost: 1, thread_probe: 1}"
+    )
+
+    async def main() -> tuple[int, list[int]]:
+        async with Router(write_policy(policy), plugins=[ProbePlugin()]) as router:
+            ThreadProbe.seen.clear()
+            await router.aroute("short prompt")
+            await router.aroute("word " * 10_000)  # 50,000 characters
+            return threading.get_ident(), list(ThreadProbe.seen)
+
+    loop_thread, seen = anyio.run(main)
+    assert seen[0] == loop_thread  # a short prompt is decided in place (cheaper than a thread hop)
+    assert seen[1] != loop_thread  # a huge one in a worker thread
