@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import llm_router
@@ -258,7 +258,7 @@ def test_a_pinned_model_that_is_rejected_names_its_own_rejection(write_policy: C
 
 class ThreadProbe(llm_router.Scorer):
     name = "thread_probe"
-    seen: list[int] = []
+    seen: ClassVar[list[int]] = []
 
     def score(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[float]:
         import threading
