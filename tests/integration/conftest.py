@@ -10,6 +10,7 @@ REQUIRED = (
     "llm-router-test-plugin",
     "llm-router-broken-plugin",
     "llm-router-duplicate-plugin",
+    "llm-router-faulty-plugin",
 )
 
 

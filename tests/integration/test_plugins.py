@@ -226,6 +226,12 @@ def test_installed_duplicate_plugin_raises_in_strict_mode(monkeypatch: pytest.Mo
         Router()
 
 
+def test_faulty_plugin_registers_its_components() -> None:
+    rec = record(PluginHost(), "faulty")
+    assert (rec.status, rec.distribution) == ("loaded", "llm-router-faulty-plugin")
+    assert sorted(rec.components) == ["constraint:faulty_check", "provider:faulty_models", "scorer:faulty_score"]
+
+
 class Misspelled:
     @llm_router.hookimpl
     def register_scorer(self, register: Callable[..., None]) -> None:  # missing "s"
