@@ -6,7 +6,12 @@ import importlib.metadata as md
 
 import pytest
 
-REQUIRED = ("llm-router-test-plugin", "llm-router-broken-plugin")
+REQUIRED = (
+    "llm-router-test-plugin",
+    "llm-router-broken-plugin",
+    "llm-router-duplicate-plugin",
+    "llm-router-faulty-plugin",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

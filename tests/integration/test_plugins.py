@@ -62,7 +62,7 @@ def test_strict_mode_raises_on_the_broken_plugin(monkeypatch: pytest.MonkeyPatch
 
 def test_block_list_skips_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_ROUTER_STRICT_PLUGINS", "1")
-    monkeypatch.setenv("LLM_ROUTER_BLOCK_PLUGINS", "broken, other")
+    monkeypatch.setenv("LLM_ROUTER_BLOCK_PLUGINS", "broken, duplicate, other")
     router = Router()
     assert next(r for r in router.plugin_report() if r.name == "broken").status == "blocked"
 
@@ -109,19 +109,127 @@ class DupScorer(llm_router.Scorer):
         return [0.0 for _ in candidates]
 
 
+class DupOnlyClassifier(llm_router.Classifier):
+    name = "dup_only"
+
+
 class DupPlugin:
+    """Registers ``quality`` (taken by the core) after a classifier of its own, and listens to decisions."""
+
+    def __init__(self) -> None:
+        self.decisions: list[Any] = []
+
+    @llm_router.hookimpl
+    def register_classifiers(self, register: Callable[..., None]) -> None:
+        register(DupOnlyClassifier)
+
     @llm_router.hookimpl
     def register_scorers(self, register: Callable[..., None]) -> None:
         register(DupScorer)
 
+    @llm_router.hookimpl
+    def on_decision(self, decision: Any, request: Any) -> None:
+        self.decisions.append(decision)
 
-def test_duplicate_component_names_both_plugins() -> None:
+
+def test_duplicate_component_fails_the_later_plugin_only() -> None:
+    plugin = DupPlugin()
+    router = Router(plugins=[plugin])
+    rec = next(r for r in router.plugin_report() if r.name == "DupPlugin")
+    assert rec.status == "failed" and rec.components == []
+    error = rec.error or ""
+    assert "scorer 'quality' is already registered by plugin 'scorers'" in error
+    assert "plugin 'DupPlugin'" in error and "QualityScorer" in error and "DupScorer" in error
+    host = router.plugins
+    assert host.component("scorer", "quality").__name__ == "QualityScorer"  # the core's
+    assert host.registry.get("classifier", "dup_only") is None  # all or nothing
+    assert max(c.breakdown["quality"] for c in router.route("hello").ranking) > 0  # DupScorer gives 0
+    assert plugin.decisions == []  # a failed plugin hears no events
+
+
+def test_duplicate_component_raises_in_strict_mode() -> None:
     with pytest.raises(DuplicateComponentError) as info:
-        Router(plugins=[DupPlugin()])
+        Router(plugins=[DupPlugin()], strict=True, block=["broken", "duplicate"])
     text = str(info.value)
-    assert "scorer 'quality' is registered twice" in text
-    assert "'scorers'" in text and "'DupPlugin'" in text
-    assert "QualityScorer" in text and "DupScorer" in text
+    assert "plugin 'DupPlugin' failed while registering components" in text
+    assert "scorer 'quality' is already registered by plugin 'scorers'" in text
+
+
+class TwiceScorer(llm_router.Scorer):
+    name = "twice"
+
+
+class TwiceAgainScorer(llm_router.Scorer):
+    name = "twice"
+
+
+class SelfDuplicate:
+    @llm_router.hookimpl
+    def register_scorers(self, register: Callable[..., None]) -> None:
+        register(TwiceScorer)
+        register(TwiceAgainScorer)
+        register(TwiceScorer, name="once")
+
+
+def test_a_plugin_registering_one_name_twice_fails_whole() -> None:
+    host = PluginHost([SelfDuplicate()], block=["broken", "duplicate"])
+    rec = record(host, "SelfDuplicate")
+    assert rec.status == "failed"
+    assert "registers two classes as scorer 'twice'" in (rec.error or "")
+    assert host.registry.get("scorer", "twice") is None and host.registry.get("scorer", "once") is None
+
+
+class HalfBroken:
+    @llm_router.hookimpl
+    def register_classifiers(self, register: Callable[..., None]) -> None:
+        register(DupOnlyClassifier)
+
+    @llm_router.hookimpl
+    def register_scorers(self, register: Callable[..., None]) -> None:
+        raise RuntimeError("scorers unavailable")
+
+
+def test_a_raising_registration_hook_registers_none_of_the_plugins_components() -> None:
+    host = PluginHost([HalfBroken()], block=["broken", "duplicate"])
+    rec = record(host, "HalfBroken")
+    assert rec.status == "failed" and "calling register_scorers: RuntimeError: scorers unavailable" in (rec.error or "")
+    assert host.registry.get("classifier", "dup_only") is None
+
+
+def test_installed_duplicate_plugin_is_failed_and_the_core_scorer_kept() -> None:
+    router = Router()
+    rec = next(r for r in router.plugin_report() if r.name == "duplicate")
+    assert (rec.status, rec.distribution, rec.components) == ("failed", "llm-router-duplicate-plugin", [])
+    assert router.plugins.component("scorer", "quality").__module__ == "llm_router.builtin.scorers"
+    assert router.plugins.registry.get("constraint", "impostor_free") is None
+    without = Router(block=["duplicate"])
+    prompt = "Write a Python function to calculate fibonacci numbers"
+    assert router.route(prompt).ranking == without.route(prompt).ranking
+
+
+def test_cli_plugins_names_the_duplicate_plugin_and_both_sides() -> None:
+    import json
+
+    result = CliRunner().invoke(app, ["plugins", "--all", "--json"])
+    assert result.exit_code == 0, result.output
+    dup = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "duplicate")
+    assert dup["status"] == "failed" and dup["components"] == []
+    assert dup["error"].startswith("registering components: DuplicateComponentError: scorer 'quality'")
+    assert "plugin 'scorers' (distribution llm-router " in dup["error"]
+    assert "plugin 'duplicate' (distribution llm-router-duplicate-plugin 0.0.1: " in dup["error"]
+
+
+def test_installed_duplicate_plugin_raises_in_strict_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_ROUTER_STRICT_PLUGINS", "1")
+    monkeypatch.setenv("LLM_ROUTER_BLOCK_PLUGINS", "broken")
+    with pytest.raises(DuplicateComponentError, match=r"plugin 'duplicate' \(distribution llm-router-duplicate-plugin"):
+        Router()
+
+
+def test_faulty_plugin_registers_its_components() -> None:
+    rec = record(PluginHost(), "faulty")
+    assert (rec.status, rec.distribution) == ("loaded", "llm-router-faulty-plugin")
+    assert sorted(rec.components) == ["constraint:faulty_check", "provider:faulty_models", "scorer:faulty_score"]
 
 
 class Misspelled:
@@ -164,7 +272,7 @@ def test_raising_event_hook_is_logged_not_fatal(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.ERROR, "llm_router.plugins"):
         assert router.route("hi").selected
     assert any("'RaisingListener' raised in on_decision" in m for m in caplog.messages)
-    strict = Router(plugins=[RaisingListener()], block=["broken"], strict=True)
+    strict = Router(plugins=[RaisingListener()], block=["broken", "duplicate"], strict=True)
     with pytest.raises(PluginError, match="listener bug"):
         strict.route("hi")
 

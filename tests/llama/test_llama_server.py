@@ -13,6 +13,7 @@ URL = os.environ.get("LLM_ROUTER_LLAMA_URL")
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(not URL, reason="set LLM_ROUTER_LLAMA_URL (nox -s llama)"),
+    pytest.mark.timeout(600),  # a real model on a small CPU: several calls of up to 120 s each
 ]
 MODEL = "gemma-3-270m"
 

@@ -122,6 +122,10 @@ class ComponentRegistry:
             yield from table.values()
 
 
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _dist_of(ep: md.EntryPoint) -> tuple[str | None, str | None]:
     dist = getattr(ep, "dist", None)
     if dist is None:
@@ -165,7 +169,11 @@ class PluginHost:
         self._check_pending()
         self._collect_components()
         self._events: dict[str, list[tuple[str, Callable[..., Any]]]] = {
-            hook: [(impl.plugin_name, impl.function) for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
+            hook: [
+                (impl.plugin_name, impl.function)
+                for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())
+                if self._loaded(impl.plugin_name)
+            ]
             for hook in EVENT_HOOKS
         }
 
@@ -178,7 +186,8 @@ class PluginHost:
         record.error = f"{during}: {message}"
         dist = f" (distribution {record.distribution} {record.version})" if record.distribution else ""
         if self.strict:
-            raise PluginError(f"plugin {record.name!r}{dist} failed while {record.error}") from (
+            cls = DuplicateComponentError if isinstance(error, DuplicateComponentError) else PluginError
+            raise cls(f"plugin {record.name!r}{dist} failed while {record.error}") from (
                 error if isinstance(error, BaseException) else None
             )
         log.warning("plugin %r%s failed while %s", record.name, dist, record.error)
@@ -247,41 +256,75 @@ class PluginHost:
         self.pm.check_pending()
 
     def _collect_components(self) -> None:
+        """Each loaded plugin's components, all or none: a plugin whose registration hook raises, or that
+        registers a kind and name another plugin already has, is failed and registers nothing. The core's
+        (essential) plugins go first, so their components keep their names; then the others in load order."""
+        impls: dict[str, list[tuple[str, str, pluggy.HookImpl]]] = {}
         for hook_name, kind in REGISTRATION_HOOKS.items():
-            base = COMPONENT_KINDS[kind]
-            for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
-                record = self._record_of[impl.plugin_name]
-                if record.status != "loaded":
-                    continue
-                pending: list[Registration] = []
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                impls.setdefault(impl.plugin_name, []).append((hook_name, kind, impl))
+        for record in sorted(self.records, key=lambda r: not r.essential):  # stable: load order otherwise
+            if record.status == "loaded" and record.name in impls and self._record_of.get(record.name) is record:
+                self._register_components(record, impls[record.name])
 
-                def register(
-                    cls: type[Component],
-                    name: str | None = None,
-                    *,
-                    _pending: list[Registration] = pending,
-                    _plugin: str = impl.plugin_name,
-                    _kind: str = kind,
-                    _base: type[Component] = base,
-                ) -> None:
-                    if not (isinstance(cls, type) and issubclass(cls, _base)):
-                        raise PluginError(
-                            f"plugin {_plugin!r} registered {cls!r} as a {_kind}, "
-                            f"but it is not a subclass of llm_router.{_base.__name__}"
-                        )
-                    component_name = name or cls.name
-                    if not component_name:
-                        raise PluginError(f"plugin {_plugin!r} registered {cls.__qualname__} without a name")
-                    _pending.append(Registration(_kind, component_name, cls, _plugin))
+    def _register_components(self, record: PluginRecord, impls: list[tuple[str, str, pluggy.HookImpl]]) -> None:
+        pending: list[Registration] = []
+        for hook_name, kind, impl in impls:
+            try:
+                impl.function(register=self._registrar(record.name, kind, pending))
+            except Exception as exc:
+                self._fail(record, exc, during=f"calling {hook_name}")
+                return
+        conflict = self._conflict(record, pending)
+        if conflict is not None:
+            self._fail(record, DuplicateComponentError(conflict), during="registering components")
+            return
+        for registration in pending:
+            self.registry.add(registration)
+            record.components.append(f"{registration.kind}:{registration.name}")
 
-                try:
-                    impl.function(register=register)
-                except Exception as exc:
-                    self._fail(record, exc, during=f"calling {hook_name}")
-                    continue
-                for registration in pending:
-                    self.registry.add(registration)  # duplicates are always an error
-                    record.components.append(f"{registration.kind}:{registration.name}")
+    @staticmethod
+    def _registrar(plugin: str, kind: str, pending: list[Registration]) -> Callable[..., None]:
+        """The ``register`` callback a plugin's ``register_<kind>s`` hook receives."""
+        base = COMPONENT_KINDS[kind]
+
+        def register(cls: type[Component], name: str | None = None) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise PluginError(
+                    f"plugin {plugin!r} registered {cls!r} as a {kind}, "
+                    f"but it is not a subclass of llm_router.{base.__name__}"
+                )
+            component_name = name or cls.name
+            if not component_name:
+                raise PluginError(f"plugin {plugin!r} registered {cls.__qualname__} without a name")
+            pending.append(Registration(kind, component_name, cls, plugin))
+
+        return register
+
+    def _conflict(self, record: PluginRecord, pending: list[Registration]) -> str | None:
+        """Why ``record``'s registrations cannot be added (a kind and name already taken), or ``None``."""
+        seen: dict[tuple[str, str], Registration] = {}
+        for new in pending:
+            old = seen.get((new.kind, new.name)) or self.registry.get(new.kind, new.name)
+            seen[(new.kind, new.name)] = new
+            if old is None or old.cls is new.cls:
+                continue
+            if old.plugin == new.plugin:
+                classes = f"{_qualified(old.cls)} and {_qualified(new.cls)}"
+                return f"plugin {record.name!r} registers two classes as {new.kind} {new.name!r}: {classes}"
+            return (
+                f"{new.kind} {new.name!r} is already registered by plugin {old.plugin!r} "
+                f"({self._describe(old.plugin)}{_qualified(old.cls)}); plugin {record.name!r} "
+                f"({self._describe(record.name)}{_qualified(new.cls)}) registers another class under that name, "
+                "so none of its components is registered"
+            )
+        return None
+
+    def _describe(self, plugin: str) -> str:
+        record = self._record_of.get(plugin)
+        if record is None or record.distribution is None:
+            return ""
+        return f"distribution {record.distribution} {record.version}: "
 
     # ----------------------------------------------------------------------------------------------
     # queries
@@ -311,6 +354,10 @@ class PluginHost:
         if blocked:
             msg += f"; plugins not loaded (blocked or autoload off): {', '.join(blocked)}"
         return msg
+
+    def _loaded(self, plugin: str) -> bool:
+        record = self._record_of.get(plugin)
+        return record is not None and record.status == "loaded"
 
     def add_commands(self, cli: CommandGroups) -> None:
         """Let every plugin add its commands to the command line's groups (``register_commands``)."""

@@ -302,7 +302,102 @@ def format_path(path: Sequence[str | int]) -> str:
     return text
 
 
+MAX_DEPTH = 64
+"""The deepest nesting of lists and mappings a policy may have; an alias counts as the nodes it stands for."""
+
+MAX_ALIAS_NODES = 10_000
+"""How many nodes the aliases (``*name``) of a policy may stand for, in all. A YAML "billion laughs" (aliases
+of aliases, each level multiplying the size) is refused at the alias that crosses it, before anything is
+expanded."""
+
+_YAML_TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = _YAML_TAG + "merge"
+_SCALAR_TAGS = frozenset(_YAML_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_COLLECTION_TAGS: dict[type[yaml.Node], str] = {
+    yaml.MappingNode: _YAML_TAG + "map",
+    yaml.SequenceNode: _YAML_TAG + "seq",
+}
+_PLAIN_VALUES = "a policy holds plain values: strings, numbers, booleans, null, lists and mappings"
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character ``index`` of ``text``."""
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses, while composing (before anything is built), nesting deeper than
+    :data:`MAX_DEPTH` and aliases that stand for more than :data:`MAX_ALIAS_NODES` nodes in all."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self._path: list[str | int | None] = []  # segments of the open nodes (None: a mapping key)
+        self._weight = 0  # nodes composed so far, each alias counted as the nodes it stands for
+        self._expanded = 0  # nodes the aliases stand for, in all
+        self._deepest = 0  # the deepest level reached in the node being composed
+        self._measured: dict[yaml.Node, tuple[int, int]] = {}  # anchored node → (nodes, height)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.NodeEvent = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+        segment = index.value if isinstance(index, yaml.ScalarNode) else index if isinstance(index, int) else None
+        depth = len(self._path) + 1
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)  # raises on an undefined alias
+            if node is not None:
+                self._alias(node, event, depth, segment)
+            return node
+        if depth > MAX_DEPTH:
+            raise self._refuse(event, segment, f"nested deeper than {MAX_DEPTH} levels of lists and mappings")
+        outer_deepest, weight = self._deepest, self._weight
+        self._deepest, self._weight = depth, weight + 1
+        self._path.append(segment)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._path.pop()
+        if node is not None and event.anchor is not None:
+            self._measured[node] = (self._weight - weight, self._deepest - depth + 1)
+        self._deepest = max(outer_deepest, self._deepest)
+        return node
+
+    def _alias(self, node: yaml.Node, event: yaml.NodeEvent, depth: int, segment: str | int | None) -> None:
+        name = event.anchor
+        measured = self._measured.get(node)
+        if measured is None:
+            raise self._refuse(event, segment, f"alias *{name} is inside the node it names (a recursive structure)")
+        size, height = measured
+        self._expanded += size
+        if self._expanded > MAX_ALIAS_NODES:
+            raise self._refuse(
+                event,
+                segment,
+                f"aliases stand for more than {MAX_ALIAS_NODES:,} values in all (*{name} alone stands for "
+                f"{size:,}); a policy may not expand aliases beyond that",
+            )
+        if depth + height - 1 > MAX_DEPTH:
+            raise self._refuse(
+                event, segment, f"alias *{name} nests the policy deeper than {MAX_DEPTH} levels of lists and mappings"
+            )
+        self._weight += size
+        self._deepest = max(self._deepest, depth + height - 1)
+
+    def _refuse(self, event: yaml.Event, segment: str | int | None, message: str) -> PolicyError:
+        field = format_path([s for s in (*self._path, segment) if s is not None])
+        if len(field) > 60:
+            field = field[:57] + "..."
+        mark = event.start_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        return PolicyError([PolicyIssue(self.file, line, col, field, message)])
+
+
 class _Builder:
+    """Plain data from the composed YAML nodes, recording the position of each value and every problem."""
+
     def __init__(self, loader: yaml.SafeLoader, source: SourceMap, env: Mapping[str, str]) -> None:
         self.loader = loader
         self.source = source
@@ -312,50 +407,90 @@ class _Builder:
     def pos(self, node: yaml.Node) -> tuple[int, int]:
         return node.start_mark.line + 1, node.start_mark.column + 1
 
+    def issue(self, node: yaml.Node, path: Path_, message: str) -> None:
+        self.issues.append(PolicyIssue(self.source.file, *self.pos(node), format_path(path), message))
+
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if node.tag != _COLLECTION_TAGS.get(type(node)):
+            self.issue(node, path, f"unsupported YAML tag {_tag_name(node.tag)!r} ({_PLAIN_VALUES})")
+            return None
         if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.loader.construct_object(key_node, deep=True)
-                if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
-                    key = key_node.value  # YAML 1.1 reads `on:` / `yes:` keys as booleans; keep the text
-                if not isinstance(key, str | int):
-                    self.issues.append(
-                        PolicyIssue(
-                            self.source.file,
-                            *self.pos(key_node),
-                            format_path(path),
-                            f"keys must be strings, got {key!r}",
-                        )
-                    )
-                    continue
-                child = (*path, key)
-                if key in out:
-                    line, col = self.pos(key_node)
-                    first = self.source.positions.get(child, (None, None))[0]
-                    self.issues.append(
-                        PolicyIssue(
-                            self.source.file,
-                            line,
-                            col,
-                            format_path(child),
-                            f"duplicate key {key!r} (first defined on line {first})",
-                        )
-                    )
-                    continue
-                self.source.positions[child] = self.pos(key_node)
-                out[key] = self.build(value_node, child)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            items = []
-            for i, item in enumerate(node.value):
-                self.source.positions[(*path, i)] = self.pos(item)
-                items.append(self.build(item, (*path, i)))
-            return items
-        value = self.loader.construct_object(node, deep=True)
+            return self.mapping(node, path)
+        items = []
+        for i, item in enumerate(node.value):
+            self.source.positions[(*path, i)] = self.pos(item)
+            items.append(self.build(item, (*path, i)))
+        return items
+
+    def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                self.merge(value_node, path, out)
+        merged = set(out)  # keys from `<<: *anchor`, which the mapping's own keys override
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = self.key(key_node, path)
+            if key is None:
+                continue
+            child = (*path, key)
+            if key in out and key not in merged:
+                first = self.source.positions.get(child, (None, None))[0]
+                self.issue(key_node, child, f"duplicate key {key!r} (first defined on line {first})")
+                continue
+            merged.discard(key)
+            self.source.positions[child] = self.pos(key_node)
+            out[key] = self.build(value_node, child)
+        return out
+
+    def merge(self, node: yaml.Node, path: Path_, out: dict[Any, Any]) -> None:
+        """``<<: *anchor`` or ``<<: [*a, *b]``: the keys of those mappings (the first one listed wins)."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode):
+                self.issue(source, path, "`<<` merges a mapping or a list of mappings (write `<<: *name`)")
+                continue
+            out.update(self.build(source, path) or {})
+
+    def key(self, node: yaml.Node, path: Path_) -> str | int | None:
+        if not isinstance(node, yaml.ScalarNode):
+            what = "list" if isinstance(node, yaml.SequenceNode) else "mapping"
+            self.issue(node, path, f"keys must be strings, got a {what}")
+            return None
+        ok, key = self.construct(node, path)
+        if isinstance(key, bool):
+            key = node.value  # YAML 1.1 reads `on:` / `yes:` keys as booleans; keep the text
+        if ok and not isinstance(key, str | int):
+            self.issue(node, path, f"keys must be strings, got {key!r}")
+        return key if ok and isinstance(key, str | int) else None
+
+    def scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
+        _, value = self.construct(node, path)
         if isinstance(value, str) and "${" in value:
             value = self.expand(value, node, path)
         return value
+
+    def construct(self, node: yaml.ScalarNode, path: Path_) -> tuple[bool, Any]:
+        """``(True, value)``, or ``(False, None)`` with the problem recorded."""
+        if node.tag == _MERGE_TAG:
+            return True, node.value  # a plain `<<` that is not a key is just text
+        if node.tag not in _SCALAR_TAGS:
+            self.issue(node, path, f"unsupported YAML tag {_tag_name(node.tag)!r} ({_PLAIN_VALUES})")
+            return False, None
+        try:
+            return True, self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, KeyError, AttributeError) as exc:
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            reason = ""
+            if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+                reason = f": {exc.problem}"
+            elif isinstance(exc, ValueError):  # e.g. an integer of more than 4300 digits
+                reason = f": {str(exc).split(';')[0]}"
+            self.issue(node, path, f"cannot read {shown!r} as {_tag_name(node.tag)}{reason}")
+            return False, None
 
     def expand(self, value: str, node: yaml.Node, path: Path_) -> str:
         def sub(match: re.Match[str]) -> str:
@@ -364,28 +499,32 @@ class _Builder:
                 return self.env[name]
             if default is not None:
                 return default
-            line, col = self.pos(node)
-            self.issues.append(
-                PolicyIssue(
-                    self.source.file,
-                    line,
-                    col,
-                    format_path(path),
-                    f"environment variable {name} is not set (set it, or write ${{{name}:-default}})",
-                )
-            )
+            self.issue(node, path, f"environment variable {name} is not set (set it, or write ${{{name}:-default}})")
             return ""
 
         return _ENV.sub(sub, value)
 
 
-def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None) -> tuple[Policy, SourceMap]:
-    """Parse and validate policy text. Raises :class:`PolicyError` listing every problem found."""
-    source = SourceMap(file)
-    loader = yaml.SafeLoader(text)
+def _reader_issue(text: str, file: str, exc: yaml.reader.ReaderError) -> PolicyIssue:
+    """A character YAML does not allow (NUL, other control characters)."""
+    line, col = _line_col(text, exc.position)
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+    what = "a NUL byte (U+0000)" if code == 0 else f"the control character U+{code:04X}"
+    return PolicyIssue(file, line, col, "", f"the file contains {what}, which YAML does not allow (is it a text file?)")
+
+
+def _yaml_data(text: str, source: SourceMap, env: Mapping[str, str]) -> Any:
+    """The policy text as plain data (``{}`` when empty); :class:`PolicyError` for any YAML problem."""
+    file = source.file
+    try:
+        loader = _PolicyLoader(text, file)
+    except yaml.reader.ReaderError as exc:
+        raise PolicyError([_reader_issue(text, file, exc)]) from None
     try:
         try:
             root = loader.get_single_node()
+        except yaml.reader.ReaderError as exc:
+            raise PolicyError([_reader_issue(text, file, exc)]) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -393,12 +532,19 @@ def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | Non
             raise PolicyError([PolicyIssue(file, line, col, "", f"YAML syntax error: {problem}")]) from None
         except yaml.YAMLError as exc:
             raise PolicyError([PolicyIssue(file, None, None, "", f"YAML error: {exc}")]) from None
-        builder = _Builder(loader, source, os.environ if env is None else env)
+        builder = _Builder(loader, source, env)
         data = {} if root is None else builder.build(root, ())
     finally:
         loader.dispose()
     if builder.issues:
         raise PolicyError(builder.issues)
+    return data
+
+
+def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None) -> tuple[Policy, SourceMap]:
+    """Parse and validate policy text. Raises :class:`PolicyError` listing every problem found."""
+    source = SourceMap(file)
+    data = _yaml_data(text, source, os.environ if env is None else env)
     if not isinstance(data, dict):
         raise PolicyError([PolicyIssue(file, 1, 1, "", f"a policy is a mapping, got {type(data).__name__}")])
     try:
@@ -430,9 +576,17 @@ def load_policy(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     """Read and validate a policy file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as exc:
         raise PolicyError([PolicyIssue(str(p), None, None, "", f"cannot read policy file: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = len(data[start : exc.start].decode("utf-8", errors="replace")) + 1
+        message = f"the file is not valid UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded (save it as UTF-8)"
+        raise PolicyError([PolicyIssue(str(p), line, col, "", message)]) from None
     return parse_policy(text, str(p), env)
 
 
