@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 from _gateway_helpers import ALICE, policy_text, wait_for
-from llm_router.cli import app as cli_app
+from llm_router.cli import build_app
 from llm_router.errors import PolicyError
 from llm_router.gateway.ledger import rows
 from llm_router.policy import parse_policy
@@ -66,7 +66,7 @@ def test_serve_process_answers_the_sdk_and_drains_the_ledger_on_sigterm(
 
 def test_serve_reports_policy_errors_before_binding(write_policy: Callable[[str], Path]) -> None:
     bad = write_policy("gateway:\n  keys:\n    - {id: x, key: abc, key_sha256: nope}\n")
-    result = CliRunner().invoke(cli_app, ["serve", "--policy", str(bad), "--port", "1"])
+    result = CliRunner().invoke(build_app(plugins=False), ["serve", "--policy", str(bad), "--port", "1"])
     assert result.exit_code == 2
     assert "gateway.keys[0]" in result.output
 
@@ -113,7 +113,7 @@ def test_bad_gateway_keys(keys: str, message: str) -> None:
 
 
 def test_usage_errors(tmp_path: Path) -> None:
-    runner = CliRunner()
-    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "none.sqlite3")]).exit_code == 2
-    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "x"), "--by", "colour"]).exit_code == 2
-    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "x"), "--since", "yesterday"]).exit_code == 2
+    runner, cli = CliRunner(), build_app(plugins=False)
+    assert runner.invoke(cli, ["usage", "--ledger", str(tmp_path / "none.sqlite3")]).exit_code == 2
+    assert runner.invoke(cli, ["usage", "--ledger", str(tmp_path / "x"), "--by", "colour"]).exit_code == 2
+    assert runner.invoke(cli, ["usage", "--ledger", str(tmp_path / "x"), "--since", "yesterday"]).exit_code == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 from llm_router import NoCandidatesError, Router
-from llm_router.cli import app
+from llm_router.cli import build_app
 from llm_router.errors import AuthenticationError, RateLimitError, ServerError
 from llm_router_test_plugin import plugin as tp
 from typer.testing import CliRunner
@@ -203,14 +203,14 @@ def test_sync_stream(router: Router) -> None:
 def test_cli_run(write_policy: Callable[[str], Path]) -> None:
     path = write_policy(POLICY)
     tp.SCRIPTS["a"] = ["text:cli answer"]
-    runner = CliRunner()
-    result = runner.invoke(app, ["run", "hello", "--policy", str(path), "--json"])
+    runner, cli = CliRunner(), build_app()
+    result = runner.invoke(cli, ["run", "hello", "--policy", str(path), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["text"] == "cli answer" and data["model"] == "a/small" and data["version"] == 1
     tp.SCRIPTS["a"] = ["error:authentication"]
     tp.SCRIPTS["b"] = ["error:authentication"]
-    failed = runner.invoke(app, ["run", "hello", "--policy", str(path)])
+    failed = runner.invoke(cli, ["run", "hello", "--policy", str(path)])
     assert failed.exit_code == 1
     assert "every candidate failed" in failed.stderr and "authentication" in failed.stderr
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,25 +22,6 @@ from .types import RoutingDecision, RoutingResult
 
 JSON_VERSION = 1
 EXIT_OK, EXIT_CALL_FAILED, EXIT_BAD_INPUT, EXIT_NO_CANDIDATES, EXIT_PLUGIN = 0, 1, 2, 3, 4
-
-app = typer.Typer(
-    name="llm-router",
-    help="Pick the right LLM for every prompt, run it, and say why.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-policy_app = typer.Typer(help="Validate, inspect and document routing policies.", no_args_is_help=True)
-app.add_typer(policy_app, name="policy")
-train_app = typer.Typer(
-    help="Train components (added by plugins: `train router`, `train classifier`, …).", no_args_is_help=True
-)
-eval_app = typer.Typer(
-    help="Evaluate routing and classification on labelled data (added by plugins).", no_args_is_help=True
-)
-calibrate_app = typer.Typer(
-    help="Pick operating points and thresholds from data (added by plugins).", no_args_is_help=True
-)
 
 out = Console(width=200) if not sys.stdout.isatty() else Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -195,7 +177,6 @@ def _print_decision(decision: RoutingDecision, limit: int, not_ready: str | None
         out.print(f"[yellow]note:[/] to run it, {not_ready} (`llm-router run` skips models it cannot call)")
 
 
-@app.command()
 def route(
     prompt: Annotated[str, typer.Argument(help="the prompt ('-' reads stdin)")],
     policy: PolicyOpt = None,
@@ -236,7 +217,6 @@ def route(
         _print_decision(decision, top, router.provider_status(decision.selected.provider))
 
 
-@app.command()
 def run(
     prompt: Annotated[str, typer.Argument(help="the prompt ('-' reads stdin)")],
     policy: PolicyOpt = None,
@@ -296,7 +276,6 @@ def run(
     )
 
 
-@app.command()
 def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
     """List the models the policy lets the router pick, with prices, limits and capabilities."""
     router = _router(policy)
@@ -339,7 +318,6 @@ def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
     out.print(table)
 
 
-@app.command()
 def plugins(
     all_: Annotated[bool, typer.Option("--all", help="include built-in (essential) plugins")] = False,
     json_: JsonOpt = False,
@@ -376,7 +354,6 @@ def plugins(
         raise typer.Exit(EXIT_PLUGIN if host.strict else EXIT_OK)
 
 
-@policy_app.command("validate")
 def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")], json_: JsonOpt = False) -> None:
     """Check a policy file: syntax, fields, components, models, environment variables."""
     from .router import Router
@@ -425,7 +402,6 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
 
 
-@policy_app.command("schema")
 def policy_schema() -> None:
     """Print the policy's JSON Schema (with every installed component's parameters), for editors."""
     from .plugins import PluginHost
@@ -438,7 +414,6 @@ def policy_schema() -> None:
     sys.stdout.write(json.dumps(policy_json_schema(configs), indent=2) + "\n")
 
 
-@policy_app.command("show")
 def policy_show() -> None:
     """Print the built-in default policy (a starting point for your own)."""
     from .policy import default_policy_text
@@ -446,7 +421,6 @@ def policy_show() -> None:
     sys.stdout.write(default_policy_text())
 
 
-@app.command()
 def serve(
     policy: PolicyOpt = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -496,7 +470,6 @@ def serve(
         uvicorn.run(create_app(router, ledger_path=ledger), **common)
 
 
-@app.command()
 def usage(
     ledger: Annotated[Path, typer.Option(help="the gateway's SQLite usage ledger", envvar="LLM_ROUTER_LEDGER")] = Path(
         "llm-router-usage.sqlite3"
@@ -548,7 +521,45 @@ def usage(
     out.print(f"[bold]total[/] {sum(r['requests'] for r in report)} requests, ${total:.6f}")
 
 
-def _add_plugin_commands() -> None:
+_COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("route", route),
+    ("run", run),
+    ("models", models),
+    ("plugins", plugins),
+    ("serve", serve),
+    ("usage", usage),
+)
+
+
+def build_app(*, plugins: bool = True) -> typer.Typer:
+    """A new ``llm-router`` command line: the core's commands and, with ``plugins``, the commands the installed
+    plugins add through their ``register_commands`` hook (:class:`~llm_router.commands.CommandGroups`).
+
+    Every call builds fresh Typer applications, so tests and embedders each get their own and nothing is added
+    to a module global."""
+    app = typer.Typer(
+        name="llm-router",
+        help="Pick the right LLM for every prompt, run it, and say why.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name, command in _COMMANDS:
+        app.command(name)(command)
+    policy_app = typer.Typer(help="Validate, inspect and document routing policies.", no_args_is_help=True)
+    policy_app.command("validate")(policy_validate)
+    policy_app.command("schema")(policy_schema)
+    policy_app.command("show")(policy_show)
+    app.add_typer(policy_app, name="policy")
+    if plugins:
+        _add_plugin_commands(app)
+    return app
+
+
+def _add_plugin_commands(app: typer.Typer) -> None:
+    """Hand the plugins the ``train``, ``eval`` and ``calibrate`` groups (and the root); add the groups that
+    received a command."""
+    from .commands import CommandGroups
     from .plugins import PluginHost
 
     try:
@@ -556,18 +567,27 @@ def _add_plugin_commands() -> None:
     except PluginError as exc:  # strict mode and a broken plugin: say so, keep the core commands
         err.print(f"[yellow]warning:[/] plugin commands not loaded: {exc}", highlight=False)
         return
-    from .commands import CommandGroups
-
-    host.add_commands(CommandGroups(root=app, train=train_app, eval=eval_app, calibrate=calibrate_app))
-    for name, group in (("train", train_app), ("eval", eval_app), ("calibrate", calibrate_app)):
+    groups = CommandGroups(
+        root=app,
+        train=typer.Typer(
+            help="Train components (added by plugins: `train router`, `train classifier`, …).", no_args_is_help=True
+        ),
+        eval=typer.Typer(
+            help="Evaluate routing and classification on labelled data (added by plugins).", no_args_is_help=True
+        ),
+        calibrate=typer.Typer(
+            help="Pick operating points and thresholds from data (added by plugins).", no_args_is_help=True
+        ),
+    )
+    host.add_commands(groups)
+    for name, group in (("train", groups.train), ("eval", groups.eval), ("calibrate", groups.calibrate)):
         if group.registered_commands or group.registered_groups:
             app.add_typer(group, name=name)
 
 
 def main() -> None:
     """Entry point of the ``llm-router`` script."""
-    _add_plugin_commands()
-    app()
+    build_app()()
 
 
 if __name__ == "__main__":  # pragma: no cover
