@@ -217,3 +217,21 @@ def test_cli_run(write_policy: Callable[[str], Path]) -> None:
 
 def test_auth_error_class_is_not_retryable() -> None:
     assert not AuthenticationError.retryable and RateLimitError.retryable
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["run", "-"], b"hello \xc3\x28", "the prompt on stdin is not UTF-8: byte 0xc3 at offset 6"),
+        (["run", "   "], None, "PROMPT is only whitespace"),
+        (["run", "hello", "--prefer", "cost=inf"], None, "must be a finite number"),
+    ],
+)
+def test_cli_run_refuses_bad_input_before_any_call(
+    write_policy: Callable[[str], Path], args: list[str], stdin: bytes | None, message: str
+) -> None:
+    path = write_policy(POLICY)
+    result = CliRunner().invoke(build_app(), [*args, "--policy", str(path)], input=stdin)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert tp.CALLS == []  # no candidate was tried

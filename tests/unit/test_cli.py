@@ -127,3 +127,82 @@ def test_run_without_provider_plugins_says_what_to_install(app: typer.Typer) -> 
     result = runner.invoke(app, ["run", "hello"])
     assert result.exit_code == 3
     assert "pip install llm-router-provider-" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# bad input: exit 2 with a message naming the problem, before anything is routed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--port", "99999"], "'--port'"),
+        (["serve", "--port", "-1"], "'--port'"),
+        (["serve", "--workers", "0"], "'--workers'"),
+        (["route", PROMPT, "--top", "-1"], "'--top'"),
+        (["route", PROMPT, "--top", "0"], "'--top'"),
+        (["run", PROMPT, "--max-tokens", "0"], "'--max-tokens'"),
+    ],
+)
+def test_out_of_range_options_are_exit_2(app: typer.Typer, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Invalid value" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("prefer", "message"),
+    [
+        ("cost=inf", "--prefer 'cost=inf': the weight must be a finite number >= 0"),
+        ("cost=nan", "--prefer 'cost=nan': the weight must be a finite number >= 0"),
+        ("cost=-inf", "--prefer 'cost=-inf': the weight must be a finite number >= 0"),
+        ("=1", "--prefer takes NAME=WEIGHT"),
+        ("[/x]=1e999", "--prefer '[/x]=1e999': the weight"),  # shown as typed, not read as Rich markup
+    ],
+)
+def test_non_finite_weights_are_exit_2(app: typer.Typer, prefer: str, message: str) -> None:
+    result = runner.invoke(app, ["route", PROMPT, "--prefer", prefer])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--max-latency-ms", "--max-cost-per-1k"])
+def test_non_finite_limits_are_exit_2(app: typer.Typer, option: str) -> None:
+    result = runner.invoke(app, ["route", PROMPT, option, "inf"])
+    assert result.exit_code == 2, result.output
+    assert f"{option} must be a finite number, got inf" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["route", ""], None, "PROMPT is empty"),
+        (["route", " \n\t "], None, "PROMPT is only whitespace"),
+        (["run", "   "], None, "PROMPT is only whitespace"),
+        (["route", "-"], "", "the prompt on stdin is empty"),
+        (["route", "-"], "  \n", "the prompt on stdin is only whitespace"),
+    ],
+)
+def test_blank_prompts_are_exit_2(app: typer.Typer, args: list[str], stdin: str | None, message: str) -> None:
+    result = runner.invoke(app, args, input=stdin)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_invalid_utf8_is_exit_2(app: typer.Typer) -> None:
+    piped = runner.invoke(app, ["route", "-"], input=b"Translate \xff\xfe this")
+    assert piped.exit_code == 2, piped.output
+    assert "the prompt on stdin is not UTF-8: byte 0xff at offset 10" in piped.stderr
+    # a command-line argument's bytes that are not UTF-8 reach Python as lone surrogates (0xff -> U+DCFF)
+    argv = runner.invoke(app, ["route", "ab\udcffc"])
+    assert argv.exit_code == 2, argv.output
+    assert "PROMPT is not UTF-8: byte 0xff at character 2" in argv.stderr
+    system = runner.invoke(app, ["run", "hello", "--system", "\udcc3"])
+    assert system.exit_code == 2 and "--system is not UTF-8: byte 0xc3 at character 0" in system.stderr
+    assert "Traceback" not in piped.output + argv.output + system.output
+
+
+def test_serve_help_names_the_install_commands(app: typer.Typer) -> None:
+    text = " ".join(runner.invoke(app, ["serve", "--help"]).stdout.split())  # Rich wraps the help text
+    assert "pip install './core[gateway-fast]'" in text
+    assert "pip install 'llm-router[gateway]'" in text

@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 the model call failed (every candidate); 2 bad input (p
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import NoCandidatesError, PluginError, PolicyError, ProviderError, RouterError
@@ -43,7 +45,7 @@ RequireOpt = Annotated[
 
 
 def _fail(code: int, message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -65,21 +67,30 @@ def _preferences(items: list[str] | None) -> dict[str, float] | None:
     for item in items:
         name, sep, value = item.partition("=")
         try:
-            if not sep:
+            if not sep or not name.strip():
                 raise ValueError
-            prefs[name.strip()] = float(value)
+            weight = float(value)
         except ValueError:
             _fail(EXIT_BAD_INPUT, f"--prefer takes NAME=WEIGHT (e.g. cost=0.5), got {item!r}")
+        if not math.isfinite(weight) or weight < 0:
+            _fail(EXIT_BAD_INPUT, f"--prefer {item!r}: the weight must be a finite number >= 0")
+        prefs[name.strip()] = weight
     return prefs
+
+
+def _finite(option: str, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        _fail(EXIT_BAD_INPUT, f"{option} must be a finite number, got {value}")
+    return value
 
 
 def _constraints(
     max_cost_per_1k: float | None, max_latency_ms: float | None, require: list[str] | None, providers: list[str] | None
 ) -> dict[str, Any] | None:
     c: dict[str, Any] = {}
-    if max_cost_per_1k is not None:
+    if _finite("--max-cost-per-1k", max_cost_per_1k) is not None:
         c["max_cost_per_1k_tokens"] = max_cost_per_1k
-    if max_latency_ms is not None:
+    if _finite("--max-latency-ms", max_latency_ms) is not None:
         c["max_latency_ms"] = max_latency_ms
     if require:
         c["required_capabilities"] = require
@@ -89,9 +100,36 @@ def _constraints(
 
 
 def _prompt(prompt: str) -> str:
-    if prompt == "-":
+    """PROMPT, or stdin when it is ``-``: UTF-8 text that is not blank (checked before anything is routed)."""
+    text = _read_stdin() if prompt == "-" else prompt
+    where = "the prompt on stdin" if prompt == "-" else "PROMPT"
+    _utf8(where, text)
+    if not text.strip():
+        blank = "only whitespace" if text else "empty"
+        _fail(EXIT_BAD_INPUT, f"{where} is {blank}: give the text to route")
+    return text
+
+
+def _read_stdin() -> str:
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text-only stream (an embedder's): its own decoder has run
         return sys.stdin.read()
-    return prompt
+    data = buffer.read()
+    try:
+        return str(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        _fail(EXIT_BAD_INPUT, f"the prompt on stdin is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}")
+
+
+def _utf8(where: str, text: str) -> None:
+    """Refuse text that cannot be sent as UTF-8: bytes of a command-line argument that are not UTF-8 reach
+    Python as lone surrogates (U+DC80..U+DCFF, the byte + 0xDC00)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X} (a lone surrogate)"
+        _fail(EXIT_BAD_INPUT, f"{where} is not UTF-8: {what} at character {exc.start}")
 
 
 def decision_json(decision: RoutingDecision) -> dict[str, Any]:
@@ -137,10 +175,10 @@ def result_json(result: RoutingResult) -> dict[str, Any]:
 
 def _print_decision(decision: RoutingDecision, limit: int, not_ready: str | None = None) -> None:
     cls = decision.classification
-    out.print(f"[bold]task[/] {cls.task}  [dim](by {cls.method}, confidence {cls.confidence:.2f})[/]")
+    out.print(f"[bold]task[/] {escape(cls.task)}  [dim](by {escape(cls.method)}, confidence {cls.confidence:.2f})[/]")
     out.print(
-        f"[bold]route[/] {decision.route}  [bold]weights[/] "
-        + ", ".join(f"{k} {v:.2f}" for k, v in decision.weights.items())
+        f"[bold]route[/] {escape(decision.route)}  [bold]weights[/] "
+        + ", ".join(f"{escape(k)} {v:.2f}" for k, v in decision.weights.items())
     )
     out.print(f"[bold]tokens[/] {decision.input_tokens} in, ~{decision.expected_output_tokens} out expected")
     table = Table(
@@ -172,9 +210,11 @@ def _print_decision(decision: RoutingDecision, limit: int, not_ready: str | None
         for r in decision.rejected[:limit]:
             rej.add_row(r.model_id, r.constraint, r.reason)
         out.print(rej)
-    out.print(f"[bold green]selected[/] {decision.selected.id}   [dim]decided in {decision.routing_time_ms:.3f} ms[/]")
+    out.print(
+        f"[bold green]selected[/] {escape(decision.selected.id)}   [dim]decided in {decision.routing_time_ms:.3f} ms[/]"
+    )
     if not_ready:
-        out.print(f"[yellow]note:[/] to run it, {not_ready} (`llm-router run` skips models it cannot call)")
+        out.print(f"[yellow]note:[/] to run it, {escape(not_ready)} (`llm-router run` skips models it cannot call)")
 
 
 def route(
@@ -184,20 +224,18 @@ def route(
     prefer: PreferOpt = None,
     max_cost_per_1k: Annotated[float | None, typer.Option(help="USD per 1k tokens")] = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="estimated ms to the last token")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="output tokens the call will ask for")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="output tokens the call will ask for")] = None,
     require: RequireOpt = None,
     provider: Annotated[list[str] | None, typer.Option(help="only these providers (repeatable)")] = None,
-    top: Annotated[int, typer.Option(help="rows of the ranking to show")] = 8,
+    top: Annotated[int, typer.Option(min=1, help="rows of the ranking to show")] = 8,
 ) -> None:
     """Decide which model should answer PROMPT, and show why. Calls no model."""
+    text = _prompt(prompt)  # bad input is refused before the policy is loaded
+    preferences = _preferences(prefer)
+    constraints = _constraints(max_cost_per_1k, max_latency_ms, require, provider)
     router = _router(policy)
     try:
-        decision = router.route(
-            _prompt(prompt),
-            preferences=_preferences(prefer),
-            constraints=_constraints(max_cost_per_1k, max_latency_ms, require, provider),
-            max_tokens=max_tokens,
-        )
+        decision = router.route(text, preferences=preferences, constraints=constraints, max_tokens=max_tokens)
     except NoCandidatesError as exc:
         if json_:
             out.print_json(
@@ -225,15 +263,15 @@ def run(
     prefer: PreferOpt = None,
     max_cost_per_1k: Annotated[float | None, typer.Option(help="USD per 1k tokens")] = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="estimated ms to the last token")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="maximum output tokens")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="maximum output tokens")] = None,
     require: RequireOpt = None,
     provider: Annotated[list[str] | None, typer.Option(help="only these providers (repeatable)")] = None,
     system: Annotated[str | None, typer.Option(help="a system prompt")] = None,
 ) -> None:
     """Route PROMPT, call the chosen model (falling back on failure) and print the answer."""
-    router = _router(policy)
     messages: list[dict[str, Any]] = []
     if system:
+        _utf8("--system", system)
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": _prompt(prompt)})
     kwargs: dict[str, Any] = {
@@ -241,6 +279,7 @@ def run(
         "constraints": _constraints(max_cost_per_1k, max_latency_ms, require, provider),
         "max_tokens": max_tokens,
     }
+    router = _router(policy)
     try:
         if stream and not json_:
             gen = router.stream(messages, **kwargs)
@@ -270,7 +309,7 @@ def run(
     finally:
         router.close()
     err.print(
-        f"[dim]{result.selected_model.id} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
+        f"[dim]{escape(result.selected_model.id)} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
         f"${result.cost:.6f} · {result.latency_ms:.0f} ms · routing {result.routing_time_ms:.2f} ms · "
         f"{len(result.attempts)} attempt(s)[/]"
     )
@@ -399,7 +438,7 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")
         f"{', '.join(s.name for s in router.stages)})"
     )
     for w in warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
 
 def policy_schema() -> None:
@@ -424,15 +463,20 @@ def policy_show() -> None:
 def serve(
     policy: PolicyOpt = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(help="worker processes (budgets are per process between ledger reads)")] = 1,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port (0: a free port, chosen by the system and logged)")
+    ] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes (budgets are per process between ledger reads)")
+    ] = 1,
     ledger: Annotated[Path | None, typer.Option(help="usage ledger (default: the policy's gateway.ledger)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     graceful_timeout: Annotated[
         float, typer.Option(help="seconds to let in-flight requests finish on shutdown")
     ] = 30.0,
 ) -> None:
-    """Run the OpenAI-compatible gateway (needs `pip install 'llm-router[gateway]'`)."""
+    r"""Run the OpenAI-compatible gateway (needs the gateway extra: `pip install './core\[gateway-fast]'` from a
+    source checkout, `pip install 'llm-router\[gateway]'` from a package index)."""
     import importlib.util
     import logging
     import os
@@ -442,7 +486,11 @@ def serve(
 
         from .gateway import create_app
     except ImportError as exc:
-        _fail(EXIT_BAD_INPUT, f"the gateway needs its extra: pip install 'llm-router[gateway]' ({exc})")
+        _fail(
+            EXIT_BAD_INPUT,
+            f"the gateway needs its extra: pip install './core[gateway-fast]' from a source checkout, "
+            f"pip install 'llm-router[gateway]' from a package index ({exc})",
+        )
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
@@ -493,8 +541,8 @@ def usage(
             _fail(EXIT_BAD_INPUT, f"--since must be a date like 2026-11-01, got {since!r}")
     try:
         report = usage_report(ledger, since=start, by=by)
-    except FileNotFoundError as exc:
-        _fail(EXIT_BAD_INPUT, str(exc))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(EXIT_BAD_INPUT, f"--ledger: {exc}")
     if json_:
         sys.stdout.write(
             json.dumps({"version": JSON_VERSION, "ledger": str(ledger), "since": since, "by": by, "rows": report})
@@ -565,7 +613,7 @@ def _add_plugin_commands(app: typer.Typer) -> None:
     try:
         host = PluginHost()
     except PluginError as exc:  # strict mode and a broken plugin: say so, keep the core commands
-        err.print(f"[yellow]warning:[/] plugin commands not loaded: {exc}", highlight=False)
+        err.print(f"[yellow]warning:[/] plugin commands not loaded: {escape(str(exc))}", highlight=False)
         return
     groups = CommandGroups(
         root=app,
