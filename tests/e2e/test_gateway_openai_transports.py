@@ -30,15 +30,13 @@ def upstream() -> Iterator[FakeOpenAI]:
         yield fake
 
 
-@pytest.fixture(params=["aiohttp", "direct"])
-def server(request: pytest.FixtureRequest, upstream: FakeOpenAI, tmp_path: Path) -> Iterator[Server]:
-    upstream.reset()
-    policy = {
+def _policy(base_url: str, http_client: str) -> dict[str, object]:
+    return {
         "providers": {
             "local": {
                 "type": "openai_compatible",
-                "base_url": upstream.base_url,
-                "http_client": request.param,
+                "base_url": base_url,
+                "http_client": http_client,
                 "models": [
                     {
                         "model": "served-model",
@@ -51,8 +49,13 @@ def server(request: pytest.FixtureRequest, upstream: FakeOpenAI, tmp_path: Path)
         "classify": ["rules"],
         "fallback": {"retries": 0, "timeout_s": 10},
     }
+
+
+@pytest.fixture(params=["aiohttp", "direct"])
+def server(request: pytest.FixtureRequest, upstream: FakeOpenAI, tmp_path: Path) -> Iterator[Server]:
+    upstream.reset()
     path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(policy))
+    path.write_text(yaml.safe_dump(_policy(upstream.base_url, request.param)))
     srv = Server(create_app(Router(path), ledger_path=tmp_path / "usage.sqlite3")).start()
     yield srv
     if srv.thread.is_alive():
@@ -117,3 +120,23 @@ def test_client_disconnect_closes_the_upstream_stream(server: Server, upstream: 
     (row,) = server.ledger()
     assert (row["outcome"], row["status"], row["model"]) == ("cancelled", 499, "local/served-model")
     assert row["input_tokens"] > 0
+
+
+@pytest.mark.parametrize("http_client", ["aiohttp", "httpx", "direct"])
+def test_a_refused_connection_is_a_502_not_a_timeout(http_client: str, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the upstream refuses the connection
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(_policy(f"http://127.0.0.1:{port}/v1", http_client)))
+    srv = Server(create_app(Router(path), ledger_path=tmp_path / "usage.sqlite3")).start()
+    try:
+        r = httpx.post(f"{srv.url}/v1/chat/completions", json={"model": "auto", "messages": MSG}, timeout=30)
+    finally:
+        srv.stop()
+    assert r.status_code == 502, r.text
+    error = r.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "upstream_error")
+    assert "could not reach the API" in error["message"]

@@ -104,7 +104,8 @@ class FakeUpstream:
         )
 
     def queue_error(self, kind: str, *, retry_after: float | None = None) -> None:
-        """Fail the next request: ``rate_limit``, ``auth``, ``context_length``, ``server``, ``overloaded``."""
+        """Fail the next request: ``rate_limit``, ``auth``, ``context_length``, ``server``, ``overloaded`` (and
+        the kinds a fake adds, e.g. the OpenAI fake's ``auth_echo``)."""
         self.script.append(Script("error", error=kind, retry_after=retry_after))
 
     def queue_stall(self, seconds: float) -> None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .base import FakeUpstream, Script, split_text, sse
+from .base import FakeUpstream, Recorded, Script, split_text, sse
 
 ERRORS: dict[str, tuple[int, str, str | None, str]] = {
     "rate_limit": (
@@ -27,6 +27,13 @@ ERRORS: dict[str, tuple[int, str, str | None, str]] = {
         "Rate limit reached for requests. Please try again later.",
     ),
     "auth": (401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    # what api.openai.com says: the key it was sent, masked but for its first 3 and last 4 characters
+    "auth_echo": (
+        401,
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys.",
+    ),
     "context_length": (
         400,
         "invalid_request_error",
@@ -49,8 +56,11 @@ class FakeOpenAI(FakeUpstream):
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
         ]
 
-    def error(self, script: Script, request_id: str) -> Response:
+    def error(self, script: Script, request_id: str, rec: Recorded | None = None) -> Response:
         status, type_, code, message = ERRORS[script.error]
+        if "{masked}" in message:
+            key = (rec.headers.get("authorization", "") if rec else "").removeprefix("Bearer ")
+            message = message.format(masked=key[:3] + "*" * max(0, len(key) - 7) + key[-4:])
         body = {
             "error": {
                 "message": message,
@@ -66,7 +76,7 @@ class FakeOpenAI(FakeUpstream):
         script = await self.next_script(request)
         request_id = self.new_request_id()
         if script.kind == "error":
-            return self.error(script, request_id)
+            return self.error(script, request_id, rec)
         body = rec.json or {}
         model = body.get("model", "gpt-4o-mini")
         cid = f"chatcmpl-{request_id[4:]}"
@@ -161,7 +171,7 @@ class FakeOpenAI(FakeUpstream):
         script = await self.next_script(request)
         request_id = self.new_request_id()
         if script.kind == "error":
-            return self.error(script, request_id)
+            return self.error(script, request_id, rec)
         body = rec.json or {}
         inputs = body.get("input")
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 from _gateway_helpers import ALICE, BOB, CAROL, Server, policy_text, wait_for
-from llm_router.cli import app as cli_app
+from llm_router.cli import build_app
 from llm_router_test_plugin import plugin as tp
 from typer.testing import CliRunner
 
@@ -214,13 +214,12 @@ def test_ledger_rows_and_usage_report(server: Server) -> None:
     assert first["task"] and first["input_tokens"] == 10 and first["output_tokens"] == 2
     assert first["cost_usd"] == pytest.approx((10 + 4) / 1e6) and first["request_id"]
     assert first["prompt"] is None
-    result = CliRunner().invoke(
-        cli_app, ["usage", "--ledger", str(server.gateway.ledger.path), "--by", "key", "--json"]
-    )
+    cli = build_app(plugins=False)
+    result = CliRunner().invoke(cli, ["usage", "--ledger", str(server.gateway.ledger.path), "--by", "key", "--json"])
     assert result.exit_code == 0, result.output
     report = {r["key"]: r for r in json.loads(result.output)["rows"]}
     assert report["alice"]["requests"] == 2 and report["bob"]["errors"] == 1
-    table = CliRunner().invoke(cli_app, ["usage", "--ledger", str(server.gateway.ledger.path), "--since", "2020-01-01"])
+    table = CliRunner().invoke(cli, ["usage", "--ledger", str(server.gateway.ledger.path), "--since", "2020-01-01"])
     assert table.exit_code == 0 and "a/small" in table.output
 
 

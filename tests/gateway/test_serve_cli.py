@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 from _gateway_helpers import ALICE, policy_text, wait_for
-from llm_router.cli import app as cli_app
+from llm_router.cli import build_app
 from llm_router.errors import PolicyError
 from llm_router.gateway.ledger import rows
 from llm_router.policy import parse_policy
@@ -66,7 +66,7 @@ def test_serve_process_answers_the_sdk_and_drains_the_ledger_on_sigterm(
 
 def test_serve_reports_policy_errors_before_binding(write_policy: Callable[[str], Path]) -> None:
     bad = write_policy("gateway:\n  keys:\n    - {id: x, key: abc, key_sha256: nope}\n")
-    result = CliRunner().invoke(cli_app, ["serve", "--policy", str(bad), "--port", "1"])
+    result = CliRunner().invoke(build_app(plugins=False), ["serve", "--policy", str(bad), "--port", "1"])
     assert result.exit_code == 2
     assert "gateway.keys[0]" in result.output
 
@@ -113,7 +113,23 @@ def test_bad_gateway_keys(keys: str, message: str) -> None:
 
 
 def test_usage_errors(tmp_path: Path) -> None:
-    runner = CliRunner()
-    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "none.sqlite3")]).exit_code == 2
-    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "x"), "--by", "colour"]).exit_code == 2
-    assert runner.invoke(cli_app, ["usage", "--ledger", str(tmp_path / "x"), "--since", "yesterday"]).exit_code == 2
+    import sqlite3
+
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("these are not the rows you are looking for\n" * 100)
+    other_db = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other_db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    runner, cli = CliRunner(), build_app(plugins=False)
+    for args, message in (
+        (["--ledger", str(tmp_path / "none.sqlite3")], f"--ledger: no ledger at {tmp_path / 'none.sqlite3'}"),
+        (["--ledger", str(tmp_path / "x"), "--by", "colour"], "--by must be one of model, key, task, day, outcome"),
+        (["--ledger", str(tmp_path / "x"), "--since", "yesterday"], "--since must be a date like 2026-11-01"),
+        (["--ledger", str(not_sqlite)], f"--ledger: {not_sqlite} is not a usage ledger of llm-router serve"),
+        (["--ledger", str(other_db)], f"--ledger: {other_db} is not a usage ledger of llm-router serve"),
+        (["--ledger", str(tmp_path)], f"--ledger: {tmp_path} is not a usage ledger of llm-router serve"),
+    ):
+        result = runner.invoke(cli, ["usage", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.stderr.split()), (args, result.stderr)
+        assert "Traceback" not in result.output

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 from llm_router import NoCandidatesError, Router
-from llm_router.cli import app
+from llm_router.cli import build_app
 from llm_router.errors import AuthenticationError, RateLimitError, ServerError
 from llm_router_test_plugin import plugin as tp
 from typer.testing import CliRunner
@@ -203,17 +203,35 @@ def test_sync_stream(router: Router) -> None:
 def test_cli_run(write_policy: Callable[[str], Path]) -> None:
     path = write_policy(POLICY)
     tp.SCRIPTS["a"] = ["text:cli answer"]
-    runner = CliRunner()
-    result = runner.invoke(app, ["run", "hello", "--policy", str(path), "--json"])
+    runner, cli = CliRunner(), build_app()
+    result = runner.invoke(cli, ["run", "hello", "--policy", str(path), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["text"] == "cli answer" and data["model"] == "a/small" and data["version"] == 1
     tp.SCRIPTS["a"] = ["error:authentication"]
     tp.SCRIPTS["b"] = ["error:authentication"]
-    failed = runner.invoke(app, ["run", "hello", "--policy", str(path)])
+    failed = runner.invoke(cli, ["run", "hello", "--policy", str(path)])
     assert failed.exit_code == 1
     assert "every candidate failed" in failed.stderr and "authentication" in failed.stderr
 
 
 def test_auth_error_class_is_not_retryable() -> None:
     assert not AuthenticationError.retryable and RateLimitError.retryable
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["run", "-"], b"hello \xc3\x28", "the prompt on stdin is not UTF-8: byte 0xc3 at offset 6"),
+        (["run", "   "], None, "PROMPT is only whitespace"),
+        (["run", "hello", "--prefer", "cost=inf"], None, "must be a finite number"),
+    ],
+)
+def test_cli_run_refuses_bad_input_before_any_call(
+    write_policy: Callable[[str], Path], args: list[str], stdin: bytes | None, message: str
+) -> None:
+    path = write_policy(POLICY)
+    result = CliRunner().invoke(build_app(), [*args, "--policy", str(path)], input=stdin)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert tp.CALLS == []  # no candidate was tried

@@ -10,7 +10,7 @@ from typing import Any
 import llm_router
 import pytest
 from llm_router import Router
-from llm_router.cli import app
+from llm_router.cli import build_app
 from llm_router.commands import CommandGroups
 from llm_router.errors import DuplicateComponentError, PluginError, PolicyError
 from llm_router.plugins import PluginHost
@@ -281,7 +281,7 @@ def test_cli_plugins_all_lists_loaded_failed_and_blocked(monkeypatch: pytest.Mon
     import json
 
     monkeypatch.setenv("LLM_ROUTER_BLOCK_PLUGINS", "testplugin")
-    result = CliRunner().invoke(app, ["plugins", "--all", "--json"])
+    result = CliRunner().invoke(build_app(), ["plugins", "--all", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     by_name = {p["name"]: p for p in data["plugins"]}
@@ -320,3 +320,27 @@ def test_plugins_add_cli_commands_and_a_failing_one_is_isolated() -> None:
     assert "widget" not in [c.name for c in (*groups.eval.registered_commands, *groups.root.registered_commands)]
     rec = record(host, "BrokenCommandsPlugin")
     assert rec.status == "failed" and "no commands today" in (rec.error or "")
+
+
+def test_build_app_makes_a_new_command_line_each_time_with_the_plugins_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import llm_router.plugins
+
+    real = llm_router.plugins.PluginHost
+    monkeypatch.setattr(llm_router.plugins, "PluginHost", lambda: real([CommandsPlugin()], autoload=False))
+    first, second, bare = build_app(), build_app(), build_app(plugins=False)
+    assert len({id(first), id(second), id(bare)}) == 3
+
+    def groups(app: Any) -> dict[str, Any]:
+        return {g.name: g.typer_instance for g in app.registered_groups}
+
+    assert set(groups(first)) == {"policy", "train"}  # eval and calibrate got no command: not shown
+    assert groups(first)["train"] is not groups(second)["train"]
+    assert set(groups(bare)) == {"policy"}
+    result = CliRunner().invoke(first, ["train", "widget"])
+    assert result.exit_code == 0, result.output
+    assert "widget trained" in result.stdout
+    assert CliRunner().invoke(bare, ["train", "widget"]).exit_code == 2  # no such command without plugins
+    core = {"route", "run", "models", "plugins", "serve", "usage"}
+    assert {c.name for c in bare.registered_commands} == core

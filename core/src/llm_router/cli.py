@@ -8,37 +8,21 @@ Exit codes: 0 success; 1 the model call failed (every candidate); 2 bad input (p
 from __future__ import annotations
 
 import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import NoCandidatesError, PluginError, PolicyError, ProviderError, RouterError
 from .types import JSON_VERSION, RoutingDecision, RoutingResult
 
 EXIT_OK, EXIT_CALL_FAILED, EXIT_BAD_INPUT, EXIT_NO_CANDIDATES, EXIT_PLUGIN = 0, 1, 2, 3, 4
-
-app = typer.Typer(
-    name="llm-router",
-    help="Pick the right LLM for every prompt, run it, and say why.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-policy_app = typer.Typer(help="Validate, inspect and document routing policies.", no_args_is_help=True)
-app.add_typer(policy_app, name="policy")
-train_app = typer.Typer(
-    help="Train components (added by plugins: `train router`, `train classifier`, …).", no_args_is_help=True
-)
-eval_app = typer.Typer(
-    help="Evaluate routing and classification on labelled data (added by plugins).", no_args_is_help=True
-)
-calibrate_app = typer.Typer(
-    help="Pick operating points and thresholds from data (added by plugins).", no_args_is_help=True
-)
 
 out = Console(width=200) if not sys.stdout.isatty() else Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -60,7 +44,7 @@ RequireOpt = Annotated[
 
 
 def _fail(code: int, message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
@@ -82,21 +66,30 @@ def _preferences(items: list[str] | None) -> dict[str, float] | None:
     for item in items:
         name, sep, value = item.partition("=")
         try:
-            if not sep:
+            if not sep or not name.strip():
                 raise ValueError
-            prefs[name.strip()] = float(value)
+            weight = float(value)
         except ValueError:
             _fail(EXIT_BAD_INPUT, f"--prefer takes NAME=WEIGHT (e.g. cost=0.5), got {item!r}")
+        if not math.isfinite(weight) or weight < 0:
+            _fail(EXIT_BAD_INPUT, f"--prefer {item!r}: the weight must be a finite number >= 0")
+        prefs[name.strip()] = weight
     return prefs
+
+
+def _finite(option: str, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        _fail(EXIT_BAD_INPUT, f"{option} must be a finite number, got {value}")
+    return value
 
 
 def _constraints(
     max_cost_per_1k: float | None, max_latency_ms: float | None, require: list[str] | None, providers: list[str] | None
 ) -> dict[str, Any] | None:
     c: dict[str, Any] = {}
-    if max_cost_per_1k is not None:
+    if _finite("--max-cost-per-1k", max_cost_per_1k) is not None:
         c["max_cost_per_1k_tokens"] = max_cost_per_1k
-    if max_latency_ms is not None:
+    if _finite("--max-latency-ms", max_latency_ms) is not None:
         c["max_latency_ms"] = max_latency_ms
     if require:
         c["required_capabilities"] = require
@@ -106,9 +99,36 @@ def _constraints(
 
 
 def _prompt(prompt: str) -> str:
-    if prompt == "-":
+    """PROMPT, or stdin when it is ``-``: UTF-8 text that is not blank (checked before anything is routed)."""
+    text = _read_stdin() if prompt == "-" else prompt
+    where = "the prompt on stdin" if prompt == "-" else "PROMPT"
+    _utf8(where, text)
+    if not text.strip():
+        blank = "only whitespace" if text else "empty"
+        _fail(EXIT_BAD_INPUT, f"{where} is {blank}: give the text to route")
+    return text
+
+
+def _read_stdin() -> str:
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text-only stream (an embedder's): its own decoder has run
         return sys.stdin.read()
-    return prompt
+    data = buffer.read()
+    try:
+        return str(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        _fail(EXIT_BAD_INPUT, f"the prompt on stdin is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}")
+
+
+def _utf8(where: str, text: str) -> None:
+    """Refuse text that cannot be sent as UTF-8: bytes of a command-line argument that are not UTF-8 reach
+    Python as lone surrogates (U+DC80..U+DCFF, the byte + 0xDC00)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X} (a lone surrogate)"
+        _fail(EXIT_BAD_INPUT, f"{where} is not UTF-8: {what} at character {exc.start}")
 
 
 def decision_json(decision: RoutingDecision) -> dict[str, Any]:
@@ -123,10 +143,10 @@ def result_json(result: RoutingResult) -> dict[str, Any]:
 
 def _print_decision(decision: RoutingDecision, limit: int, not_ready: str | None = None) -> None:
     cls = decision.classification
-    out.print(f"[bold]task[/] {cls.task}  [dim](by {cls.method}, confidence {cls.confidence:.2f})[/]")
+    out.print(f"[bold]task[/] {escape(cls.task)}  [dim](by {escape(cls.method)}, confidence {cls.confidence:.2f})[/]")
     out.print(
-        f"[bold]route[/] {decision.route}  [bold]weights[/] "
-        + ", ".join(f"{k} {v:.2f}" for k, v in decision.weights.items())
+        f"[bold]route[/] {escape(decision.route)}  [bold]weights[/] "
+        + ", ".join(f"{escape(k)} {v:.2f}" for k, v in decision.weights.items())
     )
     out.print(f"[bold]tokens[/] {decision.input_tokens} in, ~{decision.expected_output_tokens} out expected")
     table = Table(
@@ -158,12 +178,13 @@ def _print_decision(decision: RoutingDecision, limit: int, not_ready: str | None
         for r in decision.rejected[:limit]:
             rej.add_row(r.model_id, r.constraint, r.reason)
         out.print(rej)
-    out.print(f"[bold green]selected[/] {decision.selected.id}   [dim]decided in {decision.routing_time_ms:.3f} ms[/]")
+    out.print(
+        f"[bold green]selected[/] {escape(decision.selected.id)}   [dim]decided in {decision.routing_time_ms:.3f} ms[/]"
+    )
     if not_ready:
-        out.print(f"[yellow]note:[/] to run it, {not_ready} (`llm-router run` skips models it cannot call)")
+        out.print(f"[yellow]note:[/] to run it, {escape(not_ready)} (`llm-router run` skips models it cannot call)")
 
 
-@app.command()
 def route(
     prompt: Annotated[str, typer.Argument(help="the prompt ('-' reads stdin)")],
     policy: PolicyOpt = None,
@@ -171,20 +192,18 @@ def route(
     prefer: PreferOpt = None,
     max_cost_per_1k: Annotated[float | None, typer.Option(help="USD per 1k tokens")] = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="estimated ms to the last token")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="output tokens the call will ask for")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="output tokens the call will ask for")] = None,
     require: RequireOpt = None,
     provider: Annotated[list[str] | None, typer.Option(help="only these providers (repeatable)")] = None,
-    top: Annotated[int, typer.Option(help="rows of the ranking to show")] = 8,
+    top: Annotated[int, typer.Option(min=1, help="rows of the ranking to show")] = 8,
 ) -> None:
     """Decide which model should answer PROMPT, and show why. Calls no model."""
+    text = _prompt(prompt)  # bad input is refused before the policy is loaded
+    preferences = _preferences(prefer)
+    constraints = _constraints(max_cost_per_1k, max_latency_ms, require, provider)
     router = _router(policy)
     try:
-        decision = router.route(
-            _prompt(prompt),
-            preferences=_preferences(prefer),
-            constraints=_constraints(max_cost_per_1k, max_latency_ms, require, provider),
-            max_tokens=max_tokens,
-        )
+        decision = router.route(text, preferences=preferences, constraints=constraints, max_tokens=max_tokens)
     except NoCandidatesError as exc:
         if json_:
             out.print_json(
@@ -204,7 +223,6 @@ def route(
         _print_decision(decision, top, router.provider_status(decision.selected.provider))
 
 
-@app.command()
 def run(
     prompt: Annotated[str, typer.Argument(help="the prompt ('-' reads stdin)")],
     policy: PolicyOpt = None,
@@ -213,15 +231,15 @@ def run(
     prefer: PreferOpt = None,
     max_cost_per_1k: Annotated[float | None, typer.Option(help="USD per 1k tokens")] = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="estimated ms to the last token")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="maximum output tokens")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="maximum output tokens")] = None,
     require: RequireOpt = None,
     provider: Annotated[list[str] | None, typer.Option(help="only these providers (repeatable)")] = None,
     system: Annotated[str | None, typer.Option(help="a system prompt")] = None,
 ) -> None:
     """Route PROMPT, call the chosen model (falling back on failure) and print the answer."""
-    router = _router(policy)
     messages: list[dict[str, Any]] = []
     if system:
+        _utf8("--system", system)
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": _prompt(prompt)})
     kwargs: dict[str, Any] = {
@@ -229,6 +247,7 @@ def run(
         "constraints": _constraints(max_cost_per_1k, max_latency_ms, require, provider),
         "max_tokens": max_tokens,
     }
+    router = _router(policy)
     try:
         if stream and not json_:
             gen = router.stream(messages, **kwargs)
@@ -258,13 +277,12 @@ def run(
     finally:
         router.close()
     err.print(
-        f"[dim]{result.selected_model.id} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
+        f"[dim]{escape(result.selected_model.id)} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
         f"${result.cost:.6f} · {result.latency_ms:.0f} ms · routing {result.routing_time_ms:.2f} ms · "
         f"{len(result.attempts)} attempt(s)[/]"
     )
 
 
-@app.command()
 def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
     """List the models the policy lets the router pick, with prices, limits and capabilities."""
     router = _router(policy)
@@ -307,7 +325,6 @@ def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
     out.print(table)
 
 
-@app.command()
 def plugins(
     all_: Annotated[bool, typer.Option("--all", help="include built-in (essential) plugins")] = False,
     json_: JsonOpt = False,
@@ -344,7 +361,6 @@ def plugins(
         raise typer.Exit(EXIT_PLUGIN if host.strict else EXIT_OK)
 
 
-@policy_app.command("validate")
 def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")], json_: JsonOpt = False) -> None:
     """Check a policy file: syntax, fields, components, models, environment variables."""
     from .router import Router
@@ -390,10 +406,9 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")
         f"{', '.join(s.name for s in router.stages)})"
     )
     for w in warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
 
-@policy_app.command("schema")
 def policy_schema() -> None:
     """Print the policy's JSON Schema (with every installed component's parameters), for editors."""
     from .plugins import PluginHost
@@ -406,7 +421,6 @@ def policy_schema() -> None:
     sys.stdout.write(json.dumps(policy_json_schema(configs), indent=2) + "\n")
 
 
-@policy_app.command("show")
 def policy_show() -> None:
     """Print the built-in default policy (a starting point for your own)."""
     from .policy import default_policy_text
@@ -414,19 +428,23 @@ def policy_show() -> None:
     sys.stdout.write(default_policy_text())
 
 
-@app.command()
 def serve(
     policy: PolicyOpt = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(help="worker processes (budgets are per process between ledger reads)")] = 1,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port (0: a free port, chosen by the system and logged)")
+    ] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes (budgets are per process between ledger reads)")
+    ] = 1,
     ledger: Annotated[Path | None, typer.Option(help="usage ledger (default: the policy's gateway.ledger)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     graceful_timeout: Annotated[
         float, typer.Option(help="seconds to let in-flight requests finish on shutdown")
     ] = 30.0,
 ) -> None:
-    """Run the OpenAI-compatible gateway (needs `pip install 'llm-router[gateway]'`)."""
+    r"""Run the OpenAI-compatible gateway (needs the gateway extra: `pip install './core\[gateway-fast]'` from a
+    source checkout, `pip install 'llm-router\[gateway]'` from a package index)."""
     import importlib.util
     import logging
     import os
@@ -436,7 +454,11 @@ def serve(
 
         from .gateway import create_app
     except ImportError as exc:
-        _fail(EXIT_BAD_INPUT, f"the gateway needs its extra: pip install 'llm-router[gateway]' ({exc})")
+        _fail(
+            EXIT_BAD_INPUT,
+            f"the gateway needs its extra: pip install './core[gateway-fast]' from a source checkout, "
+            f"pip install 'llm-router[gateway]' from a package index ({exc})",
+        )
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
@@ -464,7 +486,6 @@ def serve(
         uvicorn.run(create_app(router, ledger_path=ledger), **common)
 
 
-@app.command()
 def usage(
     ledger: Annotated[Path, typer.Option(help="the gateway's SQLite usage ledger", envvar="LLM_ROUTER_LEDGER")] = Path(
         "llm-router-usage.sqlite3"
@@ -488,8 +509,8 @@ def usage(
             _fail(EXIT_BAD_INPUT, f"--since must be a date like 2026-11-01, got {since!r}")
     try:
         report = usage_report(ledger, since=start, by=by)
-    except FileNotFoundError as exc:
-        _fail(EXIT_BAD_INPUT, str(exc))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(EXIT_BAD_INPUT, f"--ledger: {exc}")
     if json_:
         sys.stdout.write(
             json.dumps({"version": JSON_VERSION, "ledger": str(ledger), "since": since, "by": by, "rows": report})
@@ -516,26 +537,73 @@ def usage(
     out.print(f"[bold]total[/] {sum(r['requests'] for r in report)} requests, ${total:.6f}")
 
 
-def _add_plugin_commands() -> None:
+_COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("route", route),
+    ("run", run),
+    ("models", models),
+    ("plugins", plugins),
+    ("serve", serve),
+    ("usage", usage),
+)
+
+
+def build_app(*, plugins: bool = True) -> typer.Typer:
+    """A new ``llm-router`` command line: the core's commands and, with ``plugins``, the commands the installed
+    plugins add through their ``register_commands`` hook (:class:`~llm_router.commands.CommandGroups`).
+
+    Every call builds fresh Typer applications, so tests and embedders each get their own and nothing is added
+    to a module global."""
+    app = typer.Typer(
+        name="llm-router",
+        help="Pick the right LLM for every prompt, run it, and say why.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name, command in _COMMANDS:
+        app.command(name)(command)
+    policy_app = typer.Typer(help="Validate, inspect and document routing policies.", no_args_is_help=True)
+    policy_app.command("validate")(policy_validate)
+    policy_app.command("schema")(policy_schema)
+    policy_app.command("show")(policy_show)
+    app.add_typer(policy_app, name="policy")
+    if plugins:
+        _add_plugin_commands(app)
+    return app
+
+
+def _add_plugin_commands(app: typer.Typer) -> None:
+    """Hand the plugins the ``train``, ``eval`` and ``calibrate`` groups (and the root); add the groups that
+    received a command."""
+    from .commands import CommandGroups
     from .plugins import PluginHost
 
     try:
         host = PluginHost()
     except PluginError as exc:  # strict mode and a broken plugin: say so, keep the core commands
-        err.print(f"[yellow]warning:[/] plugin commands not loaded: {exc}", highlight=False)
+        err.print(f"[yellow]warning:[/] plugin commands not loaded: {escape(str(exc))}", highlight=False)
         return
-    from .commands import CommandGroups
-
-    host.add_commands(CommandGroups(root=app, train=train_app, eval=eval_app, calibrate=calibrate_app))
-    for name, group in (("train", train_app), ("eval", eval_app), ("calibrate", calibrate_app)):
+    groups = CommandGroups(
+        root=app,
+        train=typer.Typer(
+            help="Train components (added by plugins: `train router`, `train classifier`, …).", no_args_is_help=True
+        ),
+        eval=typer.Typer(
+            help="Evaluate routing and classification on labelled data (added by plugins).", no_args_is_help=True
+        ),
+        calibrate=typer.Typer(
+            help="Pick operating points and thresholds from data (added by plugins).", no_args_is_help=True
+        ),
+    )
+    host.add_commands(groups)
+    for name, group in (("train", groups.train), ("eval", groups.eval), ("calibrate", groups.calibrate)):
         if group.registered_commands or group.registered_groups:
             app.add_typer(group, name=name)
 
 
 def main() -> None:
     """Entry point of the ``llm-router`` script."""
-    _add_plugin_commands()
-    app()
+    build_app()()
 
 
 if __name__ == "__main__":  # pragma: no cover

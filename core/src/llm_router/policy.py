@@ -206,6 +206,12 @@ class GatewayPolicy(_Strict):
     aliases: dict[str, list[str]] = Field(
         default_factory=dict, description="`model` names that route among these model globs (besides `auto`)"
     )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        gt=0,
+        description="largest request body accepted, in bytes (default 4 MiB); a larger one is answered 413 before "
+        "it is read in full or parsed",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> GatewayPolicy:

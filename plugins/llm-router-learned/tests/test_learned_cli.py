@@ -4,20 +4,20 @@ import json
 from pathlib import Path
 
 import pytest
-from llm_router.cli import app
+import typer
+from llm_router.cli import build_app
 from typer.testing import CliRunner
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _commands() -> None:
-    from llm_router.cli import _add_plugin_commands
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    """This module's own command line, with the commands the plugin adds through its register_commands hook."""
+    return build_app()
 
-    _add_plugin_commands()
 
-
-def test_train_router(tmp_path: Path, data_dir: Path) -> None:
+def test_train_router(app: typer.Typer, tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "r.npz"
     hold = tmp_path / "hold.jsonl"
     res = runner.invoke(
@@ -46,7 +46,7 @@ def test_train_router(tmp_path: Path, data_dir: Path) -> None:
     assert len(hold.read_text().splitlines()) == 30
 
 
-def test_train_router_bad_method(tmp_path: Path, data_dir: Path) -> None:
+def test_train_router_bad_method(app: typer.Typer, tmp_path: Path, data_dir: Path) -> None:
     res = runner.invoke(
         app,
         [
@@ -63,7 +63,7 @@ def test_train_router_bad_method(tmp_path: Path, data_dir: Path) -> None:
     assert res.exit_code == 2
 
 
-def test_eval_route_multi(tmp_path: Path, data_dir: Path, artifact: Path) -> None:
+def test_eval_route_multi(app: typer.Typer, tmp_path: Path, data_dir: Path, artifact: Path) -> None:
     pred = tmp_path / "pred.jsonl"
     res = runner.invoke(
         app,
@@ -95,7 +95,7 @@ def test_eval_route_multi(tmp_path: Path, data_dir: Path, artifact: Path) -> Non
     assert set(lines[0]) == {"id", "operating_point", "model"}
 
 
-def test_eval_route_pair_and_calibrate(tmp_path: Path, data_dir: Path) -> None:
+def test_eval_route_pair_and_calibrate(app: typer.Typer, tmp_path: Path, data_dir: Path) -> None:
     res = runner.invoke(
         app,
         [
@@ -145,7 +145,7 @@ def test_eval_route_pair_and_calibrate(tmp_path: Path, data_dir: Path) -> None:
     assert "learned_quality" in got["policy_snippet"]
 
 
-def test_calibrate_budget(data_dir: Path, artifact: Path) -> None:
+def test_calibrate_budget(app: typer.Typer, data_dir: Path, artifact: Path) -> None:
     res = runner.invoke(
         app,
         [
@@ -187,7 +187,7 @@ def test_calibrate_budget(data_dir: Path, artifact: Path) -> None:
     assert both.exit_code == 2
 
 
-def test_eval_unknown_models_fall_back(tmp_path: Path, data_dir: Path) -> None:
+def test_eval_unknown_models_fall_back(app: typer.Typer, tmp_path: Path, data_dir: Path) -> None:
     model = tmp_path / "pair.npz"
     assert (
         runner.invoke(
@@ -225,7 +225,7 @@ def test_eval_unknown_models_fall_back(tmp_path: Path, data_dir: Path) -> None:
     assert res.exit_code == 0, res.output
 
 
-def test_eval_route_with_own_policy(tmp_path: Path, data_dir: Path, artifact: Path) -> None:
+def test_eval_route_with_own_policy(app: typer.Typer, tmp_path: Path, data_dir: Path, artifact: Path) -> None:
     import yaml
 
     pol = {

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_router.cli import app
+import typer
+from llm_router.cli import build_app
 from llm_router.taxonomy import DEFAULT_TASKS
 from llm_router_learned.data import load_rows, mean_scores
 from llm_router_learned.evaluation import Sweep, generated_policy
@@ -19,11 +20,10 @@ runner = CliRunner()
 RENAME = {"big": "strongx", "small": "weakx"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _commands() -> None:
-    from llm_router.cli import _add_plugin_commands
-
-    _add_plugin_commands()
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    """This module's own command line, with the commands the plugin adds through its register_commands hook."""
+    return build_app()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def renamed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _eval(*args: str) -> Any:
+def _eval(app: typer.Typer, *args: str) -> Any:
     return runner.invoke(app, ["eval", "route", "--points", "9", "--json", *args])
 
 
@@ -90,27 +90,29 @@ def test_sweep_router_uses_the_priors(renamed: Path, artifact: Path) -> None:
     assert priors["strongx"] > priors["weakx"]
 
 
-def test_eval_priors_refuses_the_data_file(renamed: Path, artifact: Path, tmp_path: Path) -> None:
+def test_eval_priors_refuses_the_data_file(app: typer.Typer, renamed: Path, artifact: Path, tmp_path: Path) -> None:
     data = renamed / "ren-test.jsonl"
     out = str(tmp_path / "p.jsonl")
-    same = _eval("--data", str(data), "--model", str(artifact), "--out", out, "--priors", str(data))
+    same = _eval(app, "--data", str(data), "--model", str(artifact), "--out", out, "--priors", str(data))
     assert same.exit_code == 2
     assert "is the --data file" in _said(same)
     # a copy of the evaluated rows under another name is refused too
     copy = write(tmp_path / "copy.jsonl", load_rows([data])[:10])
-    shared = _eval("--data", str(data), "--model", str(artifact), "--out", out, "--priors", str(copy))
+    shared = _eval(app, "--data", str(data), "--model", str(artifact), "--out", out, "--priors", str(copy))
     assert shared.exit_code == 2
     assert "shares 10 rows" in _said(shared)
 
 
-def test_eval_difficulty_fallback_routes_unknown_pair(renamed: Path, artifact: Path, tmp_path: Path) -> None:
+def test_eval_difficulty_fallback_routes_unknown_pair(
+    app: typer.Typer, renamed: Path, artifact: Path, tmp_path: Path
+) -> None:
     """The artifact knows neither model of the pair. With priors alone every prompt gets the same gap (a
     random router, APGR 0.5); with ``difficulty`` the predicted-hard prompts (math, code) go to the strong one."""
     base = ["--data", str(renamed / "ren-test.jsonl"), "--model", str(artifact), "--out", str(tmp_path / "p.jsonl")]
     priors = ["--priors", str(renamed / "ren-priors.jsonl")]
     reps = {}
     for fallback in ("prior", "mean", "difficulty"):
-        res = _eval(*base, *priors, "--fallback", fallback)
+        res = _eval(app, *base, *priors, "--fallback", fallback)
         assert res.exit_code == 0, res.output
         reps[fallback] = json.loads(res.stdout)
     rep = reps["difficulty"]
@@ -123,13 +125,14 @@ def test_eval_difficulty_fallback_routes_unknown_pair(renamed: Path, artifact: P
     assert reps["prior"]["router"]["APGR"] == pytest.approx(0.5, abs=0.02)
     assert reps["mean"]["router"]["APGR"] == pytest.approx(0.5, abs=0.02)
     # without priors the unknown models get no catalogue prior: a warning, and no signal between them
-    res = _eval(*base, "--fallback", "difficulty")
+    res = _eval(app, *base, "--fallback", "difficulty")
     assert res.exit_code == 0, res.output
     assert "no catalogue prior" in " ".join(res.stderr.split())
 
 
-def test_eval_pair_and_task_restriction(data_dir: Path, artifact: Path, tmp_path: Path) -> None:
+def test_eval_pair_and_task_restriction(app: typer.Typer, data_dir: Path, artifact: Path, tmp_path: Path) -> None:
     res = _eval(
+        app,
         "--data",
         str(data_dir / "synth-test.jsonl"),
         "--model",
@@ -151,9 +154,12 @@ def test_eval_pair_and_task_restriction(data_dir: Path, artifact: Path, tmp_path
     assert rep["n"] == 40  # 60 rows, a third each of math, chat and code
     assert rep["models"] == ["big", "small"]
     assert rep["unknown_models"] == []
-    bad = _eval("--data", str(data_dir / "synth-test.jsonl"), "--model", str(artifact), "--out", "x", "--strong", "big")
+    bad = _eval(
+        app, "--data", str(data_dir / "synth-test.jsonl"), "--model", str(artifact), "--out", "x", "--strong", "big"
+    )
     assert bad.exit_code == 2
     nope = _eval(
+        app,
         "--data", str(data_dir / "synth-test.jsonl"), "--model", str(artifact), "--out", "x", "--strong", "big",
         "--weak", "nope",
     )  # fmt: skip
@@ -161,17 +167,19 @@ def test_eval_pair_and_task_restriction(data_dir: Path, artifact: Path, tmp_path
     assert "'nope' is not a model" in _said(nope)
 
 
-def test_eval_fallback_option_checks(data_dir: Path, artifact: Path, tmp_path: Path) -> None:
+def test_eval_fallback_option_checks(app: typer.Typer, data_dir: Path, artifact: Path, tmp_path: Path) -> None:
     args = ["--data", str(data_dir / "synth-test.jsonl"), "--model", str(artifact), "--out", str(tmp_path / "p")]
-    assert _eval(*args, "--fallback", "nope").exit_code == 2
+    assert _eval(app, *args, "--fallback", "nope").exit_code == 2
     pol = tmp_path / "policy.yaml"
     pol.write_text("version: 1\n")
-    with_policy = _eval(*args, "--policy", str(pol), "--fallback", "difficulty")
+    with_policy = _eval(app, *args, "--policy", str(pol), "--fallback", "difficulty")
     assert with_policy.exit_code == 2
     assert "set them in the policy" in _said(with_policy)
 
 
-def test_calibrate_with_priors_and_difficulty_for_an_unknown_pair(renamed: Path, artifact: Path) -> None:
+def test_calibrate_with_priors_and_difficulty_for_an_unknown_pair(
+    app: typer.Typer, renamed: Path, artifact: Path
+) -> None:
     base = ["calibrate", "router", "--data", str(renamed / "ren-test.jsonl"), "--model", str(artifact)]
     args = ["--priors", str(renamed / "ren-priors.jsonl"), "--fallback", "difficulty", "--target-strong-share", "0.3"]
     res = runner.invoke(app, [*base, *args, "--json"])

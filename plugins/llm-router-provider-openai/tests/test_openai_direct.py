@@ -448,9 +448,10 @@ async def test_direct_error_values(direct: OpenAIProvider, upstream: ScriptedOpe
     assert "Incorrect API key provided: ***." in echoed.value.message
 
 
-# The SDK over aiohttp reports a refused connection as a timeout (its vendored transport maps every
-# aiohttp.ClientConnectionError to httpx.ConnectTimeout), so direct is compared with the SDK over httpx here.
-@pytest.mark.parametrize("transport", ["httpx", "direct"])
+# Every transport reports a refused connection as a connection error (502 at the gateway), not a timeout (504):
+# the SDK over aiohttp raises APITimeoutError for it (its vendored transport maps every
+# aiohttp.ClientConnectionError to httpx.ConnectTimeout), which the plugin maps back by the cause.
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx", "direct"])
 async def test_connection_refused(transport: str, upstream: ScriptedOpenAI) -> None:
     p = make_provider(
         OpenAIProvider,
@@ -460,14 +461,44 @@ async def test_connection_refused(transport: str, upstream: ScriptedOpenAI) -> N
     try:
         with pytest.raises(ConnectionError) as info:
             await p.complete(request_for(MODEL))
-        with pytest.raises(ConnectionError):
+        with pytest.raises(ConnectionError) as streamed:
             await collect(p.stream(request_for(MODEL)))
     finally:
         await p.aclose()
-    assert info.value.message.startswith("could not reach the API: ")
-    assert info.value.retryable
-    assert FAKE_KEY not in str(info.value)
-    assert FAKE_KEY not in repr(info.value)
+    for err in (info.value, streamed.value):
+        assert err.kind == "connection"
+        assert err.message.startswith("could not reach the API: ")
+        assert err.retryable
+        assert FAKE_KEY not in str(err)
+        assert FAKE_KEY not in repr(err)
+
+
+def test_sdk_timeouts_are_told_from_refusals_by_their_cause() -> None:
+    """A refusal the SDK reports as APITimeoutError is a ConnectionError; a real timeout stays a TimeoutError."""
+    import sys
+
+    import aiohttp
+    import openai
+    from llm_router_openai.provider import _SDK_RESPONSE, map_error
+
+    http = sys.modules[_SDK_RESPONSE.__module__.split(".")[0]]  # the SDK's HTTP library: httpx or httpx2
+    request = http.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
+
+    def sdk_timeout(cause: BaseException | None) -> openai.APITimeoutError:
+        err = openai.APITimeoutError(request=request)
+        if cause is not None:
+            transport_error = http.ConnectTimeout(str(cause))
+            transport_error.__cause__ = cause
+            err.__cause__ = transport_error
+        return err
+
+    kw: dict[str, Any] = {"provider": "openai", "model": MODEL, "key": FAKE_KEY, "key_hint": "api_key"}
+    refused = map_error(sdk_timeout(aiohttp.ServerDisconnectedError()), **kw)
+    assert isinstance(refused, ConnectionError)
+    assert refused.message == "could not reach the API: Connection error."
+    timed_out = aiohttp.ConnectionTimeoutError("Connection timeout to host http://127.0.0.1:1")
+    assert isinstance(map_error(sdk_timeout(timed_out), **kw), TimeoutError)
+    assert isinstance(map_error(sdk_timeout(None), **kw), TimeoutError)
 
 
 async def test_direct_timeout_falls_back_to_the_config(upstream: ScriptedOpenAI) -> None:

@@ -10,6 +10,7 @@ import fnmatch
 import gc
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -22,15 +23,24 @@ import anyio
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import ConfigurationError, NoCandidatesError, PostprocessError, ProviderError, RouterError
+from ..errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NoCandidatesError,
+    PermissionDeniedError,
+    PostprocessError,
+    ProviderError,
+    RouterError,
+)
 from ..ids import new_request_id
 from ..policy import GatewayKey
 from ..router import RoutedStream, Router
 from ..types import (
+    Attempt,
     Constraints,
     Feedback,
     Message,
@@ -41,6 +51,7 @@ from ..types import (
     ScoredCandidate,
     Usage,
 )
+from .edge import Edge, header_value
 from .ledger import Ledger, LedgerRow
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openai_types import (
@@ -49,6 +60,7 @@ from .openai_types import (
     GatewayHTTPError,
     RouteBody,
     completion_json,
+    error_body,
     provider_error,
     validation_error,
 )
@@ -88,7 +100,7 @@ class _JSONBytes(Response):
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+    raw = [(k.lower().encode("ascii"), header_value(v)) for k, v in headers.items()] if headers else []
     return _JSONBytes(_dumps(data), status, raw)
 
 
@@ -311,10 +323,10 @@ class Gateway:
         for header, target in (("x-router-preferences", prefs), ("x-router-constraints", cons)):
             raw = request.headers.get(header)
             if raw:
-                target.update(_header_map(header, raw))
+                target.update(_finite(_header_map(header, raw), f"header {header}", header))
         if body.router is not None:
-            prefs.update(body.router.preferences or {})
-            cons.update(body.router.constraints or {})
+            prefs.update(_finite(body.router.preferences or {}, "router.preferences"))
+            cons.update(_finite(body.router.constraints or {}, "router.constraints"))
         try:
             preferences = Preferences.model_validate(prefs) if prefs else None
         except ValidationError as exc:
@@ -426,13 +438,24 @@ class Gateway:
                 self._finish(call, "chat")
 
     def _headers(self, call: _Call) -> list[tuple[bytes, bytes]]:
+        """The answer's ``x-router-*`` headers. A header that cannot be built never costs the answer (which the
+        upstream was paid for): it is answered without them, and the operator's log says why."""
+        try:
+            return self._router_headers(call)
+        except Exception:
+            log.exception(
+                "request %s: the x-router-* headers could not be built; answered without them", call.request_id
+            )
+            return [(b"x-request-id", header_value(call.request_id))]
+
+    def _router_headers(self, call: _Call) -> list[tuple[bytes, bytes]]:
         decision = call.decision
         assert decision is not None
         top = decision.top
         headers = [
-            (b"x-request-id", call.request_id.encode("latin-1")),
-            (b"x-router-model", (call.model or top.model.id).encode("latin-1")),
-            (b"x-router-task", decision.classification.task.encode("latin-1")),
+            (b"x-request-id", header_value(call.request_id)),
+            (b"x-router-model", header_value(call.model or top.model.id)),
+            (b"x-router-task", header_value(decision.classification.task)),
             (b"x-router-decision-ms", b"%.3f" % decision.routing_time_ms),
             (b"x-router-estimated-cost", b"%.8f" % top.estimated_cost),
             (b"x-router-reason", _short_reason(decision, top)),
@@ -448,11 +471,17 @@ class Gateway:
         call.cost = result.cost
         call.fallbacks = result.fallbacks
         self.metrics.attempts(result.attempts, result.selected_model.id)
+        if result.fallbacks:
+            _log_upstream_auth(call.request_id, result.attempts)
 
     def _failed(self, call: _Call, exc: RouterError) -> None:
         call.outcome = "error"
         call.error = str(exc)
         attempts = exc.attempts
+        if not _log_upstream_auth(call.request_id, attempts) and isinstance(
+            exc, AuthenticationError | PermissionDeniedError
+        ):
+            log.error(UPSTREAM_AUTH_LOG, call.request_id, exc.model, exc)
         call.fallbacks = len({a.model_id for a in attempts}) - 1 if attempts else 0
         self.metrics.attempts(attempts, None)
 
@@ -627,13 +656,22 @@ class Gateway:
         return _json({"status": "accepted", "request_id": fb.request_id})
 
 
+UPSTREAM_AUTH_LOG = "request %s: the upstream provider rejected the gateway's credentials for %s: %s"
+
+
+def _log_upstream_auth(request_id: str, attempts: tuple[Attempt, ...]) -> bool:
+    """Tell the operator about every attempt the upstream refused for the gateway's credentials (the client's
+    answer does not say why: its message would name the key setting and may echo part of the key)."""
+    found = False
+    for attempt in attempts:
+        if attempt.error_kind in ("authentication", "permission"):
+            log.error(UPSTREAM_AUTH_LOG, request_id, attempt.model_id, attempt.error)
+            found = True
+    return found
+
+
 def _prompt_text(messages: list[Message]) -> str:
     return "\n".join(f"{m.role}: {m.text()}" for m in messages)
-
-
-def _header_safe(text: str) -> bytes:
-    """``text`` as a header value: ASCII (anything else becomes ``?``), at most 512 bytes."""
-    return text.encode("ascii", "replace")[:512]
 
 
 def _short_reason(decision: RoutingDecision, top: ScoredCandidate) -> bytes:
@@ -642,7 +680,21 @@ def _short_reason(decision: RoutingDecision, top: ScoredCandidate) -> bytes:
     c = decision.classification
     parts = ", ".join(f"{k} {v:.2f}" for k, v in top.breakdown.items())
     text = f"{top.model.id}: {c.task} ({c.method} {c.confidence:.2f}), 1st of {decision.candidate_count}: {parts}"
-    return _header_safe(text)
+    return header_value(text)
+
+
+def _finite(values: dict[str, Any], where: str, param: str | None = None) -> dict[str, Any]:
+    """``values`` when none of its numbers is infinite or NaN (``1e999`` in JSON, ``inf`` in a header), else a
+    422 naming the field (``router.preferences.quality``) or the header."""
+    for name, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GatewayHTTPError(
+                422,
+                f"invalid request: {where}: {name} must be a finite number, got {value}",
+                param=param or f"{where}.{name}",
+                code="invalid_value",
+            )
+    return values
 
 
 def _header_map(name: str, raw: str) -> dict[str, Any]:
@@ -672,6 +724,17 @@ def _header_map(name: str, raw: str) -> dict[str, Any]:
     return out
 
 
+class GatewayApp(Starlette):
+    """The gateway's Starlette app, with :class:`~llm_router.gateway.edge.Edge` outside everything else
+    (Starlette's own error middleware included), so that even its 500s carry ``x-request-id``."""
+
+    edge_limit: int = 4 * 1024 * 1024
+    on_too_large: Callable[[], None] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Edge(super().build_middleware_stack(), self.edge_limit, self.on_too_large)
+
+
 def create_app(
     router: Router | str | os.PathLike[str] | None = None,
     *,
@@ -687,7 +750,7 @@ def create_app(
     def endpoint(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         return fn
 
-    app = Starlette(
+    app = GatewayApp(
         routes=[
             Route("/v1/chat/completions", endpoint(gw.chat_completions), methods=["POST"]),
             Route("/chat/completions", endpoint(gw.chat_completions), methods=["POST"]),
@@ -698,26 +761,53 @@ def create_app(
             Route("/metrics", endpoint(gw.metrics_endpoint), methods=["GET"]),
         ],
         lifespan=gw.lifespan,
+        exception_handlers={
+            404: _not_found,
+            405: _not_found,
+            GatewayHTTPError: _gateway_error,
+            Exception: _internal_error,
+        },
     )
+    app.edge_limit = gw.config.max_body_bytes
+    app.on_too_large = gw.metrics.rejected.labels("body_too_large").inc
     app.state.gateway = gw
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 404)
-        return JSONResponse(
-            {
-                "error": {
-                    "message": f"{request.method} {request.url.path}: {getattr(exc, 'detail', 'not found')}",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "not_found" if status == 404 else None,
-                }
-            },
-            status_code=status,
-        )
-
-    app.add_exception_handler(404, not_found)
-    app.add_exception_handler(405, not_found)
     return app
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    headers = getattr(exc, "headers", None) or {}  # a 405 says which methods are allowed (`Allow`)
+    return _json(
+        error_body(
+            f"{request.method} {request.url.path}: {getattr(exc, 'detail', 'not found')}",
+            "invalid_request_error",
+            None,
+            "not_found" if status == 404 else "method_not_allowed",
+        ),
+        status,
+        headers,
+    )
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    """A :class:`GatewayHTTPError` no endpoint caught (the body limit, raised while a body is read)."""
+    assert isinstance(exc, GatewayHTTPError)
+    return _error(exc)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A fault of the gateway itself: OpenAI's error format, no detail for the client (Starlette re-raises the
+    exception after this answer, so the server's log has the traceback)."""
+    rid = request.headers.get("x-request-id", "")
+    return _json(
+        error_body(
+            f"internal error of the gateway (request {rid}); the operator's log has the details",
+            "api_error",
+            None,
+            "internal_error",
+        ),
+        500,
+    )
 
 
 def app_from_env() -> Starlette:

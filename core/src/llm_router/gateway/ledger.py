@@ -239,6 +239,13 @@ def usage_report(path: str | Path, *, since: float | None = None, by: str = "mod
         raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
     if not Path(path).exists():
         raise FileNotFoundError(f"no ledger at {path}")
+    try:
+        return _report(path, since, by)
+    except sqlite3.DatabaseError as exc:  # not SQLite, not a ledger (no `usage` table), unreadable
+        raise ValueError(f"{path} is not a usage ledger of llm-router serve ({exc})") from None
+
+
+def _report(path: str | Path, since: float | None, by: str) -> list[dict[str, Any]]:
     conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
     try:
         sql = (

@@ -7,7 +7,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from ..errors import (
     AuthenticationError,
@@ -25,6 +26,24 @@ from ..errors import (
 from ..types import Message, RoutingResult, StreamChunk, Usage
 
 __all__ = ["ChatCompletionRequest", "GatewayHTTPError", "RouterOptions", "error_body", "provider_error"]
+
+
+def _with_text(messages: list[Message]) -> list[Message]:
+    """Refuse a prompt with nothing in it: every message's text empty or only whitespace, and no image, other
+    non-text part or tool call either (there is nothing to route, and an upstream would be paid to say so)."""
+    for m in messages:
+        if (
+            m.text().strip()
+            or m.tool_calls
+            or (isinstance(m.content, list) and any(p.get("type") != "text" for p in m.content))
+        ):
+            return messages
+    raise PydanticCustomError(
+        "empty_prompt", "the prompt is empty: every message's content is empty or only whitespace"
+    )
+
+
+Messages = Annotated[list[Message], Field(min_length=1), AfterValidator(_with_text)]
 
 
 class RouterOptions(BaseModel):
@@ -49,7 +68,7 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1)
-    messages: list[Message] = Field(min_length=1)
+    messages: Messages
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: Annotated[int, Field(gt=0)] | None = None
@@ -91,7 +110,7 @@ class RouteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "auto"
-    messages: list[Message] = Field(min_length=1)
+    messages: Messages
     stream: bool = False
     max_tokens: Annotated[int, Field(gt=0)] | None = None
     max_completion_tokens: Annotated[int, Field(gt=0)] | None = None
@@ -162,6 +181,9 @@ def validation_error(exc: ValidationError, prefix: str = "") -> GatewayHTTPError
     return GatewayHTTPError(422, f"invalid request: {message}", param=params[0][0], code="invalid_value")
 
 
+UPSTREAM_AUTH_MESSAGE = "the upstream provider rejected the gateway's credentials; the operator has been told"
+
+
 def provider_error(exc: ProviderError | PostprocessError) -> GatewayHTTPError:
     """OpenAI-style status for a failure after every candidate was tried."""
     if isinstance(exc, PostprocessError):
@@ -182,7 +204,9 @@ def provider_error(exc: ProviderError | PostprocessError) -> GatewayHTTPError:
     if isinstance(exc, BadRequestError):
         return GatewayHTTPError(400, msg, code="upstream_bad_request", kind=kind)
     if isinstance(exc, AuthenticationError | PermissionDeniedError):
-        return GatewayHTTPError(502, msg, type="api_error", code="upstream_auth_failed", kind=kind)
+        # the upstream's message names the operator's key setting and may echo part of the key: it goes to the
+        # operator's log (Gateway._failed), the client learns only what happened
+        return GatewayHTTPError(502, UPSTREAM_AUTH_MESSAGE, type="api_error", code="upstream_auth_failed", kind=kind)
     if isinstance(exc, ServerError) and exc.status_code == 503:
         return GatewayHTTPError(503, msg, type="api_error", code="upstream_unavailable", kind=kind)
     if isinstance(exc, ConnectionError | ServerError):

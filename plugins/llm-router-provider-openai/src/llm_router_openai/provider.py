@@ -661,6 +661,8 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     """The core's error kind for an OpenAI SDK failure (no secret in the message)."""
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, openai.APITimeoutError):
+        if _failed_to_connect(exc):  # what the SDK over httpx says for the same failure
+            return ConnectionError("could not reach the API: Connection error.", **kw)
         return TimeoutError("the request timed out", **kw)
     if isinstance(exc, openai.APIConnectionError):
         return ConnectionError(f"could not reach the API: {scrub(str(exc), key)}", **kw)
@@ -669,6 +671,23 @@ def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key
     return status_error(
         exc.status_code, exc.response.headers, exc.body, provider=provider, model=model, key=key, key_hint=key_hint
     )
+
+
+def _failed_to_connect(exc: BaseException) -> bool:
+    """Whether a timeout the SDK reports is a connection that failed without timing out (refused, reset,
+    closed by the server, DNS).
+
+    The SDK's aiohttp transport (``openai._vendor.httpx_aiohttp``) maps every ``aiohttp.ClientConnectionError``
+    to ``httpx.ConnectTimeout``, a refused connection included (its table picks the most derived *target*
+    class, and ``ConnectError`` does not derive from ``ConnectTimeout``), so the SDK raises ``APITimeoutError``
+    for it. The aiohttp error is still the cause of the cause: when it is not a timeout itself, the router
+    sees a ``ConnectionError``, as with the httpx client and the direct transport."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, builtins.TimeoutError):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def status_error(
