@@ -4,6 +4,7 @@ streams settle their cost in one place, and the public API that faces use."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -290,3 +291,41 @@ def test_a_huge_prompt_is_decided_off_the_event_loop(write_policy: Callable[[str
     loop_thread, seen = anyio.run(main)
     assert seen[0] == loop_thread  # a short prompt is decided in place (cheaper than a thread hop)
     assert seen[1] != loop_thread  # a huge one in a worker thread
+
+
+# ------------------------------------------------------------------------------------------------
+# the same faults from a real installed distribution (tests/plugins/llm-router-faulty-plugin)
+
+FAULTY = """
+providers:
+  a: {type: scripted, models: [small, large], price_in: 1, price_out: 2}
+  bad: {type: faulty_models}
+score: [quality, cost, faulty_score]
+constrain: [capabilities, faulty_check, health]
+preferences: {cost: 1, faulty_score: 1}
+fallback: {retries: 0}
+"""
+
+
+def test_a_faulty_distribution_degrades_the_decision_not_the_router(write_policy: Callable[[str], Path]) -> None:
+    from typer.testing import CliRunner
+
+    path = write_policy(FAULTY)
+    with Router(path) as router:  # the provider whose models() raises loses its models; start-up goes on
+        assert [w for w in router.warnings if "'bad'" in w and "faulty models" in w]
+        tp.SCRIPTS["a"] = ["text:answered"]
+        tp.EVENTS.clear()
+        result = router.route_and_execute("hello")
+        assert result.response.text == "answered"
+        skipped = {(s.kind, s.name): s.error for s in result.decision.skipped}
+        assert skipped == {
+            ("constraint", "faulty_check"): "RuntimeError: faulty constraint",
+            ("scorer", "faulty_score"): "RuntimeError: faulty scorer",
+        }
+        reported = [e.component for hook, e in tp.EVENTS if hook == "on_error" and isinstance(e, ComponentError)]
+        assert sorted(reported) == ["faulty_check", "faulty_score"]
+    from llm_router.cli import build_app
+
+    done = CliRunner().invoke(build_app(), ["route", "hello", "--json", "-p", str(path)])
+    assert done.exit_code == 0, done.output
+    assert {s["name"] for s in json.loads(done.stdout)["skipped"]} == {"faulty_check", "faulty_score"}

@@ -210,7 +210,7 @@ def test_installed_duplicate_plugin_is_failed_and_the_core_scorer_kept() -> None
 def test_cli_plugins_names_the_duplicate_plugin_and_both_sides() -> None:
     import json
 
-    result = CliRunner().invoke(app, ["plugins", "--all", "--json"])
+    result = CliRunner().invoke(build_app(), ["plugins", "--all", "--json"])
     assert result.exit_code == 0, result.output
     dup = next(p for p in json.loads(result.stdout)["plugins"] if p["name"] == "duplicate")
     assert dup["status"] == "failed" and dup["components"] == []

@@ -11,7 +11,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from llm_router.cli import app
+from llm_router.cli import build_app
 from llm_router.errors import PolicyError, PolicyIssue
 from llm_router.policy import MAX_ALIAS_NODES, MAX_DEPTH, load_policy, parse_policy
 from typer.testing import CliRunner
@@ -69,7 +69,7 @@ def test_cli_exits_2_with_the_position(case: str, command: list[str], tmp_path: 
     content, (line, column), message = BAD_FILES[case]
     path = tmp_path / f"{case}.yaml"
     path.write_bytes(content)
-    result = CliRunner().invoke(app, [*command, str(path)])
+    result = CliRunner().invoke(build_app(), [*command, str(path)])
     assert result.exit_code == 2, (result.output, result.exception)
     assert f"{path}:{line}:{column}:" in result.stderr
     assert message in result.stderr
