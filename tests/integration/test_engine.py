@@ -329,3 +329,14 @@ def test_a_faulty_distribution_degrades_the_decision_not_the_router(write_policy
     done = CliRunner().invoke(build_app(), ["route", "hello", "--json", "-p", str(path)])
     assert done.exit_code == 0, done.output
     assert {s["name"] for s in json.loads(done.stdout)["skipped"]} == {"faulty_check", "faulty_score"}
+
+
+def test_policy_validate_warns_about_a_provider_whose_models_raise(write_policy: Callable[[str], Path]) -> None:
+    from llm_router.cli import build_app
+    from typer.testing import CliRunner
+
+    done = CliRunner().invoke(build_app(), ["policy", "validate", "--json", str(write_policy(FAULTY))])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["valid"] is True
+    assert [w for w in report["warnings"] if w.startswith("provider 'bad': listing its models failed")]

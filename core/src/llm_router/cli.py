@@ -391,7 +391,7 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")
         f"provider {name!r}: {reason}"
         for name in router.policy.providers
         if (reason := router.provider_status(name)) is not None
-    ]
+    ] + list(router.warnings)
     if json_:
         sys.stdout.write(
             json.dumps(
