@@ -1,6 +1,6 @@
 """What the gateway does with awkward input and awkward names: non-ASCII model ids and task names in the
 headers, oversized bodies, blank prompts, infinite weights, an upstream that rejects the gateway's key,
-and ``x-request-id`` on every answer."""
+``x-request-id`` on every answer, and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -393,6 +393,7 @@ def test_every_answer_carries_x_request_id(server: Server, monkeypatch: pytest.M
         (502, "POST", chat, {"headers": AUTH, "json": {"model": "auto", "messages": MSG}}),
         (200, "GET", f"{server.url}/health", {}),
         (200, "GET", f"{server.url}/metrics", {}),
+        (200, "GET", f"{server.url}/openapi.json", {}),
     ]
     for i, (status, method, url, kw) in enumerate(requests):
         request_id = f"req-{i}"
@@ -433,3 +434,30 @@ def test_the_clients_request_id_is_used_when_sane_and_replaced_otherwise(server:
     assert ids[0] != ids[1]
     server.stop()
     assert [row["request_id"] for row in server.ledger()] == ["client-id-7", *ids]
+
+
+# ------------------------------------------------------------------------------------------------
+# the OpenAPI document
+
+
+def test_openapi_document_is_valid_and_describes_every_route(server: Server) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    r = httpx.get(f"{server.url}/openapi.json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    doc = r.json()
+    validator.validate(doc)
+    routes = {(route.path, m.lower()) for route in server.app.routes for m in route.methods if m != "HEAD"}
+    described = {(path, method) for path, item in doc["paths"].items() for method in item}
+    assert described == routes
+    chat = doc["paths"]["/v1/chat/completions"]["post"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ChatCompletionRequest"
+    }
+    assert {"200", "400", "401", "403", "404", "413", "422", "429", "502", "503", "504"} <= set(chat["responses"])
+    assert chat["responses"]["413"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    schemas = doc["components"]["schemas"]
+    assert schemas["ChatCompletionRequest"]["required"] == ["model", "messages"]
+    assert "router" in schemas["ChatCompletionRequest"]["properties"]
+    assert doc["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Feedback"
+    }

@@ -769,6 +769,7 @@ def create_app(
             Route("/v1/feedback", endpoint(gw.feedback), methods=["POST"]),
             Route("/health", endpoint(gw.health), methods=["GET"]),
             Route("/metrics", endpoint(gw.metrics_endpoint), methods=["GET"]),
+            Route("/openapi.json", endpoint(_openapi), methods=["GET"]),
         ],
         lifespan=gw.lifespan,
         exception_handlers={
@@ -818,6 +819,18 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
         ),
         500,
     )
+
+
+_OPENAPI: list[bytes] = []
+
+
+async def _openapi(request: Request) -> Response:
+    """``GET /openapi.json`` (built on first use)."""
+    if not _OPENAPI:
+        from .openapi import openapi_document
+
+        _OPENAPI.append(_dumps(openapi_document()))
+    return _JSONBytes(_OPENAPI[0], 200, [])
 
 
 def app_from_env() -> Starlette:
