@@ -7,6 +7,7 @@ runs it on uvicorn.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import gc
 import json
 import logging
@@ -821,16 +822,16 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-_OPENAPI: list[bytes] = []
+@functools.cache
+def _openapi_json() -> bytes:
+    from .openapi import openapi_document
+
+    return _dumps(openapi_document())
 
 
 async def _openapi(request: Request) -> Response:
-    """``GET /openapi.json`` (built on first use)."""
-    if not _OPENAPI:
-        from .openapi import openapi_document
-
-        _OPENAPI.append(_dumps(openapi_document()))
-    return _JSONBytes(_OPENAPI[0], 200, [])
+    """``GET /openapi.json`` (encoded on first use)."""
+    return _JSONBytes(_openapi_json(), 200, [])
 
 
 def app_from_env() -> Starlette:

@@ -130,13 +130,16 @@ def _operation(
     return {method: op}
 
 
+_NULLABLE_STRING = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+
 def _schemas() -> dict[str, Any]:
+    """The request bodies' schemas (from the pydantic models) and the answers'."""
     _, top = models_json_schema(
         [(ChatCompletionRequest, "validation"), (RouteBody, "validation"), (Feedback, "validation")],
         ref_template=_REF,
     )
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
-    nullable_string = {"anyOf": [{"type": "string"}, {"type": "null"}]}
     schemas["Error"] = {
         "type": "object",
         "required": ["error"],
@@ -147,8 +150,8 @@ def _schemas() -> dict[str, Any]:
                 "properties": {
                     "message": {"type": "string"},
                     "type": {"type": "string"},
-                    "param": nullable_string,
-                    "code": nullable_string,
+                    "param": _NULLABLE_STRING,
+                    "code": _NULLABLE_STRING,
                 },
             }
         },
@@ -170,6 +173,12 @@ def _schemas() -> dict[str, Any]:
             "system_fingerprint": {"type": "null"},
         },
     }
+    return {**schemas, **_answer_schemas()}
+
+
+def _answer_schemas() -> dict[str, Any]:
+    """The answers' schemas but the completion's and the error's."""
+    schemas: dict[str, Any] = {}
     schemas["ModelList"] = {
         "type": "object",
         "required": ["object", "data"],
@@ -214,7 +223,7 @@ def _schemas() -> dict[str, Any]:
         "required": ["status", "request_id"],
         "properties": {"status": {"const": "accepted"}, "request_id": {"type": "string"}},
     }
-    readiness = {"type": "object", "properties": {"ready": {"type": "boolean"}, "reason": nullable_string}}
+    readiness = {"type": "object", "properties": {"ready": {"type": "boolean"}, "reason": _NULLABLE_STRING}}
     schemas["Health"] = {
         "type": "object",
         "required": ["status", "ready", "providers"],
@@ -227,10 +236,7 @@ def _schemas() -> dict[str, Any]:
     return schemas
 
 
-@functools.cache
-def _document() -> dict[str, Any]:
-    from .. import __version__
-
+def _paths() -> dict[str, Any]:
     chat = _chat()
     alias = copy.deepcopy(chat)
     chat["post"]["operationId"] = "createChatCompletion"
@@ -270,6 +276,13 @@ def _document() -> dict[str, Any]:
             _json({"type": "object"}, "the OpenAPI document"), (500,), auth=False,
         ),
     }  # fmt: skip
+    return paths
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    from .. import __version__
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -278,7 +291,7 @@ def _document() -> dict[str, Any]:
             "description": "OpenAI-compatible chat completions routed by llm-router (docs/gateway.md). Every "
             'answer carries `x-request-id`; errors are OpenAI\'s `{"error": {message, type, param, code}}`.',
         },
-        "paths": paths,
+        "paths": _paths(),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {
