@@ -7,6 +7,7 @@ Sessions:
   types          mypy --strict on core
   bench          benchmarks (decision latency, …); prints figures
   bench_gateway  gateway overhead vs. direct upstream, LiteLLM's proxy and a bare pass-through (wrk); not default
+  fuzz           schemathesis against the gateway's /openapi.json, no 5xx allowed; not default
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ TEST_DEPS = [
     "pytest-timeout>=2.3,<3",
     "openai>=1.40,<4",  # the gateway tests drive it with the official SDK
     "httpx>=0.27,<1",
+    "openapi-spec-validator>=0.7,<1",  # the gateway's /openapi.json is checked against the OpenAPI 3.1 schema
 ]
 # the fake upstreams (tests/fakes) are small Starlette apps served by uvicorn in a thread
 FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
@@ -149,6 +151,19 @@ def llama(session: nox.Session) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@nox.session(default=False)
+def fuzz(session: nox.Session) -> None:
+    """Opt-in: schemathesis against the gateway on 127.0.0.1 (a fake OpenAI upstream behind it), from the
+    gateway's own /openapi.json; fails on any 5xx answer (check `not_a_server_error`).
+
+    ``nox -s fuzz -- --max-examples 50`` passes options on to ``schemathesis run`` (see tests/fuzz/fuzz_gateway.py).
+    """
+    session.install(
+        "-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", *FAKE_DEPS, "schemathesis>=4,<5"
+    )
+    session.run("python", "tests/fuzz/fuzz_gateway.py", *session.posargs)
 
 
 @nox.session

@@ -10,7 +10,7 @@ import anyio
 import httpx
 import openai
 import pytest
-from _gateway_helpers import ALICE, BOB, CAROL, Server, policy_text, wait_for
+from _gateway_helpers import ALICE, BOB, CAROL, Server, wait_for
 from llm_router.cli import build_app
 from llm_router_test_plugin import plugin as tp
 from typer.testing import CliRunner
@@ -33,11 +33,16 @@ def test_sdk_sync_auto_routes_and_reports_headers(server: Server) -> None:
     assert completion.choices[0].message.content == "hello from a"
     assert completion.model == "a/small"
     assert completion.usage is not None and completion.usage.prompt_tokens == 10
+    (decision,) = [p for h, p in tp.EVENTS if h == "on_decision"]
     assert raw.headers["x-router-model"] == "a/small"
-    assert float(raw.headers["x-router-decision-ms"]) >= 0
-    assert float(raw.headers["x-router-estimated-cost"]) > 0
+    assert raw.headers["x-router-task"] == decision.classification.task
+    assert raw.headers["x-router-decision-ms"] == f"{decision.routing_time_ms:.3f}"
+    assert raw.headers["x-router-estimated-cost"] == f"{decision.top.estimated_cost:.8f}"
+    assert decision.top.estimated_cost > 0
     assert float(raw.headers["x-router-cost"]) == pytest.approx((10 * 1 + 3 * 2) / 1e6)
-    assert "a/small" in raw.headers["x-router-reason"]
+    assert raw.headers["x-router-fallbacks"] == "0"
+    assert raw.headers["x-router-reason"].startswith(f"a/small: {decision.classification.task} (rules ")
+    assert raw.headers["x-request-id"] == completion.id.removeprefix("chatcmpl-")
 
 
 def test_sdk_async_explicit_model_and_router_options(server: Server) -> None:
@@ -87,6 +92,7 @@ def test_sdk_streaming_with_usage_chunk(server: Server) -> None:
         model="auto", messages=MSG, stream=True, stream_options={"include_usage": True}
     )
     chunks = list(stream)
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Hello world"
@@ -166,7 +172,8 @@ def test_budget_429_after_a_streamed_call(server: Server) -> None:
             model="auto", messages=MSG, max_tokens=1, stream=True, stream_options={"include_usage": True}
         )
     )
-    assert chunks[-1].usage is not None
+    usage = chunks[-1].usage
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (10, 3)
     with pytest.raises(openai.RateLimitError) as err:
         c.chat.completions.create(model="auto", messages=MSG, max_tokens=1)
     assert err.value.body["code"] == "budget_exceeded"  # type: ignore[index]
@@ -181,13 +188,14 @@ def test_budget_is_read_back_from_the_ledger(make_server: Callable[..., Server],
     from llm_router import Router
     from llm_router.gateway import create_app
 
-    # a new gateway on the same ledger knows what carol spent today
+    # a new gateway (same policy) on the same ledger knows what carol spent today
     router = Router(first.gateway.router.policy)
     again = Server(create_app(router, ledger_path=first.gateway.ledger.path)).start()
     try:
-        assert policy_text()  # same policy
-        with pytest.raises(openai.RateLimitError):
+        with pytest.raises(openai.RateLimitError) as err:
             client(again, CAROL).chat.completions.create(model="auto", messages=MSG, max_tokens=1)
+        assert err.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+        assert len(tp.CALLS) == 1  # the first gateway's call only
     finally:
         again.stop()
 
@@ -211,8 +219,11 @@ def test_ledger_rows_and_usage_report(server: Server) -> None:
         ("bob", None, "auth", 403),
     ]
     first = rows[0]
-    assert first["task"] and first["input_tokens"] == 10 and first["output_tokens"] == 2
-    assert first["cost_usd"] == pytest.approx((10 + 4) / 1e6) and first["request_id"]
+    decisions = [p for h, p in tp.EVENTS if h == "on_decision"]
+    assert first["task"] == decisions[0].classification.task
+    assert first["input_tokens"] == 10 and first["output_tokens"] == 2
+    assert first["cost_usd"] == pytest.approx((10 + 4) / 1e6)
+    assert first["request_id"] == decisions[0].request_id
     assert first["prompt"] is None
     cli = build_app(plugins=False)
     result = CliRunner().invoke(cli, ["usage", "--ledger", str(server.gateway.ledger.path), "--by", "key", "--json"])

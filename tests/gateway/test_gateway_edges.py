@@ -1,6 +1,6 @@
 """What the gateway does with awkward input and awkward names: non-ASCII model ids and task names in the
 headers, oversized bodies, blank prompts, infinite weights, an upstream that rejects the gateway's key,
-and ``x-request-id`` on every answer."""
+``x-request-id`` on every answer, and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -393,6 +393,7 @@ def test_every_answer_carries_x_request_id(server: Server, monkeypatch: pytest.M
         (502, "POST", chat, {"headers": AUTH, "json": {"model": "auto", "messages": MSG}}),
         (200, "GET", f"{server.url}/health", {}),
         (200, "GET", f"{server.url}/metrics", {}),
+        (200, "GET", f"{server.url}/openapi.json", {}),
     ]
     for i, (status, method, url, kw) in enumerate(requests):
         request_id = f"req-{i}"
@@ -433,3 +434,82 @@ def test_the_clients_request_id_is_used_when_sane_and_replaced_otherwise(server:
     assert ids[0] != ids[1]
     server.stop()
     assert [row["request_id"] for row in server.ledger()] == ["client-id-7", *ids]
+
+
+# ------------------------------------------------------------------------------------------------
+# the OpenAPI document
+
+
+def test_openapi_document_is_valid_and_describes_every_route(server: Server) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    r = httpx.get(f"{server.url}/openapi.json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    doc = r.json()
+    validator.validate(doc)
+    routes = {(route.path, m.lower()) for route in server.app.routes for m in route.methods if m != "HEAD"}
+    described = {(path, method) for path, item in doc["paths"].items() for method in item}
+    assert described == routes
+    chat = doc["paths"]["/v1/chat/completions"]["post"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ChatCompletionRequest"
+    }
+    assert {"200", "400", "401", "403", "404", "413", "422", "429", "502", "503", "504"} <= set(chat["responses"])
+    assert chat["responses"]["413"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    schemas = doc["components"]["schemas"]
+    assert schemas["ChatCompletionRequest"]["required"] == ["model", "messages"]
+    assert "router" in schemas["ChatCompletionRequest"]["properties"]
+    assert doc["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Feedback"
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "param", "message"),
+    [
+        (
+            '"tools": [{"type": "function", "function": {"name": "f", "parameters": {"maximum": 9' + "9" * 20 + "}}}]",
+            "tools",
+            "tools[0].function.parameters.maximum is an integer out of the 64-bit range",
+        ),
+        ('"response_format": {"type": "json_object", "x": [1e999]}', "response_format", "response_format.x[0] is not"),
+        (
+            '"tool_choice": {"type": "function", "n": -9223372036854775809}',
+            "tool_choice",
+            "tool_choice.n is an integer",
+        ),
+    ],
+)
+def test_numbers_no_upstream_request_can_carry_are_422(server: Server, field: str, param: str, message: str) -> None:
+    """Found by `nox -s fuzz`: such a body failed at the provider ("the request cannot be sent"), after routing,
+    and five of them opened the model's circuit breaker: every client then got 503s for 30 s."""
+    raw = '{"model": "auto", "messages": [{"role": "user", "content": "hi"}], ' + field + "}"
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions", headers={**AUTH, "content-type": "application/json"}, content=raw
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["param"] == param and error["message"].startswith(f"invalid request: {param}: {message}")
+    assert not tp.CALLS
+
+
+def test_numbers_in_forwarded_message_parts_are_checked_too(server: Server) -> None:
+    raw = (
+        '{"model": "auto", "messages": [{"role": "user", "content": "hi"}, '
+        '{"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", '
+        '"function": {"name": "f", "arguments": "{}"}, "extra": 18446744073709551616}]}]}'
+    )
+    r = httpx.post(f"{server.url}/v1/route", headers={**AUTH, "content-type": "application/json"}, content=raw)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["message"] == (
+        "invalid request: messages: messages[1].tool_calls[0].extra is an integer out of the 64-bit range"
+    )
+    ok = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        headers=AUTH,
+        json={
+            "model": "auto",
+            "messages": MSG,
+            "tools": [{"type": "function", "function": {"name": "f", "n": 2**63 - 1}}],
+        },
+    )
+    assert ok.status_code != 422, ok.text  # the largest 64-bit integer is fine

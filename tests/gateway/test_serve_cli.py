@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,46 +23,68 @@ from llm_router.policy import parse_policy
 from typer.testing import CliRunner
 
 
+class _Output:
+    """A process's merged stdout and stderr, read line by line in a thread (so that the test can wait for a line
+    while the process runs)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        stream = proc.stdout
+        self.thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self.thread.start()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
 def test_serve_process_answers_the_sdk_and_drains_the_ledger_on_sigterm(
     write_policy: Callable[[str], Path], tmp_path: Path
 ) -> None:
     policy = write_policy(policy_text())
     ledger = tmp_path / "usage.sqlite3"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     exe = Path(sys.executable).with_name("llm-router")
+    # --port 0: the system picks a free port when the server binds it (no port picked, released and hoped for)
     proc = subprocess.Popen(
-        [str(exe), "serve", "--policy", str(policy), "--port", str(port), "--ledger", str(ledger)],
+        [str(exe), "serve", "--policy", str(policy), "--port", "0", "--ledger", str(ledger)],
         env={**os.environ, "ALICE_KEY": ALICE},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    output = _Output(proc)
     try:
 
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                return False
+        def bound_port() -> int | None:
+            assert proc.poll() is None, output.text()
+            found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", output.text())
+            return int(found.group(1)) if found else None
 
-        wait_for(healthy, "llm-router serve to start", timeout=60)
+        port = wait_for(bound_port, "llm-router serve to report its port", timeout=60)
+        assert port != 0
+        assert httpx.get(f"http://127.0.0.1:{port}/health").json()["status"] == "ok"
         c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=ALICE, max_retries=0)
-        assert c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}]).model
+        completion = c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+        assert (completion.model, completion.choices[0].message.content) == ("a/small", "ok")
         chunks = list(
             c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], stream=True)
         )
-        assert chunks
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "ok"
+        assert {ch.model for ch in chunks} == {"a/small"}
+        assert chunks[-1].choices[0].finish_reason == "stop"
     finally:
         proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        output.thread.join(10)
+    text = output.text()
     # uvicorn shuts down gracefully, then re-raises the signal it caught (so the exit status says SIGTERM)
-    assert proc.returncode in (0, -signal.SIGTERM), output
-    assert "ledger drained (2 rows written)" in output
-    assert ALICE not in output
-    assert [r["outcome"] for r in rows(ledger)] == ["ok", "ok"]
+    assert proc.returncode in (0, -signal.SIGTERM), text
+    assert "ledger drained (2 rows written)" in text
+    assert ALICE not in text
+    assert [(r["outcome"], r["model"], r["stream"]) for r in rows(ledger)] == [
+        ("ok", "a/small", 0),
+        ("ok", "a/small", 1),
+    ]
 
 
 def test_serve_reports_policy_errors_before_binding(write_policy: Callable[[str], Path]) -> None:

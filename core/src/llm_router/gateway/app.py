@@ -7,6 +7,7 @@ runs it on uvicorn.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import gc
 import json
 import logging
@@ -759,6 +760,7 @@ def create_app(
             Route("/v1/feedback", endpoint(gw.feedback), methods=["POST"]),
             Route("/health", endpoint(gw.health), methods=["GET"]),
             Route("/metrics", endpoint(gw.metrics_endpoint), methods=["GET"]),
+            Route("/openapi.json", endpoint(_openapi), methods=["GET"]),
         ],
         lifespan=gw.lifespan,
         exception_handlers={
@@ -808,6 +810,18 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
         ),
         500,
     )
+
+
+@functools.cache
+def _openapi_json() -> bytes:
+    from .openapi import openapi_document
+
+    return _dumps(openapi_document())
+
+
+async def _openapi(request: Request) -> Response:
+    """``GET /openapi.json`` (encoded on first use)."""
+    return _JSONBytes(_openapi_json(), 200, [])
 
 
 def app_from_env() -> Starlette:

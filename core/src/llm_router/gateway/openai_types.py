@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from ..errors import (
@@ -43,7 +44,45 @@ def _with_text(messages: list[Message]) -> list[Message]:
     )
 
 
-Messages = Annotated[list[Message], Field(min_length=1), AfterValidator(_with_text)]
+_INT64 = 2**63  # JSON integers an upstream request can carry: the encoders refuse larger ones
+
+
+def _unsendable(value: Any, path: str) -> str | None:
+    """Where ``value`` (free-form JSON the gateway forwards: content parts, tool calls, tools, response_format)
+    holds a number no upstream request can carry, and what is wrong with it; None when there is none. Such a
+    request would fail at the provider as a bad request, after routing, and count against the model's health."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if problem := _unsendable(item, f"{path}.{key}"):
+                return problem
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if problem := _unsendable(item, f"{path}[{i}]"):
+                return problem
+    elif isinstance(value, float) and not math.isfinite(value):
+        return f"{path} is not a finite number ({value})"
+    elif isinstance(value, int) and not -_INT64 <= value < _INT64:
+        return f"{path} is an integer out of the 64-bit range"
+    return None
+
+
+def _sendable(value: Any, info: ValidationInfo) -> Any:
+    if value is not None and (problem := _unsendable(value, info.field_name or "")):
+        raise PydanticCustomError("unsendable", problem)
+    return value
+
+
+def _sendable_messages(messages: list[Message]) -> list[Message]:
+    for i, m in enumerate(messages):
+        for name in ("content", "tool_calls"):
+            value = getattr(m, name)
+            if isinstance(value, list) and (problem := _unsendable(value, f"[{i}].{name}")):
+                raise PydanticCustomError("unsendable", "messages" + problem)
+    return messages
+
+
+Messages = Annotated[list[Message], Field(min_length=1), AfterValidator(_with_text), AfterValidator(_sendable_messages)]
+Sendable = AfterValidator(_sendable)
 
 
 class RouterOptions(BaseModel):
@@ -75,9 +114,9 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: Annotated[int, Field(gt=0)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     stop: str | list[str] | None = None
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    response_format: Annotated[dict[str, Any] | None, Sendable] = None
+    tools: Annotated[list[dict[str, Any]] | None, Sendable] = None
+    tool_choice: Annotated[str | dict[str, Any] | None, Sendable] = None
     n: Literal[1] | None = None
     router: RouterOptions | None = None
     # accepted, not forwarded
@@ -114,8 +153,8 @@ class RouteBody(BaseModel):
     stream: bool = False
     max_tokens: Annotated[int, Field(gt=0)] | None = None
     max_completion_tokens: Annotated[int, Field(gt=0)] | None = None
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    response_format: Annotated[dict[str, Any] | None, Sendable] = None
+    tools: Annotated[list[dict[str, Any]] | None, Sendable] = None
     router: RouterOptions | None = None
 
 
