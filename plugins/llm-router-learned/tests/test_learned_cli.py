@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from llm_router.cli import app
-from llm_router_learned.cli import add_commands
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -15,8 +14,8 @@ runner = CliRunner()
 def _commands() -> None:
     from llm_router.cli import _add_plugin_commands
 
-    add_commands()
-    _add_plugin_commands()
+    if not any(g.name == "train" for g in app.registered_groups):  # the plugin's hook adds `train router` & co.
+        _add_plugin_commands()
 
 
 def test_train_router(tmp_path: Path, data_dir: Path) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from llm_router.cli import app
 from llm_router.taxonomy import DEFAULT_TASKS
-from llm_router_learned.cli import add_commands
 from llm_router_learned.data import load_rows, mean_scores
 from llm_router_learned.evaluation import Sweep, generated_policy
 from typer.testing import CliRunner
@@ -24,8 +23,8 @@ RENAME = {"big": "strongx", "small": "weakx"}
 def _commands() -> None:
     from llm_router.cli import _add_plugin_commands
 
-    add_commands()
-    _add_plugin_commands()
+    if not any(g.name == "train" for g in app.registered_groups):  # the plugin's hook adds `train router` & co.
+        _add_plugin_commands()
 
 
 @pytest.fixture(scope="module")
