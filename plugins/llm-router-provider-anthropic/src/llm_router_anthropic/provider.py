@@ -14,6 +14,7 @@ registered or a provider is created: routing a prompt does not pay for it.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -98,6 +99,13 @@ class AnthropicProvider(KeyedProvider):
     default_key_env: ClassVar[str | None] = KEY_ENV
     Config: ClassVar[type[BaseModel]] = AnthropicConfig
     config: AnthropicConfig
+
+    def warm_up(self) -> None:
+        """Import the SDK and its HTTP library now (and aiohttp for ``http_client: aiohttp``)."""
+        _sdk_http()
+        if self.config.http_client == "aiohttp":
+            with contextlib.suppress(ImportError):  # a missing extra is reported by the first call
+                import aiohttp  # noqa: F401
 
     def client(self) -> anthropic.AsyncAnthropic:
         """The SDK client for the current key (made on first use, closed by :meth:`aclose`)."""

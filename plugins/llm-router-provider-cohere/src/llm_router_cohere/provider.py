@@ -57,6 +57,12 @@ class CohereProvider(KeyedProvider):
     Config: ClassVar[type[BaseModel]] = CohereConfig
     config: CohereConfig
 
+    def warm_up(self) -> None:
+        """Import the SDK and httpx now."""
+        import cohere  # noqa: F401
+
+        _sdk_errors()
+
     def client(self) -> cohere.AsyncClientV2:
         return self.keyed_client(self._make_client)
 

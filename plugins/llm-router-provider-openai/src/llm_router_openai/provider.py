@@ -183,6 +183,12 @@ class OpenAIProvider(KeyedProvider):
         in recent SDKs, ``httpx2``; found from the SDK's default client class rather than named here."""
         return _sdk_response()
 
+    def warm_up(self) -> None:
+        """Import the SDK and its HTTP library now (and aiohttp for the ``aiohttp`` and ``direct`` transports)."""
+        _sdk_response()
+        if self.config.http_client != "httpx":
+            import aiohttp  # noqa: F401
+
     def client(self) -> openai.AsyncOpenAI:
         """The SDK client for the current key (with ``http_client: direct``, for embeddings only)."""
         return self.keyed_client(self._make_client)
