@@ -15,8 +15,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llm_router import hookimpl
-from llm_router.components import Provider
+from llm_router import Provider, hookimpl
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,

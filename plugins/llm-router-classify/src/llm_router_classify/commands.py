@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import anyio
 import typer
 import yaml
+from llm_router import DEFAULT_TASKS
 from llm_router.errors import NoCandidatesError, PluginError, PolicyError
-from llm_router.taxonomy import DEFAULT_TASKS
 from llm_router.types import Classification, RouteRequest
 from rich.console import Console
 from rich.table import Table

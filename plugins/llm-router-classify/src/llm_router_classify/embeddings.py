@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from llm_router.components import Classifier, ComponentContext, Prediction
+from llm_router import Classifier, ComponentContext, Prediction
 from llm_router.types import RouteRequest
 from pydantic import BaseModel, ConfigDict, Field
 

@@ -26,8 +26,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
-from llm_router.components import Classifier, ComponentContext, Prediction
-from llm_router.taxonomy import TaskSpec
+from llm_router import Classifier, ComponentContext, Prediction, TaskSpec
 from llm_router.types import RouteRequest
 from pydantic import BaseModel, ConfigDict, Field
 

@@ -23,8 +23,7 @@ from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from llm_router.catalogue import Catalogue
-from llm_router.components import ApiKeyConfig, KeyedProvider
+from llm_router import ApiKeyConfig, Catalogue, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llm_router.components import ApiKeyConfig, KeyedProvider
+from llm_router import ApiKeyConfig, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from llm_router.components import ApiKeyConfig, KeyedProvider
+from llm_router import ApiKeyConfig, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
