@@ -4,7 +4,8 @@ Runs, each as a fresh subprocess, interleaved round by round (the order rotates 
 command always follows another on this shared, noisy machine):
 
 * ``python -c "import pydantic, yaml"``: the floor, a bare interpreter with the core's two main libraries;
-* ``python -c "import llm_router"``;
+* ``python -c "import llm_router"`` (names are imported on first use, so this loads almost nothing);
+* ``python -c "from llm_router import Router"``: what the library costs an application that routes;
 * ``llm-router route "Write a haiku"``: the command line's decision, no model called, with every plugin that is
   installed in this environment (``nox -s bench_startup`` installs the core and every plugin of the repository);
 
@@ -38,6 +39,7 @@ def commands(python: str, cli: str) -> dict[str, list[str]]:
     return {
         "bare import (pydantic, yaml)": [python, "-c", "import pydantic, yaml"],
         "import llm_router": [python, "-c", "import llm_router"],
+        "from llm_router import Router": [python, "-c", "from llm_router import Router"],
         f'llm-router route "{PROMPT}"': [cli, "route", PROMPT],
     }
 
