@@ -8,6 +8,7 @@ Sessions:
   bench          benchmarks (decision latency, …); prints figures
   bench_gateway  gateway overhead vs. direct upstream, LiteLLM's proxy and a bare pass-through (wrk); not default
   fuzz           schemathesis against the gateway's /openapi.json, no 5xx allowed; not default
+  bench_startup  wall time of `import llm_router` and `llm-router route` with every plugin installed; not default
 """
 
 from __future__ import annotations
@@ -198,6 +199,17 @@ def bench(session: nox.Session) -> None:
     if data:
         session.install("-e", "./plugins/llm-router-learned[train]")
         session.run("python", "benchmarks/bench_learned.py", *data)
+
+
+@nox.session(default=False)
+def bench_startup(session: nox.Session) -> None:
+    """Start-up wall time (benchmarks/bench_startup.py) in a venv holding only the core and every plugin
+    distribution of the repository (plugins/ and examples/), installed as a user would (not editable, no extras,
+    no test plugins). Options: see ``python benchmarks/bench_startup.py --help``."""
+    local = ["./core", *(f"./plugins/{name}" for name in PLUGINS), *(f"./examples/{name}" for name in EXAMPLES)]
+    session.install(*local)
+    session.install("--no-deps", "--force-reinstall", *local)  # this tree's code, even at an unchanged version
+    session.run("python", "benchmarks/bench_startup.py", *session.posargs)
 
 
 @nox.session

@@ -29,15 +29,17 @@ __all__ = ["Catalogue", "builtin_models", "genai_price"]
 
 @lru_cache(maxsize=256)
 def genai_price(provider_id: str, model_ref: str) -> tuple[float, float] | None:
-    """USD per million input and output tokens from genai-prices (base tier), or ``None`` if unknown."""
+    """USD per million input and output tokens from genai-prices (base tier), or ``None`` if unknown.
+
+    One calculation gives both (its ``input_price`` and ``output_price``; tiers depend on the input tokens, and
+    1,000 stays in the base tier)."""
     try:
         from genai_prices import Usage, calc_price
 
-        per_k_in = calc_price(Usage(input_tokens=1000, output_tokens=0), model_ref, provider_id=provider_id)
-        per_k_out = calc_price(Usage(input_tokens=0, output_tokens=1000), model_ref, provider_id=provider_id)
+        per_k = calc_price(Usage(input_tokens=1000, output_tokens=1000), model_ref, provider_id=provider_id)
     except Exception:  # unknown model or provider: the caller falls back to the file's price
         return None
-    return float(per_k_in.total_price) * 1000, float(per_k_out.total_price) * 1000
+    return float(per_k.input_price) * 1000, float(per_k.output_price) * 1000
 
 
 def _price(entry: Mapping[str, Any], model_id: str) -> ModelPrice:

@@ -211,6 +211,14 @@ class Provider(Component):
         """An offline token count for ``model``, or ``None`` to let the router estimate."""
         return None
 
+    def warm_up(self) -> None:
+        """Import now what calls need (the vendor SDK, its HTTP library), so that the first call does not pay
+        for it inside its timeout. Default: nothing.
+
+        A provider imports its SDK on first use, never at import or construction: every ``llm-router``
+        command and every router creates the providers its policy declares, and routing a prompt calls none of
+        them. A face about to call models (a gateway before it serves) calls this first. Must not do I/O."""
+
     async def aclose(self) -> None:
         """Release connections. Called when the router closes."""
 

@@ -126,11 +126,17 @@ def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _dist_of(ep: md.EntryPoint) -> tuple[str | None, str | None]:
+def _dist_of(ep: md.EntryPoint, seen: dict[int, tuple[str | None, str | None]]) -> tuple[str | None, str | None]:
+    """The name and version of the distribution that declares ``ep``. Each read of a distribution's metadata
+    parses its whole METADATA file (the core's holds its README), so it is read once per distribution."""
     dist = getattr(ep, "dist", None)
     if dist is None:
         return None, None
-    return dist.metadata["Name"], dist.version
+    found = seen.get(id(dist))
+    if found is None:
+        meta = dist.metadata
+        found = seen[id(dist)] = (meta["Name"], meta["Version"])
+    return found
 
 
 class PluginHost:
@@ -197,11 +203,12 @@ class PluginHost:
     def _load_entry_points(self) -> None:
         eps = sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value))
         seen: set[tuple[str, str]] = set()
+        dists: dict[int, tuple[str | None, str | None]] = {}
         for ep in eps:
             if (ep.name, ep.value) in seen:  # the same distribution visible twice on sys.path
                 continue
             seen.add((ep.name, ep.value))
-            dist, version = _dist_of(ep)
+            dist, version = _dist_of(ep, dists)
             essential = dist == CORE_DISTRIBUTION
             record = PluginRecord(ep.name, dist, version, "loaded", essential=essential)
             self.records.append(record)

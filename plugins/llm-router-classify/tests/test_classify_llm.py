@@ -34,6 +34,8 @@ def router(fake: FakeOpenAI) -> Iterator[Router]:
         ],
     }
     with Router(policy) as r:
+        # the provider imports its SDK on first use: import it now, not inside the stage's 0.5 s timeout
+        r.providers["openai"].warm_up()
         yield r
 
 

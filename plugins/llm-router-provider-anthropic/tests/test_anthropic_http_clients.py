@@ -22,7 +22,7 @@ from llm_router.errors import ConnectionError, ProviderError, ServerError, Timeo
 from llm_router.testing import FAKE_KEY, make_provider, request_for
 from llm_router.types import StreamChunk
 from llm_router_anthropic import AnthropicProvider
-from llm_router_anthropic.provider import _HTTP, AnthropicConfig, map_error
+from llm_router_anthropic.provider import AnthropicConfig, _sdk_http, map_error
 
 pytestmark = pytest.mark.anyio
 
@@ -240,11 +240,11 @@ def test_a_refusal_reported_as_a_timeout_is_a_connection_error() -> None:
     """The aiohttp transport of SDKs that depend on the ``httpx-aiohttp`` package (rather than vendoring it)
     reports any failure to connect as a connect *timeout*: the plugin still maps a refusal to ConnectionError,
     and a real timeout to TimeoutError."""
-    request = _HTTP.Request("POST", "http://127.0.0.1:1/v1/messages")
+    request = _sdk_http().Request("POST", "http://127.0.0.1:1/v1/messages")
 
     def sdk_timeout(cause: BaseException) -> anthropic.APITimeoutError:
         """What the SDK raises when its transport maps ``cause`` to the HTTP library's ConnectTimeout."""
-        transport_error = _HTTP.ConnectTimeout(str(cause))
+        transport_error = _sdk_http().ConnectTimeout(str(cause))
         transport_error.__cause__ = cause
         err = anthropic.APITimeoutError(request=request)
         err.__cause__ = transport_error

@@ -3,6 +3,9 @@
 Everything a provider needs is here: a ``Config`` (secrets as ``SecretStr``), ``unavailable_reason()``,
 ``complete()``, ``stream()`` (last chunk carries usage), typed errors, and the ``register_providers`` hook
 that the ``llm_router`` entry point in pyproject.toml points at.
+
+httpx is imported when the first request is made, not at import: every ``llm-router`` command loads every
+installed plugin, and one that only routes a prompt must not pay for the HTTP libraries of all of them.
 """
 
 from __future__ import annotations
@@ -10,11 +13,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
-from llm_router import hookimpl
-from llm_router.components import Provider
+from llm_router import Provider, hookimpl
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -27,6 +28,9 @@ from llm_router.errors import (
 )
 from llm_router.types import CompletionRequest, CompletionResponse, StreamChunk, Usage
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+if TYPE_CHECKING:
+    import httpx
 
 KEY_ENV = "TINYCHAT_API_KEY"
 
@@ -45,7 +49,16 @@ class TinyChatProvider(Provider):
 
     def __init__(self, config: BaseModel, context: Any) -> None:
         super().__init__(config, context)
-        self._http = httpx.AsyncClient(base_url=self.config.base_url.rstrip("/") + "/")
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client, made on first use (closed by :meth:`aclose`)."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(base_url=self.config.base_url.rstrip("/") + "/")
+        return self._client
 
     def _key(self) -> str | None:
         return self.config.api_key.get_secret_value() if self.config.api_key else os.environ.get(KEY_ENV)
@@ -96,6 +109,8 @@ class TinyChatProvider(Provider):
         return ServerError(message, **kw) if status >= 500 else BadRequestError(message, **kw)
 
     async def _open(self, request: CompletionRequest, stream: bool) -> httpx.Response:
+        import httpx
+
         req = self._http.build_request(
             "POST",
             "chat/completions",
@@ -116,6 +131,8 @@ class TinyChatProvider(Provider):
         return response
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        import httpx
+
         response = await self._open(request, stream=False)
         try:
             data = json.loads(await response.aread())
@@ -133,6 +150,8 @@ class TinyChatProvider(Provider):
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
+        import httpx
+
         response = await self._open(request, stream=True)
         request_id = response.headers.get("x-request-id")
         try:
@@ -156,7 +175,9 @@ class TinyChatProvider(Provider):
             await response.aclose()  # closing early (or being cancelled) closes the upstream request
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
 
 @hookimpl

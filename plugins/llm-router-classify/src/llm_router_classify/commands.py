@@ -1,6 +1,9 @@
 """``llm-router train classifier``, ``llm-router eval classify`` and ``llm-router calibrate classifier``.
 
 Data files are JSON Lines, one ``{"prompt": str, "label": str}`` object a line (other fields are ignored).
+
+This module is imported by the ``register_commands`` hook, i.e. by every ``llm-router`` command, ``route``
+included: numpy, the model and rich's progress bars are imported inside the commands that use them.
 """
 
 from __future__ import annotations
@@ -18,20 +21,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-import numpy as np
 import typer
 import yaml
+from llm_router import DEFAULT_TASKS
 from llm_router.errors import NoCandidatesError, PluginError, PolicyError
-from llm_router.taxonomy import DEFAULT_TASKS
 from llm_router.types import Classification, RouteRequest
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .model import Model, fit_temperature, train
-
 if TYPE_CHECKING:
+    import numpy as np
     from llm_router.commands import CommandGroups
+
+    from .model import Model
 
 EXIT_BAD_INPUT = 2
 out = Console(width=160, highlight=False)
@@ -111,6 +113,10 @@ def _sha256(path: Path) -> str:
 
 def train_model(rows: Sequence[tuple[str, str]], *, quiet: bool = False, **hyper: Any) -> Model:
     """Train with a rich progress bar (two passes over the data, then the solver)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .model import train
+
     texts = [p for p, _ in rows]
     labels = [label for _, label in rows]
     with Progress(
@@ -147,6 +153,10 @@ def train_model(rows: Sequence[tuple[str, str]], *, quiet: bool = False, **hyper
 
 
 def calibrate_temperature(model: Model, rows: Sequence[tuple[str, str]]) -> float | None:
+    import numpy as np
+
+    from .model import fit_temperature
+
     known = [(p, lab) for p, lab in rows if lab in model.labels]
     if len(known) < 10:
         return None
@@ -282,11 +292,15 @@ async def _classify_all(router: Any, prompts: Sequence[str]) -> list[Classificat
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
+    import numpy as np
+
     return float(np.percentile(np.array(values), q)) if values else 0.0
 
 
 def metrics(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1 over the gold labels, per-label precision/recall/F1 and the confusion matrix."""
+    import numpy as np
+
     labels = sorted(set(gold) | set(pred))
     index = {label: i for i, label in enumerate(labels)}
     cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
@@ -320,6 +334,8 @@ def eval_classify(
     as_json: JsonOpt = False,
 ) -> None:
     """Score the classification cascade on labelled prompts, through a real Router."""
+    import numpy as np
+
     mapping = parse_map(label_map)
     rows = [(p, mapping.get(lab, lab)) for p, lab in read_rows(data)]
     train_rows = [(p, mapping.get(lab, lab)) for p, lab in read_rows(train_files)] if train_files else None
@@ -380,6 +396,8 @@ def _print_eval(result: dict[str, Any]) -> None:
 
 def choose_threshold_for_accuracy(conf: np.ndarray, correct: np.ndarray, target: float) -> float:
     """The lowest threshold whose accepted rows (confidence ≥ it) are at least ``target`` accurate; 1.0 if none."""
+    import numpy as np
+
     if len(conf) == 0:
         return 1.0
     order = np.argsort(-conf, kind="stable")
@@ -420,6 +438,8 @@ def calibrate_classifier(
     as_json: JsonOpt = False,
 ) -> None:
     """Pick the cascade's thresholds on labelled dev prompts; print the policy snippet."""
+    import numpy as np
+
     if target_accuracy is not None and target_llm_share is not None:
         raise _fail("give --target-accuracy or --target-llm-share, not both")
     if target_accuracy is None and target_llm_share is None:

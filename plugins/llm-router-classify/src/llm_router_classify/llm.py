@@ -17,7 +17,7 @@ import re
 from typing import Annotated, Any, ClassVar
 
 import anyio
-from llm_router.components import Classifier, ComponentContext, Prediction
+from llm_router import Classifier, ComponentContext, Prediction
 from llm_router.types import CompletionRequest, Message, RouteRequest
 from pydantic import BaseModel, ConfigDict, Field
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from llm_router import hookimpl
-from llm_router.components import Classifier
+from llm_router import Classifier, hookimpl
 
 from .embeddings import EmbeddingsClassifier
 from .learned import LearnedClassifier

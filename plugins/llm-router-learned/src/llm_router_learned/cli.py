@@ -1,4 +1,9 @@
-"""``llm-router train router``, ``llm-router eval route`` and ``llm-router calibrate router``."""
+"""``llm-router train router``, ``llm-router eval route`` and ``llm-router calibrate router``.
+
+This module is imported by the ``register_commands`` hook, i.e. by every ``llm-router`` command, ``route``
+included: the data, model and evaluation modules (numpy, scipy) and rich's progress bars are imported inside the
+commands that use them.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +19,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from llm_router import PolicyError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .data import load_prices, load_rows, mean_scores, models_of, row_key, split
-from .model import METHODS, ArtifactError, QualityModel, train
+from .base import METHODS, ArtifactError
 from .scorer import FALLBACKS
 
 if TYPE_CHECKING:
     from llm_router.commands import CommandGroups
+    from rich.progress import Progress
+
+    from .model import QualityModel
 
 err = Console(stderr=True)
 EXIT_BAD_INPUT = 2
@@ -35,6 +41,8 @@ def _fail(message: str) -> None:
 
 @contextmanager
 def _progress(quiet: bool = False) -> Iterator[Progress]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -48,6 +56,8 @@ def _progress(quiet: bool = False) -> Iterator[Progress]:
 
 
 def _train_with_bar(rows: list[dict[str, Any]], method: str, label: str, quiet: bool = False) -> QualityModel:
+    from .model import train
+
     with _progress(quiet) as bar:
         task = bar.add_task(f"train {method} ({label})", total=None)
 
@@ -58,6 +68,8 @@ def _train_with_bar(rows: list[dict[str, Any]], method: str, label: str, quiet: 
 
 
 def _load_rows(files: list[Path]) -> list[dict[str, Any]]:
+    from .data import load_rows
+
     try:
         return load_rows(files)
     except (OSError, ValueError) as exc:
@@ -81,6 +93,8 @@ def train_router(
     json_: Annotated[bool, typer.Option("--json", help="machine-readable summary on stdout")] = False,
 ) -> None:
     """Train the learned quality scorer's artifact from routing data."""
+    from .data import split
+
     if method not in METHODS:
         _fail(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     if not 0 <= holdout < 1:
@@ -179,6 +193,7 @@ def eval_route(
     json_: Annotated[bool, typer.Option("--json", help="the full report as JSON on stdout")] = False,
 ) -> None:
     """Sweep the operating point through the real decision pipeline and report routing metrics."""
+    from .data import load_prices, models_of
     from .evaluation import Sweep, pair_of, report, restrict
 
     if model is None and not train_file and policy is None:
@@ -256,6 +271,8 @@ def eval_route(
 
 def _priors(path: Path, data: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
     """Per-model mean score of the --priors file; refused if it is the --data file or shares rows with it."""
+    from .data import mean_scores, row_key
+
     if path.resolve() == data.resolve() or (path.exists() and data.exists() and path.samefile(data)):
         _fail(f"--priors {path} is the --data file: priors must come from rows that are not evaluated")
     prior_rows = _load_rows([path])
@@ -341,6 +358,7 @@ def calibrate_router(
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Pick the operating point (cost weight) on DATA and print the policy snippet."""
+    from .data import load_prices, models_of
     from .evaluation import Sweep, measure, pair_of
 
     if (target_strong_share is None) == (budget_per_1k is None):

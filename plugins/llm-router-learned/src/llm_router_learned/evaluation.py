@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llm_router import Router
-from llm_router.taxonomy import DEFAULT_TASKS
+from llm_router import DEFAULT_TASKS, Router
 
 from . import metrics as M
 from .data import OUT_TOKENS, Row, cost_matrix, fit_prices, quality_matrix

@@ -41,18 +41,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .base import METHODS, ArtifactError
+
 __all__ = ["FORMAT", "VERSION", "ArtifactError", "QualityModel", "train"]
 
 FORMAT = "llm-router-quality-model"
 VERSION = 1
-METHODS = ("stack", "knn_tfidf")
 _TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
 Progress = Callable[[str, int, int], None]
 """``progress(step, done, total)``: called while training."""
-
-
-class ArtifactError(ValueError):
-    """An artifact that cannot be used (missing, corrupt, unknown format or version)."""
 
 
 # ----------------------------------------------------------------------------------------- featurisation

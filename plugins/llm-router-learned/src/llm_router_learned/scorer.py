@@ -37,13 +37,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
-import numpy as np
 from llm_router import Candidate, ComponentContext, RoutingContext, Scorer
 from pydantic import BaseModel, ConfigDict, Field
 
-from .model import QualityModel
+if TYPE_CHECKING:
+    import numpy as np
 
 Fallback = Literal["prior", "difficulty", "mean", "zero"]
 FALLBACKS: tuple[str, ...] = get_args(Fallback)
@@ -76,6 +76,8 @@ class LearnedQualityScorer(Scorer):
     Config: ClassVar[type[BaseModel]] = LearnedQualityConfig
 
     def __init__(self, config: BaseModel, context: ComponentContext) -> None:
+        from .model import QualityModel  # numpy and scipy load with the first scorer, not with the plugin
+
         super().__init__(config, context)
         assert isinstance(config, LearnedQualityConfig)
         self.cfg = config

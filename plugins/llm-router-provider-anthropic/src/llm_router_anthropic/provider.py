@@ -6,21 +6,24 @@ module translates them to the Messages API (``system`` parameter, content blocks
 
 Requests go through the SDK over its aiohttp-backed client or its httpx one (``http_client``); both give the same
 answers and the same error kinds (:func:`map_error`).
+
+The SDK is imported when first needed (the first client made, the first error mapped), never when the plugin is
+registered or a provider is created: routing a prompt does not pay for it.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import import_module
-from typing import Any, ClassVar, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import anthropic
-from llm_router.catalogue import Catalogue
-from llm_router.components import ApiKeyConfig, KeyedProvider
+from llm_router import ApiKeyConfig, Catalogue, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -37,6 +40,9 @@ from llm_router.errors import (
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
 from pydantic import BaseModel, ConfigDict, Field
 
+if TYPE_CHECKING:
+    import anthropic
+
 __all__ = ["AnthropicConfig", "AnthropicProvider"]
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -50,12 +56,16 @@ FINISH = {
 }
 JSON_INSTRUCTION = "Respond with a single JSON value only, with no text before or after it."
 
-# The SDK's HTTP library (``httpx`` or, in recent SDKs, ``httpx2``), found from its default client class rather
-# than named here: a stream's body is read after the SDK has returned it, so a connection lost or a read timing
-# out mid-stream surfaces as that library's TransportError, not as an SDK error.
-_HTTP: Any = import_module(
-    next(k.__module__ for k in anthropic.DefaultAsyncHttpxClient.__mro__ if k.__name__ == "AsyncClient").split(".")[0]
-)
+
+@cache
+def _sdk_http() -> ModuleType:
+    """The SDK's HTTP library (``httpx`` or, in recent SDKs, ``httpx2``), found from its default client class
+    rather than named here: a stream's body is read after the SDK has returned it, so a connection lost or a read
+    timing out mid-stream surfaces as that library's TransportError, not as an SDK error."""
+    import anthropic
+
+    module = next(k.__module__ for k in anthropic.DefaultAsyncHttpxClient.__mro__ if k.__name__ == "AsyncClient")
+    return import_module(module.split(".")[0])
 
 
 class AnthropicConfig(ApiKeyConfig):
@@ -89,11 +99,20 @@ class AnthropicProvider(KeyedProvider):
     Config: ClassVar[type[BaseModel]] = AnthropicConfig
     config: AnthropicConfig
 
+    def warm_up(self) -> None:
+        """Import the SDK and its HTTP library now (and aiohttp for ``http_client: aiohttp``)."""
+        _sdk_http()
+        if self.config.http_client == "aiohttp":
+            with contextlib.suppress(ImportError):  # a missing extra is reported by the first call
+                import aiohttp  # noqa: F401
+
     def client(self) -> anthropic.AsyncAnthropic:
         """The SDK client for the current key (made on first use, closed by :meth:`aclose`)."""
         return self.keyed_client(self._make_client)
 
     def _make_client(self, key: str | None) -> anthropic.AsyncAnthropic:
+        import anthropic
+
         options: dict[str, Any] = {}
         if self.config.max_connections:
             limits = anthropic.DEFAULT_CONNECTION_LIMITS  # an instance of the SDK's own HTTP library's Limits
@@ -162,6 +181,8 @@ class AnthropicProvider(KeyedProvider):
         return params
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
+        import anthropic
+
         try:
             raw = await self.client().messages.with_raw_response.create(**self._params(request))
             message = await raw.parse()
@@ -184,6 +205,8 @@ class AnthropicProvider(KeyedProvider):
         )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
+        import anthropic
+
         try:
             raw = await self.client().messages.with_raw_response.create(**self._params(request), stream=True)
             request_id = raw.headers.get("request-id")
@@ -231,7 +254,7 @@ class AnthropicProvider(KeyedProvider):
                     )
         except anthropic.AnthropicError as exc:
             raise self._error(exc, request.model) from None
-        except _HTTP.TransportError as exc:  # the connection broke or a read timed out mid-stream
+        except _sdk_http().TransportError as exc:  # the connection broke or a read timed out mid-stream
             raise stream_transport_error(
                 exc, provider=self.context.name, model=request.model, key=self.api_key(), request_id=request_id
             ) from None
@@ -344,6 +367,7 @@ def to_anthropic_tool_choice(choice: str | Mapping[str, Any]) -> dict[str, Any] 
 
 def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key_hint: str) -> ProviderError:
     """The core's error kind for an Anthropic SDK failure (no secret in the message)."""
+    import anthropic
 
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, anthropic.APITimeoutError):
@@ -399,7 +423,7 @@ def stream_transport_error(
 ) -> ProviderError:
     """The core's error kind for a transport failure while a stream's body is read (either HTTP client)."""
     kw: dict[str, Any] = {"provider": provider, "model": model, "request_id": request_id}
-    if isinstance(exc, _HTTP.TimeoutException):
+    if isinstance(exc, _sdk_http().TimeoutException):
         return TimeoutError("the stream timed out", **kw)
     detail = scrub(str(exc) or type(exc).__name__, key)
     return ConnectionError(f"the connection was lost during the stream: {detail}", **kw)

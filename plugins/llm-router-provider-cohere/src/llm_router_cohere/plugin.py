@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llm_router import hookimpl
-from llm_router.components import Provider
+from llm_router import Provider, hookimpl
 
 from .provider import CohereProvider
 

@@ -1,14 +1,15 @@
-"""Cohere v2 chat (and embed) through ``cohere.AsyncClientV2``."""
+"""Cohere v2 chat (and embed) through ``cohere.AsyncClientV2``.
+
+The SDK (and httpx, its HTTP library) is imported when first needed (the first client made, the first error
+mapped), never when the plugin is registered or a provider is created: routing a prompt does not pay for it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import cohere
-import httpx
-from cohere.core.api_error import ApiError
-from llm_router.components import ApiKeyConfig, KeyedProvider
+from llm_router import ApiKeyConfig, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -24,6 +25,9 @@ from llm_router.errors import (
 )
 from llm_router.types import CompletionRequest, CompletionResponse, Message, StreamChunk, ToolCall, Usage
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import cohere
 
 __all__ = ["CohereConfig", "CohereProvider"]
 
@@ -53,10 +57,18 @@ class CohereProvider(KeyedProvider):
     Config: ClassVar[type[BaseModel]] = CohereConfig
     config: CohereConfig
 
+    def warm_up(self) -> None:
+        """Import the SDK and httpx now."""
+        import cohere  # noqa: F401
+
+        _sdk_errors()
+
     def client(self) -> cohere.AsyncClientV2:
         return self.keyed_client(self._make_client)
 
     def _make_client(self, key: str | None) -> cohere.AsyncClientV2:
+        import cohere
+
         kwargs: dict[str, Any] = {"api_key": key or "no-key", "timeout": self.config.timeout_s, "max_retries": 0}
         if self.config.base_url:
             kwargs["base_url"] = self.config.base_url
@@ -89,7 +101,7 @@ class CohereProvider(KeyedProvider):
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         try:
             raw = await self.client().with_raw_response.chat(**self._params(request))
-        except (ApiError, httpx.HTTPError) as exc:
+        except _sdk_errors() as exc:
             raise self._error(exc, request.model) from None
         response = raw.data
         request_id = raw.headers.get("x-request-id") or response.id
@@ -138,7 +150,7 @@ class CohereProvider(KeyedProvider):
                         usage=_usage(delta.usage if delta else None),
                         request_id=request_id,
                     )
-        except (ApiError, httpx.HTTPError) as exc:
+        except _sdk_errors() as exc:
             raise self._error(exc, request.model) from None
         finally:
             await events.aclose()  # type: ignore[attr-defined]
@@ -153,7 +165,7 @@ class CohereProvider(KeyedProvider):
                 embedding_types=["float"],
                 request_options={"timeout_in_seconds": self.config.timeout_s, "max_retries": 0},
             )
-        except (ApiError, httpx.HTTPError) as exc:
+        except _sdk_errors() as exc:
             raise self._error(exc, model) from None
         vectors = response.embeddings.float_ or []
         return [list(v) for v in vectors]
@@ -186,8 +198,18 @@ def _usage(usage: Any) -> Usage | None:
     return Usage(input_tokens=int(units.input_tokens or 0), output_tokens=int(units.output_tokens or 0))
 
 
+def _sdk_errors() -> tuple[type[Exception], ...]:
+    """What the SDK raises: its ``ApiError`` (an HTTP error answer) and httpx's errors (no answer)."""
+    import httpx
+    from cohere.core.api_error import ApiError
+
+    return ApiError, httpx.HTTPError
+
+
 def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key_hint: str) -> ProviderError:
     """The core's error kind for a Cohere SDK failure (no secret in the message)."""
+    import httpx
+    from cohere.core.api_error import ApiError
 
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, httpx.TimeoutException):

@@ -9,6 +9,9 @@ default), the SDK over its httpx client, or ``direct``: the plugin speaks the ch
 itself over one shared ``aiohttp.ClientSession`` per key (:class:`DirectClient`), without the SDK on the request
 path. Both build the same request body (:meth:`OpenAIProvider._body`), read answers with the same code
 (:func:`completion_from_json`) and map HTTP errors with the same function (:func:`status_error`).
+
+The SDK and aiohttp are imported when first needed (the first client made, the first error mapped), never
+when the plugin is registered or a provider is created: routing a prompt does not pay for them.
 """
 
 from __future__ import annotations
@@ -22,12 +25,9 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from importlib import import_module, metadata
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import aiohttp
-import openai
-from aiohttp.helpers import get_env_proxy_for_url
-from llm_router.components import ApiKeyConfig, KeyedProvider
+from llm_router import ApiKeyConfig, KeyedProvider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -53,9 +53,13 @@ from llm_router.types import (
     ToolCall,
     Usage,
 )
-from multidict import CIMultiDict
 from pydantic import BaseModel, ConfigDict, Field
-from yarl import URL
+
+if TYPE_CHECKING:
+    import aiohttp
+    import openai
+    from multidict import CIMultiDict
+    from yarl import URL
 
 __all__ = ["DirectClient", "HostedModel", "OpenAICompatibleProvider", "OpenAIConfig", "OpenAIProvider"]
 
@@ -177,7 +181,13 @@ class OpenAIProvider(KeyedProvider):
     def _raw_response(self) -> type[Any]:
         """The HTTP response class of the SDK's HTTP library (``cast_to`` for a raw ``post``): ``httpx`` or,
         in recent SDKs, ``httpx2``; found from the SDK's default client class rather than named here."""
-        return _SDK_RESPONSE
+        return _sdk_response()
+
+    def warm_up(self) -> None:
+        """Import the SDK and its HTTP library now (and aiohttp for the ``aiohttp`` and ``direct`` transports)."""
+        _sdk_response()
+        if self.config.http_client != "httpx":
+            import aiohttp  # noqa: F401
 
     def client(self) -> openai.AsyncOpenAI:
         """The SDK client for the current key (with ``http_client: direct``, for embeddings only)."""
@@ -189,6 +199,8 @@ class OpenAIProvider(KeyedProvider):
         return self.keyed_client(self._make_direct, slot="direct")
 
     def _make_client(self, key: str | None) -> openai.AsyncOpenAI:
+        import openai
+
         http_client: Any = None
         if self.config.http_client in ("aiohttp", "direct"):
             try:
@@ -217,6 +229,8 @@ class OpenAIProvider(KeyedProvider):
     def _make_direct(self, key: str | None) -> DirectClient:
         """What the SDK would send, minus its ``x-stainless-*`` telemetry: like the SDK, ``OPENAI_BASE_URL``,
         ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID`` apply when the policy sets no base URL / organization."""
+        from multidict import CIMultiDict
+
         config = self.config
         base_url = (config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         headers: CIMultiDict[str] = CIMultiDict(
@@ -281,6 +295,8 @@ class OpenAIProvider(KeyedProvider):
         call (measured: docs/gateway.md). With ``http_client: direct`` the plugin makes the POST itself."""
         if self.config.http_client == "direct":
             return await self._complete_direct(request)
+        import openai
+
         body = self._body(request)
         try:
             response = await self.client().post(
@@ -302,6 +318,8 @@ class OpenAIProvider(KeyedProvider):
         )
 
     async def _complete_direct(self, request: CompletionRequest) -> CompletionResponse:
+        import aiohttp
+
         client = self.direct_client()
         payload = self._encode(request, stream=False)
         try:
@@ -334,6 +352,8 @@ class OpenAIProvider(KeyedProvider):
         return self._stream_sdk(request)
 
     async def _stream_sdk(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
+        import openai
+
         params = {**self._params(request), "stream": True, "stream_options": {"include_usage": True}}
         try:
             raw = await self.client().chat.completions.with_raw_response.create(**params)
@@ -371,6 +391,8 @@ class OpenAIProvider(KeyedProvider):
             await stream.close()
 
     async def _stream_direct(self, request: CompletionRequest) -> AsyncIterator[StreamChunk]:
+        import aiohttp
+
         client = self.direct_client()
         payload = self._encode(request, stream=True)
         model = request.model
@@ -424,6 +446,8 @@ class OpenAIProvider(KeyedProvider):
 
     async def embed(self, texts: list[str], model: str) -> list[list[float]]:
         """One embedding vector per text (always through the SDK)."""
+        import openai
+
         try:
             result = await self.client().embeddings.create(input=texts, model=model, encoding_format="float")
         except openai.OpenAIError as exc:
@@ -467,6 +491,9 @@ class DirectClient:
     __slots__ = ("_limit", "_proxy", "_proxy_auth", "_session", "headers", "url")
 
     def __init__(self, url: str, headers: CIMultiDict[str], *, limit: int = 0) -> None:
+        from aiohttp.helpers import get_env_proxy_for_url
+        from yarl import URL
+
         self.url = url
         self.headers = headers
         self._limit = limit
@@ -480,6 +507,8 @@ class DirectClient:
     def session(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
+            import aiohttp
+
             session = self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._limit),
                 headers=self.headers,
@@ -544,9 +573,13 @@ def _message(m: Message) -> dict[str, Any]:
     return m.model_dump(exclude_none=True)
 
 
-_SDK_RESPONSE: type[Any] = import_module(
-    next(k.__module__ for k in openai.DefaultAsyncHttpxClient.__mro__ if k.__name__ == "AsyncClient").split(".")[0]
-).Response
+@functools.cache
+def _sdk_response() -> type[Any]:
+    import openai
+
+    module = next(k.__module__ for k in openai.DefaultAsyncHttpxClient.__mro__ if k.__name__ == "AsyncClient")
+    response: type[Any] = import_module(module.split(".")[0]).Response
+    return response
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
@@ -556,6 +589,8 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 @functools.lru_cache(maxsize=32)
 def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
     """A whole request (connection, answer and body) within ``seconds``."""
+    import aiohttp
+
     return aiohttp.ClientTimeout(total=seconds)
 
 
@@ -563,12 +598,16 @@ def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
 def _read_timeout(seconds: float) -> aiohttp.ClientTimeout:
     """A stream: a connection within ``seconds``, then no more than ``seconds`` of silence between reads (the
     SDK's semantics; a total limit would cut long answers off)."""
+    import aiohttp
+
     return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
 
 
 async def _drain(response: aiohttp.ClientResponse) -> None:
     """Read what follows ``[DONE]`` (normally only the end of the chunked body) so that the connection can be
     reused; give up after ``_DRAIN_S`` (the connection is then closed)."""
+    import aiohttp
+
     if response.content.at_eof():
         return
     with contextlib.suppress(aiohttp.ClientError, OSError):  # OSError includes the timeout
@@ -659,6 +698,8 @@ def stream_error_event(error: object, *, provider: str, model: str, key: str | N
 
 def map_error(exc: Exception, *, provider: str, model: str, key: str | None, key_hint: str) -> ProviderError:
     """The core's error kind for an OpenAI SDK failure (no secret in the message)."""
+    import openai
+
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, openai.APITimeoutError):
         if _failed_to_connect(exc):  # what the SDK over httpx says for the same failure
