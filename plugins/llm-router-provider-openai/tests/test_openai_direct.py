@@ -479,9 +479,9 @@ def test_sdk_timeouts_are_told_from_refusals_by_their_cause() -> None:
 
     import aiohttp
     import openai
-    from llm_router_openai.provider import _SDK_RESPONSE, map_error
+    from llm_router_openai.provider import _sdk_response, map_error
 
-    http = sys.modules[_SDK_RESPONSE.__module__.split(".")[0]]  # the SDK's HTTP library: httpx or httpx2
+    http = sys.modules[_sdk_response().__module__.split(".")[0]]  # the SDK's HTTP library: httpx or httpx2
     request = http.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
 
     def sdk_timeout(cause: BaseException | None) -> openai.APITimeoutError:

@@ -723,6 +723,10 @@ def _failed_to_connect(exc: BaseException) -> bool:
     class, and ``ConnectError`` does not derive from ``ConnectTimeout``), so the SDK raises ``APITimeoutError``
     for it. The aiohttp error is still the cause of the cause: when it is not a timeout itself, the router
     sees a ``ConnectionError``, as with the httpx client and the direct transport."""
+    try:
+        import aiohttp
+    except ImportError:  # the httpx client: its errors are mapped as they are
+        return False
     cause = exc.__cause__
     while cause is not None:
         if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, builtins.TimeoutError):
