@@ -340,3 +340,40 @@ def test_policy_validate_warns_about_a_provider_whose_models_raise(write_policy:
     report = json.loads(done.stdout)
     assert report["valid"] is True
     assert [w for w in report["warnings"] if w.startswith("provider 'bad': listing its models failed")]
+
+
+class Warming(llm_router.Provider):
+    name = "warming"
+    warmed: ClassVar[list[str]] = []
+
+    def warm_up(self) -> None:
+        import threading
+
+        if self.context.name == "cold":
+            raise ImportError("no SDK here")
+        Warming.warmed.append(threading.current_thread().name)
+
+
+class WarmingPlugin:
+    @llm_router.hookimpl
+    def register_providers(self, register: Callable[..., None]) -> None:
+        register(Warming)
+
+
+def test_warm_up_loads_each_provider_off_the_event_loop_and_survives_a_failure(
+    write_policy: Callable[[str], Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    policy = POLICY.replace(
+        "  b: {type: scripted", "  warm: {type: warming}\n  cold: {type: warming}\n  b: {type: scripted", 1
+    )
+    Warming.warmed.clear()
+
+    async def main() -> None:
+        async with Router(write_policy(policy), plugins=[WarmingPlugin()]) as router:
+            await router.awarm_up()
+
+    anyio.run(main)
+    assert len(Warming.warmed) == 1 and Warming.warmed[0] != threading.current_thread().name
+    assert "provider 'cold' could not warm up: ImportError: no SDK here" in caplog.text

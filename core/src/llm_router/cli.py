@@ -248,6 +248,7 @@ def run(
         "max_tokens": max_tokens,
     }
     router = _router(policy)
+    router.warm_up()  # the providers' SDKs load now, not inside the first call's timeout
     try:
         if stream and not json_:
             gen = router.stream(messages, **kwargs)
@@ -602,8 +603,11 @@ def _add_plugin_commands(app: typer.Typer) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``llm-router`` script."""
-    build_app()()
+    """Entry point of the ``llm-router`` script. A core command (``route``, ``run``, ``serve``, …) is run
+    without loading the plugins' commands: it creates its router, which loads the plugins it needs."""
+    first = sys.argv[1] if len(sys.argv) > 1 else ""
+    core = {name for name, _ in _COMMANDS} | {"policy"}
+    build_app(plugins=first not in core)()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,8 @@ The API for faces and embedders (the CLI, the gateway, your app) is:
 - :meth:`Router.aexecute` — call the decision's winner, falling back down the ranking;
 - :meth:`Router.open_stream` — the same as a :class:`RoutedStream`, whose ``settlement()`` says what it
   cost however it ended;
-- :meth:`Router.afeedback`, :meth:`Router.provider_status`, ``catalogue``, ``policy``, ``warnings``.
+- :meth:`Router.afeedback`, :meth:`Router.provider_status`, :meth:`Router.awarm_up` (before serving),
+  ``catalogue``, ``policy``, ``warnings``.
 
 ``route`` / ``route_and_execute`` / ``astream`` are the one-call conveniences built on them.
 """
@@ -38,6 +39,7 @@ from .lifecycle import LoopThread
 from .plugins import PluginHost, PluginRecord
 from .policy import Policy, SourceMap, load_default_policy, load_policy, parse_policy
 from .state import MemoryState, StateStore
+from .tokens import count_text_tokens
 from .types import (
     CompletionRequest,
     CompletionResponse,
@@ -239,6 +241,22 @@ class Router:
         fb = feedback if isinstance(feedback, Feedback) else Feedback.model_validate(feedback)
         self._emit_sync("on_feedback", feedback=fb)
         return fb
+
+    def warm_up(self) -> None:
+        """Load now what the first calls would load inside their timeouts: each provider's SDK
+        (``Provider.warm_up``) and the tokenizer tables. Routing alone never needs this; a face about to
+        call models (a gateway before it serves, ``llm-router run``) does. A provider whose warm-up fails is
+        logged; its first call will say what is wrong."""
+        count_text_tokens("warm up")
+        for name, provider in self.providers.items():
+            try:
+                provider.warm_up()
+            except Exception as exc:
+                log.warning("provider %r could not warm up: %s: %s", name, type(exc).__name__, exc)
+
+    async def awarm_up(self) -> None:
+        """:meth:`warm_up` in a worker thread (importing is blocking work: the event loop stays free)."""
+        await anyio.to_thread.run_sync(self.warm_up)
 
     def plugin_report(self) -> list[PluginRecord]:
         """Every plugin the router saw: loaded, failed (with the error), blocked or disabled."""
