@@ -241,10 +241,9 @@ class DecisionEngine:
         out_ms = expected_output * 1000
         if not live:
             return [
-                Candidate(f.model, input_tokens * f.usd_per_input_token + expected_output * f.usd_per_output_token,
-                          f.ttft_ms + out_ms / f.tokens_per_second)
-                for f in facts
-            ]  # fmt: skip
+                Candidate(model, input_tokens * per_in + expected_output * per_out, ttft + out_ms / tps)
+                for model, per_in, per_out, ttft, tps in facts
+            ]
         candidates = []
         for f in facts:
             ttft, tps = f.ttft_ms, f.tokens_per_second
@@ -320,7 +319,8 @@ def _checked(values: Sequence[float], n: int) -> Sequence[float]:
     """A scorer's answer, refused unless it is one finite number per candidate."""
     if len(values) != n:
         raise ValueError(f"returned {len(values)} scores for {n} candidates")
-    if not all(math.isfinite(v) for v in values):
+    # one sum is finite when every value is (a huge finite sum overflowing to inf gets the exact test)
+    if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):
         raise ValueError("returned a score that is not a finite number")
     return values
 

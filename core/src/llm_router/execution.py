@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -123,26 +123,27 @@ class Executor:
         """Call down the ranking until a candidate answers; raise the last error (with ``attempts``) when
         none does."""
         run = _Run(self, request, decision)
-        async with aclosing(run.calls()) as calls:
-            async for call in calls:
-                try:
-                    response = await within(call.request.timeout_s, call.provider.complete(call.request))
-                except Exception as exc:
-                    run.failed(call, self.provider_failure(exc, call, "no answer"))
-                    continue
-                latency = call.elapsed_ms()
-                try:
-                    response = await self.postprocess(response, request, call.model)
-                except PostprocessError as error:
-                    run.failed(call, error)
-                    continue
-                usage = response.usage or Usage(
-                    input_tokens=decision.input_tokens, output_tokens=self.output_tokens(call.model, response.text)
-                )
-                self._learn_from_answer(call.model, latency, usage.output_tokens)
-                result = run.result(call, response, usage, latency, t0)
-                await self.emit("on_result", result=result, request=request)
-                return result
+        for call in run.calls():
+            try:
+                response = await within(call.request.timeout_s, call.provider.complete(call.request))
+            except Exception as exc:
+                run.failed(call, self.provider_failure(exc, call, "no answer"))
+                await run.before_retry(call)
+                continue
+            latency = call.elapsed_ms()
+            try:
+                response = await self.postprocess(response, request, call.model)
+            except PostprocessError as error:
+                run.failed(call, error)
+                await run.before_retry(call)
+                continue
+            usage = response.usage or Usage(
+                input_tokens=decision.input_tokens, output_tokens=self.output_tokens(call.model, response.text)
+            )
+            self._learn_from_answer(call.model, latency, usage.output_tokens)
+            result = run.result(call, response, usage, latency, t0)
+            await self.emit("on_result", result=result, request=request)
+            return result
         raise await run.exhausted()
 
     async def postprocess(
@@ -261,9 +262,11 @@ class _Run:
         self.attempts: list[Attempt] = []
         self.last_error: RouterError | None = None
 
-    async def calls(self) -> AsyncGenerator[_Call, None]:
+    def calls(self) -> Iterator[_Call]:
         """The calls to make, in order; each failed call says (through :meth:`failed`) whether to retry the
-        same model. Ends when a call succeeds (the consumer stops asking) or the candidates run out."""
+        same model, and the consumer waits :meth:`before_retry`. Ends when a call succeeds (the consumer
+        stops asking) or the candidates run out. A plain generator: an async one costs an ``aclosing`` and
+        an ``aclose`` on every request."""
         ex = self.executor
         fb = ex.fallback
         for candidate in self.decision.best(fb.max_models):
@@ -277,7 +280,11 @@ class _Run:
                 yield call
                 if not call.retry_same or retry >= fb.retries:
                     break
-                await anyio.sleep(ex.backoff_s(retry, call.error))
+
+    async def before_retry(self, call: _Call) -> None:
+        """After ``call`` failed: wait the backoff when the same model is tried again."""
+        if call.retry_same and call.retry < self.executor.fallback.retries:
+            await anyio.sleep(self.executor.backoff_s(call.retry, call.error))
 
     def failed(self, call: _Call, error: RouterError) -> None:
         """Record a failed call: its attempt, the circuit breaker (upstream-health failures only) and
@@ -433,23 +440,23 @@ class RoutedStream:
 
     async def _walk(self) -> AsyncGenerator[StreamChunk, None]:
         run, ex = self._run, self._executor
-        async with aclosing(run.calls()) as calls:
-            async for call in calls:
-                self.model = call.model
-                self._parts = []
-                attempt = _StreamAttempt(call)
-                try:
-                    async with aclosing(attempt.chunks()) as chunks:
-                        async for chunk in chunks:
-                            self._parts.append(chunk.text)
-                            yield chunk
-                except Exception as exc:
-                    run.failed(call, ex.provider_failure(exc, call, "stream stalled: no chunk"))
-                    if attempt.started:  # text already delivered: falling back would duplicate or garble it
-                        raise await run.exhausted() from None
-                    continue
-                self.result = await self._finish(call, attempt)
-                return
+        for call in run.calls():
+            self.model = call.model
+            self._parts = []
+            attempt = _StreamAttempt(call)
+            try:
+                async with aclosing(attempt.chunks()) as chunks:
+                    async for chunk in chunks:
+                        self._parts.append(chunk.text)
+                        yield chunk
+            except Exception as exc:
+                run.failed(call, ex.provider_failure(exc, call, "stream stalled: no chunk"))
+                if attempt.started:  # text already delivered: falling back would duplicate or garble it
+                    raise await run.exhausted() from None
+                await run.before_retry(call)
+                continue
+            self.result = await self._finish(call, attempt)
+            return
         raise await run.exhausted()
 
     async def _finish(self, call: _Call, attempt: _StreamAttempt) -> RoutingResult:

@@ -193,6 +193,8 @@ class RouteRequest(BaseModel):
     def _prompt_to_messages(cls, value: Any) -> Any:
         if isinstance(value, str):
             return (Message(role="user", content=value),)
+        if type(value) is list or type(value) is tuple:  # the usual case, without the ABC checks below
+            return value
         if isinstance(value, bytes | bytearray | Mapping) or not isinstance(value, Sequence):
             raise ValueError(f"expected a prompt string or a list of messages, got {type(value).__name__}")
         return value
@@ -200,9 +202,13 @@ class RouteRequest(BaseModel):
     @field_validator("messages")
     @classmethod
     def _not_empty(cls, value: tuple[Message, ...]) -> tuple[Message, ...]:
-        if all(not m.text().strip() and not m.tool_calls and not m.has_image() for m in value):
-            raise ValueError("the prompt is empty: every message is empty or whitespace")
-        return value
+        for m in value:
+            content = m.content
+            if isinstance(content, str) and content and not content.isspace():  # the usual case
+                return value
+            if m.tool_calls or m.has_image() or m.text().strip():
+                return value
+        raise ValueError("the prompt is empty: every message is empty or whitespace")
 
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
