@@ -456,8 +456,8 @@ class Gateway:
         top = decision.top
         headers = [
             (b"x-request-id", header_value(call.request_id)),
-            (b"x-router-model", header_value(call.model or top.model.id)),
-            (b"x-router-task", header_value(decision.classification.task)),
+            (b"x-router-model", _name_header(call.model or top.model.id)),
+            (b"x-router-task", _name_header(decision.classification.task)),
             (b"x-router-decision-ms", b"%.3f" % decision.routing_time_ms),
             (b"x-router-estimated-cost", b"%.8f" % top.estimated_cost),
             (b"x-router-reason", _short_reason(decision, top)),
@@ -670,6 +670,12 @@ def _log_upstream_auth(request_id: str, attempts: tuple[Attempt, ...]) -> bool:
             log.error(UPSTREAM_AUTH_LOG, request_id, attempt.model_id, attempt.error)
             found = True
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_header(name: str) -> bytes:
+    """A model id or task name as a header value (a few hundred distinct names: made safe once each)."""
+    return header_value(name)
 
 
 def _prompt_text(messages: list[Message]) -> str:
