@@ -221,3 +221,70 @@ def bench_gateway(session: nox.Session) -> None:
     session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", "aiohttp>=3.9,<4")
     session.run("python", "benchmarks/bench_gateway_cpu.py")  # the gateway's own CPU per request, no network
     session.run("python", "benchmarks/bench_gateway.py", *session.posargs)
+
+
+@nox.session(default=False, venv_backend="none")
+def bench_compare(session: nox.Session) -> None:
+    """Decision latency (bench_route) and gateway CPU per request (bench_gateway_cpu) of a base revision vs.
+    HEAD, side by side in one run: ``nox -s bench_compare -- REV [compare_revisions.py options]``.
+
+    Each revision is checked out in a git worktree and installed (not editable, core[gateway-fast] only, the
+    base's dependency versions pinned for HEAD) in a clean venv under .nox/bench_compare/tmp; then
+    benchmarks/compare_revisions.py runs both interleaved (default 5 rounds, one core) and prints medians,
+    min-max and new/old. Example: ``nox -s bench_compare -- 8558ea6 --rounds 7 --max-ratio 1.05``.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    if not session.posargs or session.posargs[0].startswith("-"):
+        session.error("usage: nox -s bench_compare -- REV [compare_revisions.py options]")
+    base, options = session.posargs[0], list(session.posargs[1:])
+    tmp = Path(session.create_tmp()).resolve()
+    pythons: dict[str, str] = {}
+    trees: dict[str, Path] = {}
+    constraints = tmp / "constraints.txt"
+    try:
+        for side, rev in (("old", base), ("new", "HEAD")):
+            commit = subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            tree, venv = tmp / f"tree-{side}", tmp / f"venv-{side}"
+            if tree.exists():
+                session.run("git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree), external=True)
+            session.run("git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit, external=True)
+            trees[side] = tree
+            shutil.rmtree(venv, ignore_errors=True)
+            session.run(sys.executable, "-m", "venv", str(venv), external=True)
+            python = str(venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
+            pins = ["-c", str(constraints)] if side == "new" else []
+            session.run(python, "-m", "pip", "install", "-q", *pins, f"{tree / 'core'}[gateway-fast]", external=True)
+            if side == "old":
+                frozen = session.run(python, "-m", "pip", "freeze", external=True, silent=True)
+                lines = [ln for ln in str(frozen).splitlines() if ln and not ln.startswith("llm-router")]
+                constraints.write_text("\n".join(lines) + "\n")
+            pythons[side] = python
+        if "--bench" not in options:
+            options += [
+                "--bench",
+                "route=benchmarks/bench_route.py --iterations 20000 --json",
+                "--bench",
+                "gateway_cpu=benchmarks/bench_gateway_cpu.py --requests 20000",
+            ]
+        with session.chdir(trees["new"]):  # the same benchmark scripts for both sides
+            session.run(
+                sys.executable,
+                str(ROOT / "benchmarks" / "compare_revisions.py"),
+                "--old",
+                pythons["old"],
+                "--new",
+                pythons["new"],
+                *options,
+                external=True,
+            )
+    finally:
+        for tree in trees.values():
+            session.run("git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree), external=True)
