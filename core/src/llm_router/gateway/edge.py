@@ -103,8 +103,12 @@ class Edge:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                headers = message.get("headers", ())
+                # ASGI response header names are lower-case (Starlette's always are): no .lower() per header
+                for name, _ in headers:
+                    if name == b"x-request-id":
+                        break
+                else:
                     message = {**message, "headers": [*headers, (b"x-request-id", request_id)]}
             await send(message)
 
