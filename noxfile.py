@@ -9,6 +9,7 @@ Sessions:
   bench_gateway  gateway overhead vs. direct upstream, LiteLLM's proxy and a bare pass-through (wrk); not default
   fuzz           schemathesis against the gateway's /openapi.json, no 5xx allowed; not default
   bench_startup  wall time of `import llm_router` and `llm-router route` with every plugin installed; not default
+  bench_compare  bench_route and bench_gateway_cpu of a base revision vs. HEAD, side by side (`-- REV`); not default
 """
 
 from __future__ import annotations
