@@ -57,6 +57,10 @@ class Emit(Protocol):
     def __call__(self, hook: str, **kwargs: Any) -> Awaitable[None]: ...
 
 
+def _ref(model: ModelInfo) -> ModelRef:
+    return construct(ModelRef, id=model.id, provider=model.provider, model=model.model)
+
+
 def prices(model: ModelInfo, input_tokens: int, output_tokens: int) -> float:
     """USD for ``input_tokens`` in and ``output_tokens`` out at ``model``'s catalogue prices."""
     return (input_tokens * model.price.input_per_mtok + output_tokens * model.price.output_per_mtok) / 1_000_000
@@ -291,33 +295,26 @@ class _Run:
         whether the same model is worth another try."""
         ex = self.executor
         self.last_error = call.error = error
-        kind = getattr(error, "kind", None)
-        self.attempts.append(
-            construct(
-                Attempt,
-                model_id=call.model.id,
-                outcome="error",
-                error_kind=kind,
-                error=str(error),
-                latency_ms=call.elapsed_ms(),
-                retry=call.retry,
-            )
-        )
+        self._record(call.model.id, error, call.elapsed_ms(), call.retry)
         if isinstance(error, ProviderError):
             if error.health:
                 ex.state.record_failure(call.model.id, error.kind)
             call.retry_same = error.retryable and error.kind in ex.fallback.on
 
     def succeeded(self, call: _Call, latency_ms: float) -> None:
+        self._record(call.model.id, None, latency_ms, call.retry)
+
+    def _record(self, model_id: str, error: RouterError | None, latency_ms: float, retry: int) -> None:
+        """One attempt: ``ok`` without an error, else ``error`` with the error's kind and message."""
         self.attempts.append(
             construct(
                 Attempt,
-                model_id=call.model.id,
-                outcome="ok",
-                error_kind=None,
-                error=None,
+                model_id=model_id,
+                outcome="ok" if error is None else "error",
+                error_kind=None if error is None else getattr(error, "kind", None),
+                error=None if error is None else str(error),
                 latency_ms=latency_ms,
-                retry=call.retry,
+                retry=retry,
             )
         )
 
@@ -330,7 +327,7 @@ class _Run:
             RoutingResult,
             decision=self.decision,
             response=response,
-            selected_model=construct(ModelRef, id=model.id, provider=model.provider, model=model.model),
+            selected_model=_ref(model),
             usage=usage,
             estimated_cost=call.candidate.estimated_cost,
             cost=prices(model, usage.input_tokens, usage.output_tokens),
@@ -344,17 +341,7 @@ class _Run:
         reason = self.executor.provider_status(model.provider) or f"provider {model.provider!r} is not available"
         error = ProviderError(reason, provider=model.provider, model=model.model)
         self.last_error = error
-        self.attempts.append(
-            construct(
-                Attempt,
-                model_id=model.id,
-                outcome="error",
-                error_kind=error.kind,
-                error=str(error),
-                latency_ms=0.0,
-                retry=0,
-            )
-        )
+        self._record(model.id, error, 0.0, 0)
 
     async def exhausted(self) -> RouterError:
         """The error to raise when no call succeeded: the last one, carrying every attempt; ``on_error`` is
@@ -431,7 +418,7 @@ class RoutedStream:
         )
         return construct(
             StreamSettlement,
-            model=construct(ModelRef, id=model.id, provider=model.provider, model=model.model),
+            model=_ref(model),
             usage=usage,
             cost=prices(model, usage.input_tokens, usage.output_tokens),
             attempts=attempts,

@@ -418,19 +418,23 @@ class Router:
     async def _adecide_for(self, request: RouteRequest, for_execution: bool) -> RoutingDecision:
         return await self.adecide(request, for_execution=for_execution)
 
-    async def _decided(self, decision: RoutingDecision, request: RouteRequest) -> None:
-        for skipped in decision.skipped:
-            error = ComponentError(skipped.kind, skipped.name, skipped.error)
-            await self._emit("on_error", error=error, request=request, decision=decision)
+    def _decision_events(self, decision: RoutingDecision, request: RouteRequest) -> list[tuple[str, dict[str, Any]]]:
+        """The events a decision emits: ``on_error`` for each skipped component, then ``on_decision``."""
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("on_error", {"error": ComponentError(s.kind, s.name, s.error), "request": request, "decision": decision})
+            for s in decision.skipped
+        ]
         if self._has_decision_listeners:
-            await self._emit("on_decision", decision=decision, request=request)
+            events.append(("on_decision", {"decision": decision, "request": request}))
+        return events
+
+    async def _decided(self, decision: RoutingDecision, request: RouteRequest) -> None:
+        for hook, kwargs in self._decision_events(decision, request):
+            await self._emit(hook, **kwargs)
 
     def _emit_sync_decided(self, decision: RoutingDecision, request: RouteRequest) -> None:
-        for skipped in decision.skipped:
-            error = ComponentError(skipped.kind, skipped.name, skipped.error)
-            self._emit_sync("on_error", error=error, request=request, decision=decision)
-        if self._has_decision_listeners:
-            self._emit_sync("on_decision", decision=decision, request=request)
+        for hook, kwargs in self._decision_events(decision, request):
+            self._emit_sync(hook, **kwargs)
 
     async def _emit(self, hook: str, **kwargs: Any) -> None:
         for awaitable in self.plugins.emit(hook, **kwargs):
