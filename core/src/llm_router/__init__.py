@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         Scorer,
     )
     from .errors import (
+        FeedbackError,
         NoCandidatesError,
         PluginError,
         PolicyError,
@@ -79,6 +80,7 @@ __all__ = [
     "Constraint",
     "Constraints",
     "Feedback",
+    "FeedbackError",
     "KeyedProvider",
     "Message",
     "ModelInfo",
@@ -124,7 +126,9 @@ _HOME: dict[str, str] = {
         ],
         "components",
     ),
-    **dict.fromkeys(["NoCandidatesError", "PluginError", "PolicyError", "ProviderError", "RouterError"], "errors"),
+    **dict.fromkeys(
+        ["FeedbackError", "NoCandidatesError", "PluginError", "PolicyError", "ProviderError", "RouterError"], "errors"
+    ),
     "hookimpl": "hookspecs",
     "Policy": "policy",
     "RoutedStream": "router",

@@ -31,12 +31,13 @@ from .types import (
     Rejection,
     RouteRequest,
     RoutingDecision,
+    ScoredCandidate,
     SkippedComponent,
     StageResult,
     construct,
 )
 
-__all__ = ["CompiledRoute", "DecisionEngine", "ModelFacts", "Stage", "facts_of"]
+__all__ = ["CompiledRoute", "DecisionEngine", "ModelFacts", "Stage", "facts_of", "rank_order", "weighted_totals"]
 
 log = logging.getLogger("llm_router")
 
@@ -187,10 +188,7 @@ class DecisionEngine:
             mine = rejected if pinned is None else [r for r in rejected if r.model_id == pinned]
             raise NoCandidatesError(mine, classification.task)
         scores = self._score(candidates, ctx, scope.preferences, skipped)
-        keys = [(-round(t, 9), c.estimated_cost, c.model.id) for t, c in zip(scores.totals, candidates, strict=True)]
-        order = sorted(range(len(candidates)), key=keys.__getitem__)
-        if pinned is not None:  # the caller's model first; the rest of the ranking are its fallbacks
-            order.sort(key=lambda i: candidates[i].model.id != pinned)
+        order = rank_order(scores.totals, candidates, pinned)
         return RoutingDecision.from_ranking(
             RankingSource(candidates, order, scores.names, scores.columns, scores.totals),
             request_id=str(request.metadata.get("request_id") or new_request_id()),
@@ -309,10 +307,31 @@ class DecisionEngine:
             total = sum(w for _, w, _ in columns)  # the weights of the scorers that answered, summing to 1
             columns = [(n, w / total, v) for n, w, v in columns] if total > 0 else []
             weights = {n: round(w, 6) for n, w, _ in columns}
-        totals = [0.0] * len(candidates)
-        for _, weight, values in columns:
-            totals = [t + weight * v for t, v in zip(totals, values, strict=True)]
+        totals = weighted_totals([(w, v) for _, w, v in columns], len(candidates))
         return _Scores([n for n, _, _ in columns], [v for _, _, v in columns], totals, weights)
+
+
+def weighted_totals(columns: Sequence[tuple[float, Sequence[float]]], n: int) -> list[float]:
+    """Each candidate's total: the sum of (weight × score) over the scorers' ``columns``, in their order.
+
+    The decision's own arithmetic, public so that an evaluation can re-rank a decision's breakdown at other
+    weights and get the choices a full decision would make (``eval route`` does)."""
+    totals = [0.0] * n
+    for weight, values in columns:
+        totals = [t + weight * v for t, v in zip(totals, values, strict=True)]
+    return totals
+
+
+def rank_order(
+    totals: Sequence[float], candidates: Sequence[Candidate | ScoredCandidate], pinned: str | None = None
+) -> list[int]:
+    """Candidate indices best first: highest total (rounded to 9 places), ties to the cheaper estimate, then
+    to the smaller model id; a ``pinned`` model id goes first (the rest are its fallbacks)."""
+    keys = [(-round(t, 9), c.estimated_cost, c.model.id) for t, c in zip(totals, candidates, strict=True)]
+    order = sorted(range(len(candidates)), key=keys.__getitem__)
+    if pinned is not None:  # the caller's model first; the rest of the ranking are its fallbacks
+        order.sort(key=lambda i: candidates[i].model.id != pinned)
+    return order
 
 
 def _checked(values: Sequence[float], n: int) -> Sequence[float]:

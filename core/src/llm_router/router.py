@@ -126,6 +126,9 @@ class Router:
             emit=self._emit,
         )
         self._loop = LoopThread()
+        for kind, named in (("scorer", self.scorers), ("constraint", self.constraints)):
+            for name, component in named:  # a component that learns hears its own router's events
+                self.plugins.add_listener(component, f"{kind} {name} #{id(component)}")
         self._has_decision_listeners = self.plugins.has_listeners("on_decision")
 
     @classmethod

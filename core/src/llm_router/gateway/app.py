@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
+    FeedbackError,
     NoCandidatesError,
     PermissionDeniedError,
     PostprocessError,
@@ -654,7 +655,10 @@ class Gateway:
                 raise validation_error(exc) from None
         except GatewayHTTPError as err:
             return _error(err)
-        await self.router.afeedback(fb)
+        try:
+            await self.router.afeedback(fb)
+        except FeedbackError as exc:
+            return _error(GatewayHTTPError(404, str(exc), param="request_id", code="unknown_request_id"))
         return _json({"status": "accepted", "request_id": fb.request_id})
 
 
