@@ -110,6 +110,9 @@ class OnlineQualityScorer(Scorer):
             self.state_file = sf if sf.is_absolute() else context.policy_dir / sf
             if self.state_file.exists():
                 self.import_file(self.state_file)
+        from .model import _Embedder
+
+        _Embedder.encode(["warm up"])  # the embedding model loads at start-up, never on the event loop
         self.rng = random.Random(config.seed)
         self.decided = 0
         self.explored = 0
