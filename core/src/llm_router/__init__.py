@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .catalogue import Catalogue
+    from .decision import rank_order, weighted_totals
     from .components import (
         ApiKeyConfig,
         Candidate,
@@ -106,6 +107,8 @@ __all__ = [
     "Taxonomy",
     "Usage",
     "hookimpl",
+    "rank_order",
+    "weighted_totals",
 ]
 
 _HOME: dict[str, str] = {
@@ -130,6 +133,7 @@ _HOME: dict[str, str] = {
         ["FeedbackError", "NoCandidatesError", "PluginError", "PolicyError", "ProviderError", "RouterError"], "errors"
     ),
     "hookimpl": "hookspecs",
+    **dict.fromkeys(["rank_order", "weighted_totals"], "decision"),
     "Policy": "policy",
     "RoutedStream": "router",
     "Router": "router",

@@ -18,6 +18,7 @@ from .catalogue import Catalogue
 from .components import Candidate, Classifier, Constraint, Prediction, RoutingContext, Scorer
 from .errors import ConfigurationError, NoCandidatesError
 from .ids import new_request_id
+from .pacing import PaceBook
 from .policy import Policy, RouteRule
 from .state import StateStore, blend
 from .taxonomy import Taxonomy
@@ -112,6 +113,7 @@ class DecisionEngine:
         routes: Sequence[CompiledRoute],
         state: StateStore,
         provider_status: Callable[[str], str | None],
+        pacing: PaceBook | None = None,
     ) -> None:
         self.policy = policy
         self.taxonomy = taxonomy
@@ -122,6 +124,7 @@ class DecisionEngine:
         self.routes = tuple(routes)
         self.state = state
         self.provider_status = provider_status
+        self.pacing = pacing if any(name == "cost" for name, _ in scorers) else None
         self.catalogue_facts = facts_of(list(catalogue))
         self.sync_cascade = all(not s.classifier.is_async for s in self.stages)
 
@@ -218,7 +221,10 @@ class DecisionEngine:
                 raise ConfigurationError(f"unknown model {pinned!r}; `llm-router models` lists them")
             if all(f.model.id != pinned for f in facts):
                 facts = facts_of([info]) + facts
-        return _Scope(facts, label, prefs.merged(request.preferences), constraints.merged(request.constraints))
+        prefs = prefs.merged(request.preferences)
+        if prefs.pace is not None and self.pacing is not None:
+            prefs = self.pacing.adjust(prefs, request)
+        return _Scope(facts, label, prefs, constraints.merged(request.constraints))
 
     def _select_route(self, request: RouteRequest, classification: Classification) -> CompiledRoute | None:
         for route in self.routes:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import PolicyError, PolicyIssue
 from .taxonomy import DEFAULT_TASKS, TaskSpec, Taxonomy
-from .types import Capabilities, Constraints, Preferences
+from .types import Capabilities, Constraints, Pace, Preferences
 
 __all__ = [
     "ComponentSpec",
@@ -176,6 +176,7 @@ class GatewayKey(_Strict):
     allowed_models: list[str] = Field(default_factory=lambda: ["*"], description="model id globs this key may use")
     budget_usd_per_day: Annotated[float, Field(ge=0)] | None = None
     budget_usd_per_month: Annotated[float, Field(ge=0)] | None = None
+    pace: Pace | None = Field(default=None, description="pace this key's spend through the day (llm_router.pacing)")
 
     @model_validator(mode="before")
     @classmethod

@@ -36,6 +36,7 @@ from .decision import DecisionEngine
 from .errors import ComponentError, ConfigurationError, PolicyError, RouterError
 from .execution import Executor, RoutedStream, within
 from .lifecycle import LoopThread
+from .pacing import PaceBook
 from .plugins import PluginHost, PluginRecord
 from .policy import Policy, SourceMap, load_default_policy, load_policy, parse_policy
 from .state import MemoryState, StateStore
@@ -106,6 +107,8 @@ class Router:
         self.warnings: tuple[str, ...] = tuple(parts.warnings)
         """Start-up problems that did not stop the router (a provider whose model listing failed)."""
         self._provider_problems = parts.provider_problems
+        self.pacing = PaceBook()
+        """The day's spend per pace scope (``preferences.pace``), fed by this router's results."""
         self._decisions = DecisionEngine(
             policy=self.policy,
             taxonomy=self.taxonomy,
@@ -116,6 +119,7 @@ class Router:
             routes=parts.routes,
             state=self.state,
             provider_status=self.provider_status,
+            pacing=self.pacing,
         )
         self._executor = Executor(
             providers=self.providers,
@@ -126,6 +130,7 @@ class Router:
             emit=self._emit,
         )
         self._loop = LoopThread()
+        self.plugins.add_listener(self.pacing, f"pacing #{id(self.pacing)}")
         for kind, named in (("scorer", self.scorers), ("constraint", self.constraints)):
             for name, component in named:  # a component that learns hears its own router's events
                 self.plugins.add_listener(component, f"{kind} {name} #{id(component)}")

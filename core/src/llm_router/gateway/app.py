@@ -330,6 +330,9 @@ class Gateway:
         if body.router is not None:
             prefs.update(_finite(body.router.preferences or {}, "router.preferences"))
             cons.update(_finite(body.router.constraints or {}, "router.constraints"))
+        prefs.pop("pace", None)  # a caller does not set its own budget: the policy or its key does
+        if key is not None and key.pace is not None:
+            prefs["pace"] = key.pace
         try:
             preferences = Preferences.model_validate(prefs) if prefs else None
         except ValidationError as exc:
@@ -353,7 +356,11 @@ class Gateway:
             "tools": tuple(body.tools) if body.tools else None,
             "stream": body.stream,
             "model": pinned,
-            "metadata": {"request_id": request_id, **((body.router.metadata or {}) if body.router else {})},
+            "metadata": {
+                "request_id": request_id,
+                **((body.router.metadata or {}) if body.router else {}),
+                **({"pace_scope": f"key:{key.id}"} if key is not None and key.pace is not None else {}),
+            },
         }
         if isinstance(body, ChatCompletionRequest):
             fields["temperature"] = body.temperature

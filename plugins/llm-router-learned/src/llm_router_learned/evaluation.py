@@ -19,7 +19,7 @@ which each prompt's winner changes are collected, and the points are quantiles o
 Each prompt is decided once, through the real pipeline (classify, candidates, constraints, every scorer), at a
 probing weight where every scorer counts; the decision keeps each candidate's breakdown. An operating point
 then re-ranks that breakdown with the pipeline's own arithmetic and ranking
-(:func:`llm_router.decision.weighted_totals`, :func:`llm_router.decision.rank_order`), which gives the choice a
+(:func:`llm_router.weighted_totals`, :func:`llm_router.rank_order`), which gives the choice a
 full decision at that point would make (``tests/test_learned_eval_fast.py`` proves it on every prompt and
 point) at a fraction of the cost: the 7,020-prompt MMLU sweep went from 41 decisions per prompt to one.
 """
@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llm_router import DEFAULT_TASKS, Preferences, Router, RoutingDecision
-from llm_router.decision import rank_order, weighted_totals
+from llm_router import DEFAULT_TASKS, Preferences, Router, RoutingDecision, rank_order, weighted_totals
 
 from . import metrics as M
 from .data import OUT_TOKENS, Row, cost_matrix, fit_prices, quality_matrix

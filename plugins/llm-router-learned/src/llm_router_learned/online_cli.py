@@ -102,18 +102,16 @@ def _run(
 ) -> dict[str, Any]:
     from . import online_eval as oe
     from .evaluation import Sweep, measure, pair_of, report, rerank
-    from .pacing import Pacer
 
     stream_rows, test = oe.split_tail(rows, holdout)
     stream = oe.shuffled(stream_rows, seed)
-    setup = oe.setup_for(rows, models, prices, learner, priors)
+    setup = oe.setup_for(rows, models, prices, learner, priors, pace)
     q, c = oe.matrices(stream, models, prices)
     strong, weak = pair_of(models, rows, prices)
-    pacer = Pacer(pace, base_weight=max(weight, 0.05)) if pace is not None else None
     with _progress(quiet) as bar:
         t = bar.add_task(f"stream of {len(stream)} prompts", total=len(stream))
-        router, scorer = setup.router()
-        log = oe.replay(router, scorer, stream, q, c, weight, pacer, lambda k: bar.advance(t, k))
+        router, scorer = setup.router(paced=pace is not None)
+        log = oe.replay(router, scorer, stream, q, c, weight, lambda k: bar.advance(t, k))
         static_router, static_scorer = setup.router(explore=0.0)
         static_scorer.learning = False
         static_scorer.warm([str(r["prompt"]) for r in stream])
@@ -140,8 +138,8 @@ def _run(
             frozen["offline_full_information"] = report(test, models, prices, off_pts, None, strong, weak)["router"]
         bar.update(t2, total=1, completed=1)
     rep["frozen"] = frozen
-    if pacer is not None:
-        rep["pace"] = _pace_report(pacer, log)
+    if pace is not None:
+        rep["pace"] = _pace_report(pace, log)
     return rep
 
 
@@ -151,21 +149,21 @@ def _weights(w: float) -> dict[str, float]:
     return Preferences(weights={"online_quality": 1.0 - w, "cost": w}).normalised()
 
 
-def _pace_report(pacer: Any, log: Any) -> dict[str, Any]:
+def _pace_report(budget: float, log: Any) -> dict[str, Any]:
     import numpy as np
 
     n = len(log.cost)
     spend = np.cumsum(log.cost)
     steps = np.unique(np.linspace(1, n, min(50, n)).round().astype(int))
-    target = pacer.budget_usd_per_day * steps / n
+    target = budget * steps / n
     return {
-        "budget_usd_per_day": pacer.budget_usd_per_day,
+        "budget_usd_per_day": budget,
         "spent_usd": float(spend[-1]),
         "t": (steps / n).round(4).tolist(),
         "spend": spend[steps - 1].round(8).tolist(),
         "target": target.round(8).tolist(),
         "weight": [round(log.weight[s - 1], 4) for s in steps],
-        "max_overspend_share": float(np.max((spend[steps - 1] - target) / pacer.budget_usd_per_day)),
+        "max_overspend_share": float(np.max((spend[steps - 1] - target) / budget)),
     }
 
 

@@ -17,8 +17,10 @@ held-out rows exactly like ``eval route`` (one decision per prompt, re-ranked pe
 models) or APGR (a pair), beside the static prior router and the offline ``learned_quality`` router trained
 with full information (every model's score) on the same stream rows.
 
-With ``pace`` (USD per day) the stream is a replayed day: prompt i arrives at i / n of the day, and the cost
-weight follows :class:`~llm_router_learned.pacing.Pacer`; the spend curve is reported against the target line.
+With ``pace`` (USD per day) the stream is a replayed day: the policy gets ``preferences.pace``, prompt i arrives
+at i / n of the day (the router's pace book reads the replay's clock), each chosen model's realised cost is
+recorded as spent, and the router's own pacing moves the cost weight; the spend curve is reported against the
+target line.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from llm_router import DEFAULT_TASKS, Router
 from .data import OUT_TOKENS, Row, cost_matrix, fit_prices, quality_matrix
 from .evaluation import Sweep, _model_prices, catalogue_id, cost_min_ratio, measure
 from .online import OnlineQualityScorer
-from .pacing import Pacer
 
 Tick = Callable[[int], None]
 QUALITY = "online_quality"
@@ -45,6 +46,7 @@ def online_policy(
     prices: Mapping[str, Mapping[str, float]],
     learner: Mapping[str, Any],
     priors: Mapping[str, float] | None = None,
+    pace: float | None = None,
 ) -> dict[str, Any]:
     """A policy over the dataset's models scored by ``online_quality`` (with ``learner``'s parameters) and
     ``cost``; ``priors`` (model → quality) become the catalogue's quality priors for every task."""
@@ -67,7 +69,7 @@ def online_policy(
         "version": 1,
         "models": entries,
         "score": [{QUALITY: dict(learner)}, {"cost": {"min_ratio": cost_min_ratio(prices)}}],
-        "preferences": {QUALITY: 1.0, "cost": 0.0},
+        "preferences": {QUALITY: 1.0, "cost": 0.0, **({"pace": {"budget_usd_per_day": pace}} if pace else {})},
         "routes": [{"models": [catalogue_id(m) for m in models]}],
     }
 
@@ -91,9 +93,11 @@ class OnlineSetup:
     fitted: dict[str, dict[str, float]]
     learner: dict[str, Any]
     priors: Mapping[str, float] | None = None
+    pace: float | None = None
 
-    def router(self, **overrides: Any) -> tuple[Router, OnlineQualityScorer]:
-        policy = online_policy(self.models, self.fitted, {**self.learner, **overrides}, self.priors)
+    def router(self, paced: bool = False, **overrides: Any) -> tuple[Router, OnlineQualityScorer]:
+        pace = self.pace if paced else None
+        policy = online_policy(self.models, self.fitted, {**self.learner, **overrides}, self.priors, pace)
         router = Router(policy)
         scorer = next(s for _, s in router.scorers if isinstance(s, OnlineQualityScorer))
         return router, scorer
@@ -122,30 +126,40 @@ def replay(
     q: np.ndarray,
     c: np.ndarray,
     weight: float,
-    pacer: Pacer | None = None,
     tick: Tick | None = None,
 ) -> StreamLog:
-    """Route each row in order, reveal only the chosen model's score as feedback; with ``pacer``, the cost
-    weight of each step is the pacer's at that time of the replayed day."""
+    """Route each row in order, reveal only the chosen model's score as feedback. With a paced policy the rows
+    are one day (row i at i / n of it) and each chosen model's realised cost is recorded as spent."""
     idx = {catalogue_id(m): j for j, m in enumerate(_models_of(router))}
     log = StreamLog()
     n = len(rows)
+    clock = _ReplayClock()
+    router.pacing.clock = clock
     scorer.warm([str(r["prompt"]) for r in rows])
     for i, row in enumerate(rows):
-        w = pacer.weight(i / n) if pacer is not None else weight
-        d = router.route(str(row["prompt"]), preferences={QUALITY: 1.0 - w, "cost": w}, max_tokens=OUT_TOKENS)
+        clock.now = DAY_S * (1000 + i / n)
+        d = router.route(str(row["prompt"]), preferences={QUALITY: 1.0 - weight, "cost": weight}, max_tokens=OUT_TOKENS)
         j = idx[d.selected.id]
         rating = float(q[i, j])
         router.feedback({"request_id": d.request_id, "rating": rating})
-        if pacer is not None:
-            pacer.spent(float(c[i, j]))
+        router.pacing.record("policy", float(c[i, j]))
         log.chosen.append(j)
         log.quality.append(rating)
         log.cost.append(float(c[i, j]))
-        log.weight.append(w)
+        log.weight.append(d.weights.get("cost", 0.0))
         if tick and i % 100 == 99:
             tick(100)
     return log
+
+
+DAY_S = 86_400.0
+
+
+class _ReplayClock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _models_of(router: Router) -> list[str]:
@@ -226,9 +240,10 @@ def setup_for(
     prices: Mapping[str, Any] | None,
     learner: dict[str, Any],
     priors: Mapping[str, float] | None,
+    pace: float | None = None,
 ) -> OnlineSetup:
     fitted = fit_prices(list(rows), models, _model_prices(prices))
-    return OnlineSetup(models, prices, fitted, learner, priors)
+    return OnlineSetup(models, prices, fitted, learner, priors, pace)
 
 
 def matrices(rows: Sequence[Row], models: Sequence[str], prices: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
