@@ -56,3 +56,55 @@ def test_feedback_teaches_the_learner_and_unknown_ids_are_404(tmp_path: Path) ->
         assert again.status_code == 404 and "rated already" in again.json()["error"]["message"]
     finally:
         server.stop()
+
+
+EXPERIMENT = """
+providers:
+  a: {type: scripted, models: [small, large], price_in: 1, price_out: 2}
+models:
+  - {id: a/small, quality: {general: 0.6}}
+  - {id: a/large, quality: {general: 0.9}}
+score: [quality, cost]
+preferences: {quality: 0.9, cost: 0.1}
+experiments:
+  - name: thrift
+    variants:
+      control: {}
+      cheap: {preferences: {cost: 5}}
+gateway:
+  keys:
+    - {id: alice, key: "${ALICE_KEY}"}
+"""
+
+
+def test_variant_header_ledger_column_and_rated_requests(tmp_path: Path) -> None:
+    from llm_router.abtest import ab_report, ledger_rows
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(EXPERIMENT, encoding="utf-8")
+    server = Server(create_app(Router(path), ledger_path=tmp_path / "ledger.sqlite3")).start()
+    auth = {"authorization": f"Bearer {ALICE}"}
+    seen: dict[str, str] = {}
+    try:
+        for user in range(12):
+            r = httpx.post(
+                f"{server.url}/v1/chat/completions",
+                headers=auth,
+                json={"model": "auto", "user": f"user-{user}", "messages": [{"role": "user", "content": "hello"}]},
+            )
+            assert r.status_code == 200, r.text
+            variant = r.headers["x-router-variant"]
+            seen[r.headers["x-request-id"]] = variant
+            assert r.headers["x-router-model"] == ("a/small" if variant == "thrift=cheap" else "a/large")
+            fb = httpx.post(
+                f"{server.url}/v1/feedback", headers=auth, json={"request_id": r.headers["x-request-id"], "rating": 1}
+            )
+            assert fb.status_code == 200
+    finally:
+        server.stop()
+    assert set(seen.values()) == {"thrift=control", "thrift=cheap"}
+    ledger = {row["request_id"]: row["variant"] for row in server.ledger()}
+    assert ledger == seen
+    rep = ab_report(ledger_rows(tmp_path / "ledger.sqlite3"))
+    assert sum(v["requests"] for v in rep["variants"].values()) == 12
+    assert all(v["rating"]["value"] == 1.0 for v in rep["variants"].values())

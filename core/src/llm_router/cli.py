@@ -568,6 +568,9 @@ def build_app(*, plugins: bool = True) -> typer.Typer:
     policy_app.command("schema")(policy_schema)
     policy_app.command("show")(policy_show)
     app.add_typer(policy_app, name="policy")
+    from .abtest_cli import ab_app
+
+    app.add_typer(ab_app(), name="ab")
     if plugins:
         _add_plugin_commands(app)
     return app
@@ -606,7 +609,7 @@ def main() -> None:
     """Entry point of the ``llm-router`` script. A core command (``route``, ``run``, ``serve``, …) is run
     without loading the plugins' commands: it creates its router, which loads the plugins it needs."""
     first = sys.argv[1] if len(sys.argv) > 1 else ""
-    core = {name for name, _ in _COMMANDS} | {"policy"}
+    core = {name for name, _ in _COMMANDS} | {"policy", "ab"}
     build_app(plugins=first not in core)()
 
 

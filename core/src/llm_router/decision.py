@@ -17,6 +17,7 @@ from typing import NamedTuple
 from .catalogue import Catalogue
 from .components import Candidate, Classifier, Constraint, Prediction, RoutingContext, Scorer
 from .errors import ConfigurationError, NoCandidatesError
+from .experiments import Experiments
 from .ids import new_request_id
 from .pacing import PaceBook
 from .policy import Policy, RouteRule
@@ -83,12 +84,13 @@ class CompiledRoute:
 
 
 class _Scope(NamedTuple):
-    """What the matching route gives a request: its models, label, weights and limits."""
+    """What the matching route gives a request: its models, label, weights and limits (and its variant)."""
 
     facts: list[ModelFacts]
     label: str
     preferences: Preferences
     constraints: Constraints
+    variant: str | None = None
 
 
 class _Scores(NamedTuple):
@@ -114,6 +116,7 @@ class DecisionEngine:
         state: StateStore,
         provider_status: Callable[[str], str | None],
         pacing: PaceBook | None = None,
+        experiments: Experiments | None = None,
     ) -> None:
         self.policy = policy
         self.taxonomy = taxonomy
@@ -125,6 +128,7 @@ class DecisionEngine:
         self.state = state
         self.provider_status = provider_status
         self.pacing = pacing if any(name == "cost" for name, _ in scorers) else None
+        self.experiments = experiments if experiments else None
         self.catalogue_facts = facts_of(list(catalogue))
         self.sync_cascade = all(not s.classifier.is_async for s in self.stages)
 
@@ -203,10 +207,12 @@ class DecisionEngine:
             expected_output_tokens=expected_output,
             skipped=tuple(skipped),
             routing_time_ms=(time.perf_counter() - t_start) * 1000,
+            variant=scope.variant,
         )
 
     def _scope(self, request: RouteRequest, classification: Classification) -> _Scope:
-        route = self._select_route(request, classification)
+        assigned = self.experiments.assign(request) if self.experiments is not None else None
+        route = self._select_route(request, classification, assigned.routes if assigned else None)
         prefs, constraints = self.policy.preferences, self.policy.constraints
         if route is None:
             facts, label = self.catalogue_facts, "catalogue"
@@ -214,6 +220,8 @@ class DecisionEngine:
             facts, label = route.facts, route.label
             prefs = prefs.merged(route.rule.preferences)
             constraints = constraints.merged(route.rule.constraints)
+        for arm in assigned.variants if assigned else ():
+            prefs, constraints = prefs.merged(arm.preferences), constraints.merged(arm.constraints)
         pinned = request.model
         if pinned is not None:
             info = self.catalogue.get(pinned)
@@ -224,10 +232,13 @@ class DecisionEngine:
         prefs = prefs.merged(request.preferences)
         if prefs.pace is not None and self.pacing is not None:
             prefs = self.pacing.adjust(prefs, request)
-        return _Scope(facts, label, prefs, constraints.merged(request.constraints))
+        variant = assigned.label if assigned else None
+        return _Scope(facts, label, prefs, constraints.merged(request.constraints), variant)
 
-    def _select_route(self, request: RouteRequest, classification: Classification) -> CompiledRoute | None:
-        for route in self.routes:
+    def _select_route(
+        self, request: RouteRequest, classification: Classification, routes: Sequence[CompiledRoute] | None = None
+    ) -> CompiledRoute | None:
+        for route in self.routes if routes is None else routes:
             when = route.rule.when
             if route.tasks is not None and classification.task not in route.tasks:
                 continue

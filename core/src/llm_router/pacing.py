@@ -103,6 +103,8 @@ class PaceBook:
         base = weights.get("cost", DEFAULT_COST_WEIGHT)
         w = paced_cost_weight(pace, base, self.spent(scope), t)
         rest = 1.0 - base
-        scaled: dict[str, Any] = {k: v * (1.0 - w) / rest if rest > 0 else 0.0 for k, v in weights.items() if k != "cost"}
+        scaled: dict[str, Any] = {
+            k: v * (1.0 - w) / rest if rest > 0 else 0.0 for k, v in weights.items() if k != "cost"
+        }
         scaled["cost"] = w
         return Preferences.model_construct(weights=scaled, pace=pace)

@@ -32,13 +32,14 @@ from pydantic import ValidationError
 
 from .assembly import Assembly
 from .components import Constraint, PostProcessor, Scorer
-from .decision import DecisionEngine
+from .decision import CompiledRoute, DecisionEngine
 from .errors import ComponentError, ConfigurationError, PolicyError, RouterError
 from .execution import Executor, RoutedStream, within
+from .experiments import Experiments
 from .lifecycle import LoopThread
 from .pacing import PaceBook
 from .plugins import PluginHost, PluginRecord
-from .policy import Policy, SourceMap, load_default_policy, load_policy, parse_policy
+from .policy import Policy, RouteRule, SourceMap, load_default_policy, load_policy, parse_policy
 from .state import MemoryState, StateStore
 from .tokens import count_text_tokens
 from .types import (
@@ -120,6 +121,7 @@ class Router:
             state=self.state,
             provider_status=self.provider_status,
             pacing=self.pacing,
+            experiments=Experiments(self.policy.experiments, self._compile_routes),
         )
         self._executor = Executor(
             providers=self.providers,
@@ -135,6 +137,17 @@ class Router:
             for name, component in named:  # a component that learns hears its own router's events
                 self.plugins.add_listener(component, f"{kind} {name} #{id(component)}")
         self._has_decision_listeners = self.plugins.has_listeners("on_decision")
+
+    def _compile_routes(self, rules: list[RouteRule]) -> list[CompiledRoute]:
+        """An experiment variant's routes, resolved against the catalogue."""
+        return [
+            CompiledRoute(
+                rule.name or f"variant routes[{i}]",
+                rule,
+                list(self.catalogue) if rule.models == "*" else self.catalogue.match(rule.models),
+            )
+            for i, rule in enumerate(rules)
+        ]
 
     @classmethod
     def from_policy(cls, path: str | os.PathLike[str], **kwargs: Any) -> Router:

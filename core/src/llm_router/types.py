@@ -432,6 +432,9 @@ class RoutingDecision(_Frozen):
     skipped: tuple[SkippedComponent, ...] = Field(
         default=(), description="scorers and constraints that raised and were left out of this decision"
     )
+    variant: str | None = Field(
+        default=None, description="the A/B variants of this request: '<experiment>=<variant>', ';'-joined"
+    )
     _source: RankingSource | None = PrivateAttr(default=None)
     _ranking: tuple[ScoredCandidate, ...] | None = PrivateAttr(default=None)
 
@@ -538,6 +541,7 @@ class RoutingDecision(_Frozen):
             ],
             "rejected": [r.model_dump(mode="json") for r in self.rejected],
             "skipped": [s.model_dump(mode="json") for s in self.skipped],
+            **({"variant": self.variant} if self.variant else {}),
         }
 
 

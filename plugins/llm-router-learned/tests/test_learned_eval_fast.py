@@ -18,7 +18,7 @@ def test_reranked_choices_equal_full_decisions(data_dir: Path, artifact: Path, n
     sweep = Sweep.build(rows, models, artifact, load_prices(path), fallback=fallback)
     sweep.probe()
     assert len(sweep.decisions) == len(rows)
-    points = sweep.points(15) + [0.0, 0.05, 0.3, 0.5, 0.77, 1.0]
+    points = [*sweep.points(15), 0.0, 0.05, 0.3, 0.5, 0.77, 1.0]
     changed = set()
     for w in points:
         fast, full = sweep.choose(w), sweep.choose_full(w)

@@ -54,7 +54,7 @@ from ..types import (
     Usage,
 )
 from .edge import Edge, header_value
-from .ledger import Ledger, LedgerRow
+from .ledger import Ledger, LedgerRow, record_feedback
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openai_types import (
     ChatCompletionRequest,
@@ -360,6 +360,8 @@ class Gateway:
                 "request_id": request_id,
                 **((body.router.metadata or {}) if body.router else {}),
                 **({"pace_scope": f"key:{key.id}"} if key is not None and key.pace is not None else {}),
+                **({"key_id": key.id} if key is not None else {}),
+                **({"user": body.user} if isinstance(body, ChatCompletionRequest) and body.user else {}),
             },
         }
         if isinstance(body, ChatCompletionRequest):
@@ -470,6 +472,8 @@ class Gateway:
             (b"x-router-estimated-cost", b"%.8f" % top.estimated_cost),
             (b"x-router-reason", _short_reason(decision, top)),
         ]
+        if decision.variant:
+            headers.append((b"x-router-variant", _name_header(decision.variant)))
         if not call.stream:
             headers.append((b"x-router-cost", b"%.8f" % call.cost))
             headers.append((b"x-router-fallbacks", b"%d" % call.fallbacks))
@@ -534,6 +538,7 @@ class Gateway:
                 stream=call.stream,
                 error=call.error,
                 prompt=call.prompt,
+                variant=decision.variant if decision is not None else None,
             )
         )
 
@@ -666,6 +671,8 @@ class Gateway:
             await self.router.afeedback(fb)
         except FeedbackError as exc:
             return _error(GatewayHTTPError(404, str(exc), param="request_id", code="unknown_request_id"))
+        if fb.rating is not None or fb.outcome is not None:  # for `llm-router ab report`
+            await anyio.to_thread.run_sync(record_feedback, self.ledger.path, fb.request_id, fb.rating, fb.outcome)
         return _json({"status": "accepted", "request_id": fb.request_id})
 
 

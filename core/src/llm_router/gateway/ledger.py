@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Ledger", "LedgerRow", "SpendCache", "usage_report"]
+__all__ = ["Ledger", "LedgerRow", "SpendCache", "record_feedback", "usage_report"]
 
 log = logging.getLogger("llm_router.gateway")
 
@@ -41,11 +41,21 @@ CREATE TABLE IF NOT EXISTS usage (
     fallbacks INTEGER NOT NULL DEFAULT 0,
     stream INTEGER NOT NULL DEFAULT 0,
     error TEXT,
-    prompt TEXT
+    prompt TEXT,
+    variant TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_key_ts ON usage (key_id, ts);
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
+CREATE TABLE IF NOT EXISTS feedback (
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    rating REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
 """
+ADDED_COLUMNS = {"variant": "TEXT"}
+"""Columns added to ``usage`` after its first release: a ledger written before gets them on open."""
 
 
 @dataclass(slots=True)
@@ -67,6 +77,7 @@ class LedgerRow:
     stream: bool
     error: str | None = None
     prompt: str | None = None
+    variant: str | None = None
 
 
 _COLUMNS = [f.name for f in fields(LedgerRow)]
@@ -83,7 +94,24 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
+    have = {r[1] for r in conn.execute("PRAGMA table_info(usage)")}
+    for name, kind in ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {kind}")
     return conn
+
+
+def record_feedback(path: str | Path, request_id: str, rating: float | None, outcome: str | None) -> None:
+    """Append one feedback (blocking: call it from a worker thread)."""
+    conn = connect(path)
+    try:
+        with conn:
+            conn.execute(
+                "INSERT INTO feedback (request_id, ts, rating, outcome) VALUES (?, ?, ?, ?)",
+                (request_id, time.time(), rating, outcome),
+            )
+    finally:
+        conn.close()
 
 
 def day_start(now: float) -> float:

@@ -218,9 +218,7 @@ class Sweep:
     def _name(self, model_id: str) -> str:
         name = self.id_to_name.get(model_id)
         if name is None:
-            raise ValueError(
-                f"the router chose {model_id!r}, which is not a model of the data (map it in 'models:')"
-            )
+            raise ValueError(f"the router chose {model_id!r}, which is not a model of the data (map it in 'models:')")
         return name
 
     def choose_full(self, w: float) -> list[str]:

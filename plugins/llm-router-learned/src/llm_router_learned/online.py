@@ -72,7 +72,8 @@ class OnlineQualityConfig(BaseModel):
         default=1.0, gt=0, description="λ: how many ratings' worth the starting estimate (the base) is worth"
     )
     artifact: Path | None = Field(
-        default=None, description="start from this trained learned_quality artifact's predictions (relative paths: the policy's folder)"
+        default=None,
+        description="start from this learned_quality artifact's predictions (relative: to the policy's folder)",
     )
     models: dict[str, str] = Field(
         default_factory=dict, description="the artifact's model name → catalogue id, for names that differ"
@@ -103,7 +104,9 @@ class OnlineQualityScorer(Scorer):
         self.artifact: QualityModel | None = None
         self.column: dict[str, int] = {}
         if config.artifact is not None:
-            self._load_artifact(config.artifact if config.artifact.is_absolute() else context.policy_dir / config.artifact)
+            self._load_artifact(
+                config.artifact if config.artifact.is_absolute() else context.policy_dir / config.artifact
+            )
         self.state_file = None
         if config.state_file is not None:
             sf = config.state_file

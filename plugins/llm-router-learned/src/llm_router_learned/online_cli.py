@@ -70,8 +70,20 @@ def eval_online(
         learner["artifact"] = str(start_from.resolve())
     t0 = time.perf_counter()
     try:
-        rep = _run(rows, models_of(rows), load_prices(data), learner, prior_of, seed, cost_weight, holdout,
-                   points, offline, pace, json_)
+        rep = _run(
+            rows,
+            models_of(rows),
+            load_prices(data),
+            learner,
+            prior_of,
+            seed,
+            cost_weight,
+            holdout,
+            points,
+            offline,
+            pace,
+            json_,
+        )
     except (ArtifactError, ValueError, PolicyError) as exc:
         _fail(str(exc))
     rep["seconds"] = round(time.perf_counter() - t0, 1)
@@ -173,14 +185,24 @@ KEY = "AIQ"
 def _print(rep: dict[str, Any]) -> None:
     out = Console()
     s = rep["stream"]
-    table = Table(title=f"stream of {s['n']} prompts (cost weight {rep['settings']['cost_weight']})", title_justify="left")
+    table = Table(
+        title=f"stream of {s['n']} prompts (cost weight {rep['settings']['cost_weight']})", title_justify="left"
+    )
     for col in ("router", "mean quality", "mean cost USD", "regret"):
         table.add_column(col, justify="right" if col != "router" else "left")
     for name in ("online", "static_priors", "random", "oracle"):
         b = s[name]
-        table.add_row(name, f"{b['mean_quality']:.4f}", f"{b['mean_cost']:.7f}", f"{b.get('regret', 0):.1f}" if "regret" in b else "-")
+        table.add_row(
+            name,
+            f"{b['mean_quality']:.4f}",
+            f"{b['mean_cost']:.7f}",
+            f"{b.get('regret', 0):.1f}" if "regret" in b else "-",
+        )
     out.print(table)
-    out.print(f"exploration cost (static prior router's mean quality − online's, over the stream): {s['exploration_cost']:+.4f}")
+    out.print(
+        "exploration cost (static prior router's mean quality − online's, over the stream): "
+        f"{s['exploration_cost']:+.4f}"
+    )
     f = rep["frozen"]
     key = "APGR" if "pair" in f else KEY
     frozen = Table(title=f"frozen policy on {f['n']} held-out prompts", title_justify="left")
@@ -192,7 +214,10 @@ def _print(rep: dict[str, Any]) -> None:
     out.print(frozen)
     if "pace" in rep:
         p = rep["pace"]
-        out.print(f"pacing: spent {p['spent_usd']:.4f} of {p['budget_usd_per_day']:.4f} USD; largest overspend against the line {p['max_overspend_share']:+.1%} of the budget")
+        out.print(
+            f"pacing: spent {p['spent_usd']:.4f} of {p['budget_usd_per_day']:.4f} USD; largest overspend against "
+            f"the line {p['max_overspend_share']:+.1%} of the budget"
+        )
     out.print(f"{rep['seconds']} s")
 
 

@@ -104,9 +104,7 @@ class OnlineSetup:
 
     def sweep(self, router: Router, rows: list[Row]) -> Sweep:
         id_to_name = {catalogue_id(m): m for m in self.models}
-        return Sweep(
-            router, rows, self.models, id_to_name, self.prices, cost_min_ratio(self.fitted), quality=QUALITY
-        )
+        return Sweep(router, rows, self.models, id_to_name, self.prices, cost_min_ratio(self.fitted), quality=QUALITY)
 
 
 @dataclass
@@ -246,5 +244,7 @@ def setup_for(
     return OnlineSetup(models, prices, fitted, learner, priors, pace)
 
 
-def matrices(rows: Sequence[Row], models: Sequence[str], prices: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+def matrices(
+    rows: Sequence[Row], models: Sequence[str], prices: Mapping[str, Any] | None
+) -> tuple[np.ndarray, np.ndarray]:
     return quality_matrix(list(rows), list(models)), cost_matrix(list(rows), list(models), _model_prices(prices))

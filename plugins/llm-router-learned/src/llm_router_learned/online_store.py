@@ -199,7 +199,11 @@ def read_export(path: Path, dim: int, features: str) -> dict[str, Arm]:
                     f"but this scorer uses {features!r} of dimension {dim}"
                 )
             return {
-                m: Arm(np.array(z[f"A_inv_{i}"], dtype=np.float64), np.array(z[f"b_{i}"], dtype=np.float64), int(z[f"n_{i}"]))
+                m: Arm(
+                    np.array(z[f"A_inv_{i}"], dtype=np.float64),
+                    np.array(z[f"b_{i}"], dtype=np.float64),
+                    int(z[f"n_{i}"]),
+                )
                 for i, m in enumerate(header["models"])
             }
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:

@@ -1,5 +1,5 @@
-"""Hook implementations: the ``learned_quality`` and ``online_quality`` scorers and the ``train router`` / ``eval route`` /
-``calibrate router`` commands."""
+"""Hook implementations: the ``learned_quality`` and ``online_quality`` scorers and the ``train router`` /
+``eval route`` / ``eval online`` / ``calibrate router`` commands."""
 
 from __future__ import annotations
 
