@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .catalogue import Catalogue
-    from .decision import rank_order, weighted_totals
     from .components import (
         ApiKeyConfig,
         Candidate,
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
         RoutingContext,
         Scorer,
     )
+    from .decision import rank_order, weighted_totals
     from .errors import (
         FeedbackError,
         NoCandidatesError,
