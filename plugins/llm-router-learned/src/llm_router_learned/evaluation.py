@@ -61,6 +61,7 @@ def generated_policy(
     prices: Mapping[str, Mapping[str, float]],
     priors: Mapping[str, float] | None = None,
     fallback: str | None = None,
+    cache_size: int | None = None,
 ) -> dict[str, Any]:
     """A policy whose catalogue is the dataset's models, scored by ``learned_quality`` and ``cost``. Dataset
     models the artifact does not know get the scorer's ``fallback`` (default: the scorer's, ``prior``).
@@ -88,6 +89,8 @@ def generated_policy(
     }
     if fallback is not None:
         scorer["fallback"] = fallback
+    if cache_size is not None:
+        scorer["cache_size"] = cache_size
     return {
         "version": 1,
         "models": entries,
@@ -139,7 +142,7 @@ class Sweep:
         else:
             assert artifact is not None
             fitted = fit_prices(rows, models, _model_prices(prices))
-            router = Router(generated_policy(artifact, models, fitted, priors, fallback))
+            router = Router(generated_policy(artifact, models, fitted, priors, fallback, len(rows) + 16))
             ratio = cost_min_ratio(fitted)
         scorer = next((s for _, s in router.scorers if isinstance(s, LearnedQualityScorer)), None)
         if scorer is None:
@@ -170,6 +173,9 @@ class Sweep:
         found: list[float] = []
         switch: list[float] = []
         self.decisions = []
+        for _, scorer in self.router.scorers:
+            if isinstance(scorer, LearnedQualityScorer):
+                scorer.warm([str(row["prompt"]) for row in self.rows])
         for row in self.rows:
             d = self._route(row, PROBE_WEIGHT)
             self.decisions.append(d)
