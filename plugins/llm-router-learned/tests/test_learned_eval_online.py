@@ -40,7 +40,8 @@ def test_learning_from_bandit_feedback_beats_the_static_prior(
 ) -> None:
     rep = run(app, tmp_path, "--data", str(stream_file), "--explore", "0.1")
     s, f = rep["stream"], rep["frozen"]
-    assert s["n"] == 360 and f["n"] == 90  # the file's last 20 % held out
+    assert s["n"] == 360
+    assert f["n"] == 90
     # with equal priors and no cost weight the static router always picks the cheapest model (right on chat
     # only); the learner finds the big model for math and code
     assert s["online"]["mean_quality"] > s["static_priors"]["mean_quality"] + 0.2
@@ -50,7 +51,8 @@ def test_learning_from_bandit_feedback_beats_the_static_prior(
     assert f["online"]["AIQ"] > f["static_priors"]["AIQ"] + 0.1
     assert "AIQ" in f["offline_full_information"]
     curve = s["online"]["quality_curve"]
-    assert curve["step"][-1] == 360 and len(curve["mean"]) == len(curve["step"])
+    assert curve["step"][-1] == 360
+    assert len(curve["mean"]) == len(curve["step"])
 
 
 def test_pacing_a_replayed_day(app: typer.Typer, stream_file: Path, tmp_path: Path) -> None:
