@@ -41,8 +41,10 @@ def teach(router: Router, n: int) -> None:
 @pytest.mark.parametrize("algorithm", ["linucb", "thompson"])
 def test_learns_which_model_is_right_for_which_prompt(algorithm: str) -> None:
     router = Router(policy(algorithm=algorithm, explore=0.2))
+    learner_of(router).cfg.explore = 0.0
     before = {router.route(MATH).selected.id, router.route(CHAT).selected.id}
     assert len(before) == 1  # nothing learned: equal priors, the tie goes to the same model
+    learner_of(router).cfg.explore = 0.2
     teach(router, 200)
     learner_of(router).cfg.explore = 0.0
     assert router.route(MATH).selected.id == "data/b"
@@ -156,3 +158,15 @@ def test_routers_do_not_hear_each_others_feedback() -> None:
     with pytest.raises(FeedbackError):
         two.feedback({"request_id": d.request_id, "rating": 1.0})
     one.feedback({"request_id": d.request_id, "rating": 1.0})
+
+
+def test_optimistic_scores_above_one_keep_their_order() -> None:
+    pol = policy(explore=1.0)  # every decision explores: the untried models' bonus lifts both above 1
+    pol["models"][0]["quality"] = {"general": 0.3}
+    pol["models"][0]["price"] = {"input_per_mtok": 0.1, "output_per_mtok": 0.1}  # a is cheaper: a tie goes to it
+    pol["models"][1]["quality"] = {"general": 0.7}
+    d = Router(pol).route(CHAT)
+    scores = {c.id: c.breakdown["online_quality"] for c in d.ranking}
+    assert scores["data/b"] == 1.0
+    assert 0.5 < scores["data/a"] < 1.0
+    assert d.selected.id == "data/b"

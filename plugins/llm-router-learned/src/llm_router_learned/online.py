@@ -18,11 +18,12 @@ only the rated model's estimate.
 * estimate (exploit): q̂ = base(x) + θᵀφ(x), θ = A⁻¹b, A = λI + Σ φφᵀ, b = Σ (r − base)·φ;
 * width: s = √(φᵀA⁻¹φ);
 * on an exploring decision, ``linucb`` scores q̂ + α·s, ``thompson`` scores q̂ + α·s·z, z ~ N(0, 1) per
-  candidate (the exact posterior sample of θᵀφ for one context).
+  candidate (the exact posterior sample of θᵀφ for one context); when one exceeds 1, all are divided by the
+  largest (clipping at 1 would tie every uncertain model at 1 and hand the tie to the cheapest).
 
 ``explore`` bounds the share of decisions that explore: a decision explores only while the explored share so
 far is below it (0 never explores: the scorer then serves the frozen estimate); every other decision ranks by
-the estimate. Scores are clipped to [0, 1].
+the estimate, clipped to [0, 1].
 
 Learning: the scorer hears its own router's ``on_decision`` (it parks the request id with the prompt's
 features, each candidate's base and the chosen model) and ``on_feedback`` (the rating of that request: the
@@ -201,7 +202,10 @@ class OnlineQualityScorer(Scorer):
             q, s = self.estimate(c.model.id, phi, base[c.model.id])
             if explore:
                 q += self.cfg.alpha * s * (self.rng.gauss(0.0, 1.0) if self.cfg.algorithm == "thompson" else 1.0)
-            out.append(min(1.0, max(0.0, q)))
+            out.append(max(0.0, q))
+        top = max(out, default=0.0)
+        if top > 1.0:  # scaled, not clipped: optimistic scores above 1 keep their order (no ties at 1)
+            out = [q / top if explore else min(1.0, q) for q in out]
         self._stash[id(ctx.request)] = (phi, base)
         while len(self._stash) > 1024:
             self._stash.popitem(last=False)
