@@ -85,6 +85,7 @@ def test_variant_header_ledger_column_and_rated_requests(tmp_path: Path) -> None
     server = Server(create_app(Router(path), ledger_path=tmp_path / "ledger.sqlite3")).start()
     auth = {"authorization": f"Bearer {ALICE}"}
     seen: dict[str, str] = {}
+    by_user: dict[int, str] = {}
     try:
         for user in range(12):
             r = httpx.post(
@@ -95,11 +96,19 @@ def test_variant_header_ledger_column_and_rated_requests(tmp_path: Path) -> None
             assert r.status_code == 200, r.text
             variant = r.headers["x-router-variant"]
             seen[r.headers["x-request-id"]] = variant
+            by_user[user] = variant
             assert r.headers["x-router-model"] == ("a/small" if variant == "thrift=cheap" else "a/large")
             fb = httpx.post(
                 f"{server.url}/v1/feedback", headers=auth, json={"request_id": r.headers["x-request-id"], "rating": 1}
             )
             assert fb.status_code == 200
+        route = httpx.post(
+            f"{server.url}/v1/route",
+            headers=auth,
+            json={"messages": [{"role": "user", "content": "hello"}], "router": {"metadata": {"user": "user-3"}}},
+        )
+        assert route.status_code == 200
+        assert route.json()["variant"] == by_user[3]  # sticky: the same user, the same variant
     finally:
         server.stop()
     assert set(seen.values()) == {"thrift=control", "thrift=cheap"}
