@@ -170,3 +170,26 @@ def test_optimistic_scores_above_one_keep_their_order() -> None:
     assert scores["data/b"] == 1.0
     assert 0.5 < scores["data/a"] < 1.0
     assert d.selected.id == "data/b"
+
+
+def test_the_router_state_store_can_hold_the_learner_state() -> None:
+    from llm_router.state import MemoryState
+    from llm_router_learned.online_store import MemoryOnlineStore
+
+    class SharedState(MemoryState):
+        """A state backend that also keeps learners' state (as a shared one would)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stores: dict[str, MemoryOnlineStore] = {}
+
+        def online_store(self, name: str, ttl_s: float, max_pending: int) -> MemoryOnlineStore:
+            return self.stores.setdefault(name, MemoryOnlineStore(ttl_s, max_pending))
+
+    state = SharedState()
+    one = Router(policy(explore=0.0), state=state)
+    d = one.route(CHAT)
+    two = Router(policy(explore=0.0), state=state)  # another instance on the same backend
+    two.feedback({"request_id": d.request_id, "rating": 1.0})
+    assert learner_of(one).store is learner_of(two).store is state.stores["online_quality"]
+    assert state.stores["online_quality"].arm(d.selected.id) is not None

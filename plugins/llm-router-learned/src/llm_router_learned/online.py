@@ -31,7 +31,9 @@ model that answered, ``feedback.model_id`` when given, gets the update). Feedbac
 never saw, one older than ``ttl_s``, or one already rated raises :class:`llm_router.FeedbackError` (the
 gateway's ``/v1/feedback`` answers 404). A feedback without a rating teaches nothing.
 
-State lives behind :class:`~llm_router_learned.online_store.OnlineStore` (in memory by default). With
+State lives behind :class:`~llm_router_learned.online_store.OnlineStore`: the router's state store's when it
+offers one (a method ``online_store(name, ttl_s, max_pending)`` returning an ``OnlineStore``: the seam for a
+shared backend), else in memory. With
 ``state_file`` the arms are imported at start-up when the file exists and exported every ``save_every``
 ratings (in a worker thread); :meth:`OnlineQualityScorer.export`, :meth:`~OnlineQualityScorer.import_file` and
 :meth:`~OnlineQualityScorer.reset` do it on demand (rolling back = importing an older export, or resetting).
@@ -101,7 +103,11 @@ class OnlineQualityScorer(Scorer):
         super().__init__(config, context)
         assert isinstance(config, OnlineQualityConfig)
         self.cfg = config
-        self.store: OnlineStore = store or MemoryOnlineStore(config.ttl_s, config.max_pending)
+        # the router's state store may keep the learner's state too (a shared backend): it offers
+        # ``online_store(name, ttl_s, max_pending)``; else the arms live in this process
+        factory = getattr(context.state, "online_store", None)
+        shared = factory(context.name, config.ttl_s, config.max_pending) if callable(factory) else None
+        self.store: OnlineStore = store or shared or MemoryOnlineStore(config.ttl_s, config.max_pending)
         self.artifact: QualityModel | None = None
         self.column: dict[str, int] = {}
         if config.artifact is not None:
