@@ -4,7 +4,7 @@ point (``Sweep.choose_full``, what ``eval route`` did) against one decision per 
 the same choices, and times the whole ``eval route`` path (training included) of the new sweep.
 
     python benchmarks/bench_eval_route.py --data ../shared/data/routing/mmlu-pair-train.jsonl \
-        [--prompts 500] [--points 41] [--json]
+        [--prompts 500] [--points 41] [--model router.npz] [--json]
 
 CPU seconds (process time) and wall seconds; single-threaded BLAS. Needs
 ``pip install -e 'plugins/llm-router-learned[train]'``.
@@ -39,14 +39,18 @@ def main() -> None:
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--prompts", type=int, default=500, help="prompts swept by both (the old way is slow)")
     ap.add_argument("--points", type=int, default=41)
+    ap.add_argument("--model", type=Path, help="a trained artifact (skips training; its time is then not reported)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     rows = load_rows([args.data])
     prices = load_prices(args.data)
     models = models_of(rows)
-    model, train_cpu, train_wall = timed(lambda: train(rows, method="stack"))
-    path = Path(tempfile.mkdtemp()) / "router.npz"
-    model.save(path)
+    if args.model is None:
+        model, train_cpu, train_wall = timed(lambda: train(rows, method="stack"))
+        path = Path(tempfile.mkdtemp()) / "router.npz"
+        model.save(path)
+    else:
+        path, train_cpu, train_wall = args.model, float("nan"), float("nan")
     sub = rows[: args.prompts]
 
     sweep = Sweep.build(sub, models, path, prices)
