@@ -67,7 +67,7 @@ class OnlineQualityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     algorithm: Literal["linucb", "thompson"] = Field(
-        default="linucb", description="how an exploring decision scores: upper confidence bound or a posterior sample"
+        default="thompson", description="how an exploring decision scores: upper confidence bound or a posterior sample"
     )
     explore: float = Field(default=0.05, ge=0, le=1, description="at most this share of decisions explores")
     alpha: float = Field(default=1.0, gt=0, description="width of the exploration bonus (in posterior std devs)")

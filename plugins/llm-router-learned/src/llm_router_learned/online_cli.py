@@ -29,7 +29,7 @@ def eval_online(
         Path | None,
         typer.Option(help="routing JSONL (not --data): each model's mean score there is its catalogue prior"),
     ] = None,
-    algorithm: Annotated[str, typer.Option(help="linucb or thompson")] = "linucb",
+    algorithm: Annotated[str, typer.Option(help="thompson or linucb")] = "thompson",
     explore: Annotated[float, typer.Option(help="the policy's bound on the share of exploring decisions")] = 0.05,
     alpha: Annotated[float, typer.Option(help="exploration width (posterior std devs)")] = 1.0,
     ridge: Annotated[float, typer.Option(help="λ, the prior's weight in ratings")] = 1.0,
