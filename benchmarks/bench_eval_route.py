@@ -1,7 +1,8 @@
 """``eval route``'s sweep, old against new, side by side in one run: a full decision per prompt and operating
 point (``Sweep.choose_full``, what ``eval route`` did) against one decision per prompt re-ranked per point
-(``Sweep.choose``), on the same prompts, the same artifact and the same points. It also checks that both give
-the same choices, and times the whole ``eval route`` path (training included) of the new sweep.
+(``Sweep.choose``), on the same prompts, the same artifact and the same points. The old way runs with the
+prediction cache off: on a file over 1,024 prompts its LRU missed on every decision. It also checks that both
+give the same choices, and times the whole ``eval route`` path (training included) of the new sweep.
 
     python benchmarks/bench_eval_route.py --data ../shared/data/routing/mmlu-pair-train.jsonl \
         [--prompts 500] [--points 41] [--model router.npz] [--json]
@@ -34,6 +35,7 @@ def main() -> None:
     from llm_router_learned.data import load_prices, load_rows, models_of
     from llm_router_learned.evaluation import Sweep
     from llm_router_learned.model import train
+    from llm_router_learned.scorer import LearnedQualityScorer
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, type=Path)
@@ -57,7 +59,13 @@ def main() -> None:
     _, probe_cpu, probe_wall = timed(sweep.probe)
     weights = sweep.points(args.points)
     new, rerank_cpu, rerank_wall = timed(lambda: [sweep.choose(w) for w in weights])
-    old, old_cpu, old_wall = timed(lambda: [sweep.choose_full(w) for w in weights])
+    # the old way: a full decision per prompt and point, predictions not cached. The old sweep's LRU of 1,024
+    # prompts missed on every decision of a file over 1,024 prompts (each point cycles through all of them).
+    before = Sweep.build(sub, models, path, prices)
+    for _, scorer in before.router.scorers:
+        if isinstance(scorer, LearnedQualityScorer):
+            scorer.cfg.cache_size = 0
+    old, old_cpu, old_wall = timed(lambda: [before.choose_full(w) for w in weights])
     assert new == old, "the re-ranked choices differ from full decisions"
 
     full = Sweep.build(rows, models, path, prices)
