@@ -1,4 +1,4 @@
-"""Faithful fake upstreams: local HTTP servers speaking the OpenAI, Anthropic and Cohere wire formats.
+"""Faithful fake upstreams: local HTTP servers speaking the OpenAI, Anthropic, Cohere and Gemini wire formats.
 
 Each satisfies the upstream scripting protocol of :mod:`llm_router.testing` (``queue_text``, ``queue_error``,
 ``queue_stall``, ``requests``, ``open_streams``, ``base_url``). The real SDKs talk to them via ``base_url``.
@@ -7,6 +7,7 @@ Each satisfies the upstream scripting protocol of :mod:`llm_router.testing` (``q
 from .anthropic_api import FakeAnthropic
 from .base import FakeUpstream, Recorded, Script
 from .cohere_api import FakeCohere
+from .gemini_api import FakeGemini
 from .openai_api import FakeOpenAI
 
-__all__ = ["FakeAnthropic", "FakeCohere", "FakeOpenAI", "FakeUpstream", "Recorded", "Script"]
+__all__ = ["FakeAnthropic", "FakeCohere", "FakeGemini", "FakeOpenAI", "FakeUpstream", "Recorded", "Script"]

@@ -21,7 +21,7 @@ from .components import ComponentContext, Constraint, PostProcessor, Provider, S
 from .decision import CompiledRoute, Stage
 from .errors import PolicyIssue, RouterError
 from .plugins import PluginHost
-from .policy import ComponentSpec, Policy, SourceMap, issues_from_validation, iter_model_refs
+from .policy import ComponentSpec, Policy, ProviderSpec, SourceMap, issues_from_validation, iter_model_refs
 from .state import StateStore
 from .taxonomy import Taxonomy
 from .types import CompletionRequest, CompletionResponse, ModelInfo
@@ -131,9 +131,14 @@ class Assembly:
         return out
 
     def _build_providers(self) -> None:
-        for name, spec in self.policy.providers.items():
+        for name, entry in self.policy.providers.items():
+            spec = entry
             type_name = spec.type or name
             registration = self.plugins.registry.get("provider", type_name)
+            if registration is None and entry.if_not_installed is not None:
+                spec = ProviderSpec.model_validate(entry.if_not_installed)
+                type_name = spec.type or name
+                registration = self.plugins.registry.get("provider", type_name)
             if registration is None:
                 hint = f"pip install {spec.package}" if spec.package else "install the plugin that provides it"
                 failed = self.plugins.failures()

@@ -83,6 +83,11 @@ class ProviderSpec(BaseModel):
 
     type: str | None = None
     package: str | None = Field(default=None, description="the distribution that provides this type (for hints)")
+    if_not_installed: dict[str, Any] | None = Field(
+        default=None,
+        description="another entry (type, package, parameters) used instead when this type is not installed, "
+        "e.g. google on an OpenAI-compatible endpoint when llm-router-provider-google is absent",
+    )
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
