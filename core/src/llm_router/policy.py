@@ -7,6 +7,7 @@ message``. ``${VAR}`` and ``${VAR:-default}`` in string values are expanded from
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -114,6 +115,11 @@ class ModelSpec(_Strict):
     ttft_ms: Annotated[float, Field(ge=0)] | None = None
     tokens_per_second: Annotated[float, Field(gt=0)] | None = None
     tokenizer_exact: bool | None = None
+    released: datetime.date | None = None
+    deprecated_on: datetime.date | None = None
+    retires_on: datetime.date | None = None
+    successor: str | None = None
+    lifecycle_source: str | None = None
     enabled: bool = True
 
 
@@ -237,7 +243,16 @@ class TaxonomySpec(_Strict):
 
 
 DEFAULT_SCORERS = ("quality", "cost", "latency")
-DEFAULT_CONSTRAINTS = ("providers", "capabilities", "context_window", "cost", "latency", "quality", "health")
+DEFAULT_CONSTRAINTS = (
+    "providers",
+    "capabilities",
+    "context_window",
+    "cost",
+    "latency",
+    "quality",
+    "health",
+    "lifecycle",
+)
 
 
 class Policy(_Strict):
