@@ -664,11 +664,33 @@ def policy_json_schema(component_configs: Mapping[str, Mapping[str, type[BaseMod
         schema["properties"][section] = {"type": "array", "items": {"anyOf": variants}}
     providers = component_configs.get("provider", {})
     if providers:
-        schema["properties"]["providers"]["additionalProperties"] = {
-            "type": "object",
-            "properties": {"type": {"type": "string", "enum": sorted(providers)}},
-        }
+        _provider_schemas(schema, defs, providers)
     return schema
+
+
+def _provider_schemas(schema: dict[str, Any], defs: dict[str, Any], providers: Mapping[str, type[BaseModel]]) -> None:
+    """Each provider type's parameters (with their defaults) in ``providers``: an entry is one of the types'
+    objects (``type`` names it); an entry whose key is a type's name (``openai:``) may leave ``type`` out."""
+    variants: dict[str, dict[str, Any]] = {}
+    for name, model in sorted(providers.items()):
+        sub = model.model_json_schema(ref_template="#/$defs/{model}")
+        for key, value in sub.pop("$defs", {}).items():
+            defs.setdefault(key, value)
+        sub["properties"] = {
+            "type": {"const": name, "description": "the provider type (default: the entry's key)"},
+            "package": {"type": "string", "description": "the distribution that provides this type (for hints)"},
+            "if_not_installed": {
+                "type": "object",
+                "description": "another entry (type, package, parameters) used when this type is not installed",
+            },
+            **sub.get("properties", {}),
+        }
+        sub["additionalProperties"] = False
+        variants[name] = sub
+    entry = schema["properties"]["providers"]
+    typed = {"type": "object", "required": ["type"], "anyOf": list(variants.values())}
+    entry["additionalProperties"] = typed
+    entry["properties"] = {name: {"anyOf": [sub, typed]} for name, sub in variants.items()}
 
 
 def iter_model_refs(policy: Policy) -> Iterable[tuple[Path_, str]]:
