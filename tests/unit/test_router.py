@@ -161,7 +161,7 @@ def test_route_rules_pick_candidates(write_policy: Callable[[str], Path]) -> Non
         """
         routes:
           - when: {task: code}
-            models: [anthropic/claude-sonnet-4-5, openai/gpt-4.1]
+            models: [anthropic/claude-opus-4-5, openai/gpt-4.1]
           - when: {task: [summarization, chat]}
             models: ["openai/gpt-4o-mini"]
           - models: "*"
@@ -169,7 +169,7 @@ def test_route_rules_pick_candidates(write_policy: Callable[[str], Path]) -> Non
     )
     router = Router(policy, autoload=False)
     code = router.route("Write a Python function to reverse a string")
-    assert {c.model.id for c in code.ranking} == {"anthropic/claude-sonnet-4-5", "openai/gpt-4.1"}
+    assert {c.model.id for c in code.ranking} == {"anthropic/claude-opus-4-5", "openai/gpt-4.1"}
     assert code.route.startswith("routes[0]")
     chat = router.route("hello!")
     assert [c.model.id for c in chat.ranking] == ["openai/gpt-4o-mini"]
