@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
+import time
 from collections.abc import Iterable, Sequence
 from typing import ClassVar, Literal
 
@@ -114,22 +115,41 @@ class LifecycleConstraint(Constraint):
     Config: ClassVar[type[BaseModel]] = LifecycleConfig
     config: LifecycleConfig
 
+    _day: tuple[float, datetime.date] | None = None
+    _reasons: dict[str, str | None] | None = None
+
+    def _today(self) -> datetime.date:
+        """The configured date, else today's (UTC), looked up at most once a minute."""
+        if self.config.today is not None:
+            return self.config.today
+        now = time.monotonic()
+        if self._day is None or now - self._day[0] > 60:
+            self._day = (now, today())
+            self._reasons = None  # a new day may retire more models
+        return self._day[1]
+
     def check(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[str | None]:
-        on: datetime.date | None = None
+        on = self._today()
+        reasons = self._reasons
+        if reasons is None:
+            reasons = self._reasons = {}
+        pinned = self.config.pinned
+        requested = ctx.request.model
         out: list[str | None] = []
         for cand in candidates:
-            retires = cand.model.retires_on
-            if retires is None:
+            model = cand.model
+            if model.retires_on is None:
                 out.append(None)
                 continue
-            on = on or self.config.today or today()
-            if on < retires or self._pinned(cand.model.id, ctx):
-                out.append(None)
-            else:
-                out.append(f"retired on {retires}{_successor(cand.model)}")
+            reason = reasons.get(model.id, "")
+            if reason == "":
+                reason = reasons[model.id] = (
+                    None if on < model.retires_on else f"retired on {model.retires_on}{_successor(model)}"
+                )
+            if reason is not None and (model.id == requested or (pinned and self._pinned(model.id))):
+                reason = None
+            out.append(reason)
         return out
 
-    def _pinned(self, model_id: str, ctx: RoutingContext) -> bool:
-        if ctx.request.model == model_id:
-            return True
+    def _pinned(self, model_id: str) -> bool:
         return any(model_id == p or fnmatch.fnmatchcase(model_id, p) for p in self.config.pinned)
