@@ -10,7 +10,8 @@ Per the API reference (ai.google.dev/api/generate-content, cloud.google.com/vert
   the path, never in the body.
 - The answer is a ``GenerateContentResponse``: ``candidates`` [{content: {role: model, parts}, finishReason,
   index}], ``usageMetadata`` {promptTokenCount, candidatesTokenCount, totalTokenCount}, ``modelVersion``,
-  ``responseId``. A function call is a part ``{"functionCall": {"name", "args"}}`` with finishReason ``STOP``.
+  ``responseId``. A function call is a part ``{"functionCall": {"name", "args"}}`` with finishReason ``STOP``;
+  a Gemini 3 model adds a ``thoughtSignature`` to the first call of its turn, to be sent back with it.
   A prompt blocked by safety filters has no candidates and ``promptFeedback.blockReason``.
 - ``:streamGenerateContent?alt=sse`` sends the same objects as server-sent events (``data: {...}`` then a
   blank line, CRLF line ends), each with the usage so far; the last carries ``finishReason`` and the full usage.
@@ -25,6 +26,7 @@ Per the API reference (ai.google.dev/api/generate-content, cloud.google.com/vert
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -188,10 +190,17 @@ class FakeGemini(FakeUpstream):
             )
         return self.status(code, status, message, details)
 
-    def parts(self, script: Script, text: str) -> list[dict[str, Any]]:
+    def parts(self, script: Script, text: str, model: str = "") -> list[dict[str, Any]]:
+        """The answer's parts. A Gemini 3 model signs its first function call of a turn (``thoughtSignature``,
+        opaque base64) and wants the signature back with that call in the next turn."""
         parts: list[dict[str, Any]] = [{"text": text}] if text else []
-        for call in script.tool_calls:
-            parts.append({"functionCall": {"name": call["name"], "args": json.loads(call["arguments"] or "{}")}})
+        for i, call in enumerate(script.tool_calls):
+            part: dict[str, Any] = {
+                "functionCall": {"name": call["name"], "args": json.loads(call["arguments"] or "{}")}
+            }
+            if model.startswith("gemini-3") and i == 0:
+                part["thoughtSignature"] = base64.b64encode(f"sig:{self._response_id}:{call['name']}".encode()).decode()
+            parts.append(part)
         return parts
 
     def usage(self, script: Script, done: bool) -> dict[str, int]:
@@ -213,14 +222,14 @@ class FakeGemini(FakeUpstream):
 
     def response(self, rec: GeminiRecorded, script: Script) -> dict[str, Any]:
         self._response_id = self.new_request_id()[4:]
-        return self.chunk(rec, self.parts(script, script.text), script, done=True)
+        return self.chunk(rec, self.parts(script, script.text, rec.model), script, done=True)
 
     def events(self, rec: GeminiRecorded, script: Script) -> list[bytes]:
         self._response_id = self.new_request_id()[4:]
         pieces = split_text(script.text) if script.text else []
         events = [self.chunk(rec, [{"text": p}], script, done=False) for p in pieces[:-1]]
         last = pieces[-1] if pieces else ""
-        events.append(self.chunk(rec, self.parts(script, last), script, done=True))
+        events.append(self.chunk(rec, self.parts(script, last, rec.model), script, done=True))
         return [f"data: {json.dumps(e, separators=(',', ':'))}\r\n\r\n".encode() for e in events]
 
     def blocked(self, rec: GeminiRecorded) -> dict[str, Any]:

@@ -202,6 +202,33 @@ async def test_tool_results_go_back_as_function_responses(gemini: GoogleProvider
     }
 
 
+async def test_thought_signatures_go_back_with_their_calls(gemini: GoogleProvider, upstream: FakeGemini) -> None:
+    model = "gemini-3-flash-preview"
+    upstream.queue_text("", tool_calls=[{"id": "", "name": "get_weather", "arguments": '{"city": "Oslo"}'}])
+    first = await gemini.complete(request_for(model, tools=(TOOL,)))
+    returned = first.raw["candidates"][0]["content"]["parts"][0]["thoughtSignature"]  # type: ignore[index]
+    call = first.tool_calls[0]
+    messages = (
+        Message(role="user", content="Weather in Oslo?"),
+        Message(
+            role="assistant",
+            tool_calls=[
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            ],
+        ),
+        Message(role="tool", tool_call_id=call.id, content='{"temp_c": 3}'),
+    )
+    await gemini.complete(CompletionRequest(model=model, messages=messages, tools=(TOOL,)))
+    sent = upstream.last.json["contents"][1]["parts"][0]
+    assert pick(sent, "thoughtSignature") == returned
+    upstream.queue_text("", tool_calls=[{"id": "", "name": "get_weather", "arguments": "{}"}])
+    chunks = await collect(gemini.stream(request_for(model, tools=(TOOL,))))
+    streamed = next(t for c in chunks for t in c.tool_calls)
+    assert streamed["id"] in gemini.signatures()
+    unknown = to_contents((Message(role="assistant", tool_calls=[{"id": "other", "function": {"name": "f"}}]),), {})
+    assert "thought_signature" not in unknown[0]["parts"][0]
+
+
 def test_contents_mapping() -> None:
     contents = to_contents(
         (

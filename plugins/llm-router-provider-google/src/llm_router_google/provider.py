@@ -12,13 +12,15 @@ mapped), never when the plugin is registered or a provider is created.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import contextvars
 import json
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from llm_router import ApiKeyConfig, KeyedProvider
@@ -56,6 +58,7 @@ FINISH = {
     "MALFORMED_FUNCTION_CALL": "error",
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+_SIGNATURES_KEPT = 10_000
 
 _OPENED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("llm_router_google_opened", default=None)
 """While a stream starts, the HTTP responses opened for it (seen by the HTTP clients' hooks), so that a stream
@@ -142,6 +145,16 @@ class GoogleProvider(KeyedProvider):
     default_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
     Config: ClassVar[type[BaseModel]] = GoogleConfig
     config: GoogleConfig
+
+    _signatures: OrderedDict[str, str] | None = None
+
+    def signatures(self) -> OrderedDict[str, str]:
+        """Thought signatures of the function calls this provider returned, by call id (the last 10,000): a
+        thinking model (Gemini 3) wants each call's signature back with the call in the next turn, and an
+        OpenAI-style conversation carries only the call's id."""
+        if self._signatures is None:
+            self._signatures = OrderedDict()
+        return self._signatures
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -254,7 +267,8 @@ class GoogleProvider(KeyedProvider):
                 provider=self.context.name,
                 model=request.model,
             ) from None
-        return {"model": request.model, "contents": to_contents(request.messages), "config": config}
+        contents = to_contents(request.messages, self.signatures())
+        return {"model": request.model, "contents": contents, "config": config}
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
         try:
@@ -269,7 +283,7 @@ class GoogleProvider(KeyedProvider):
             )
         candidate = (data.get("candidates") or [{}])[0]
         parts = (candidate.get("content") or {}).get("parts") or []
-        calls = tuple(_tool_call(p["functionCall"]) for p in parts if "functionCall" in p)
+        calls = tuple(_tool_call(p, self.signatures()) for p in parts if "functionCall" in p)
         return CompletionResponse(
             text=_text(parts),
             model=request.model,
@@ -284,7 +298,7 @@ class GoogleProvider(KeyedProvider):
         opened: list[Any] = []
         events: Any = None
         finished = False
-        state = _StreamState(self.context.name, request.model)
+        state = _StreamState(self.context.name, request.model, self.signatures())
         try:
             events = await self.client().models.generate_content_stream(**self._args(request))
             token = _OPENED.set(opened)
@@ -326,10 +340,10 @@ class GoogleProvider(KeyedProvider):
 class _StreamState:
     """What a stream has said so far: its id, the latest usage, the finish reason, whether it called tools."""
 
-    __slots__ = ("called", "finish", "model", "provider", "request_id", "usage")
+    __slots__ = ("called", "finish", "model", "provider", "request_id", "signatures", "usage")
 
-    def __init__(self, provider: str, model: str) -> None:
-        self.provider, self.model = provider, model
+    def __init__(self, provider: str, model: str, signatures: MutableMapping[str, str]) -> None:
+        self.provider, self.model, self.signatures = provider, model, signatures
         self.request_id: str | None = None
         self.usage: Usage | None = None
         self.finish: str | None = None
@@ -345,7 +359,7 @@ class _StreamState:
             raise ContentFilteredError(blocked, provider=self.provider, model=self.model, request_id=self.request_id)
         candidate = (data.get("candidates") or [{}])[0]
         parts = (candidate.get("content") or {}).get("parts") or []
-        calls = tuple(_stream_call(i, p["functionCall"]) for i, p in enumerate(parts) if "functionCall" in p)
+        calls = tuple(_stream_call(i, p, self.signatures) for i, p in enumerate(parts) if "functionCall" in p)
         self.called = self.called or bool(calls)
         self.finish = candidate.get("finishReason") or self.finish
         text = _text(parts)
@@ -361,11 +375,12 @@ class _StreamState:
 # -- messages -------------------------------------------------------------------------------------
 
 
-def to_contents(messages: Sequence[Message]) -> list[dict[str, Any]]:
+def to_contents(messages: Sequence[Message], signatures: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The router's chat messages as Gemini ``contents`` (system messages go to ``system_instruction``).
 
     A tool result names its function, which Gemini needs and OpenAI-style messages carry only in the call:
-    the name is looked up by ``tool_call_id`` among the earlier assistant tool calls."""
+    the name is looked up by ``tool_call_id`` among the earlier assistant tool calls. An assistant's call whose
+    id is in ``signatures`` gets its thought signature back."""
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
     for m in messages:
@@ -382,10 +397,15 @@ def to_contents(messages: Sequence[Message]) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = _parts(m.content)
         for call in m.tool_calls or ():
             function = call.get("function") or {}
-            names[str(call.get("id", ""))] = str(function.get("name", ""))
-            parts.append(
-                {"function_call": {"name": function.get("name", ""), "args": _args(function.get("arguments"))}}
-            )
+            call_id = str(call.get("id", ""))
+            names[call_id] = str(function.get("name", ""))
+            call_part: dict[str, Any] = {
+                "function_call": {"name": function.get("name", ""), "args": _args(function.get("arguments"))}
+            }
+            signature = (signatures or {}).get(call_id)
+            if signature:
+                call_part["thought_signature"] = base64.b64decode(signature)
+            parts.append(call_part)
         contents.append({"role": "model" if m.role == "assistant" else "user", "parts": parts or [{"text": ""}]})
     return contents
 
@@ -486,16 +506,31 @@ def _call_id(call: Mapping[str, Any]) -> str:
     return str(call.get("id") or f"call_{uuid.uuid4().hex[:24]}")
 
 
-def _tool_call(call: Mapping[str, Any]) -> ToolCall:
-    return ToolCall(id=_call_id(call), name=str(call.get("name", "")), arguments=json.dumps(call.get("args") or {}))
+def _remember(part: Mapping[str, Any], signatures: MutableMapping[str, str]) -> str:
+    """The id of a ``functionCall`` part's call (made when Gemini gives none), its thought signature kept."""
+    call_id = _call_id(part["functionCall"])
+    signature = part.get("thoughtSignature")
+    if signature:
+        signatures[call_id] = str(signature)
+        while len(signatures) > _SIGNATURES_KEPT:
+            signatures.pop(next(iter(signatures)))
+    return call_id
 
 
-def _stream_call(index: int, call: Mapping[str, Any]) -> dict[str, Any]:
+def _tool_call(part: Mapping[str, Any], signatures: MutableMapping[str, str]) -> ToolCall:
+    call = part["functionCall"]
+    call_id = _remember(part, signatures)
+    return ToolCall(id=call_id, name=str(call.get("name", "")), arguments=json.dumps(call.get("args") or {}))
+
+
+def _stream_call(index: int, part: Mapping[str, Any], signatures: MutableMapping[str, str]) -> dict[str, Any]:
     """A whole function call as one OpenAI-style stream delta (Gemini sends each call complete)."""
+    call = part["functionCall"]
+    call_id = _remember(part, signatures)
     arguments = json.dumps(call.get("args") or {})
     return {
         "index": index,
-        "id": _call_id(call),
+        "id": call_id,
         "type": "function",
         "function": {"name": call.get("name", ""), "arguments": arguments},
     }
