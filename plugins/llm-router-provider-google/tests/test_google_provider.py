@@ -23,12 +23,13 @@ from llm_router_google.provider import retry_delay, to_contents
 
 pytestmark = pytest.mark.anyio
 
-# every transport the plugin offers: the Gemini API over the SDK's aiohttp and httpx clients, and Vertex AI
-# (express mode: an API key) through the same SDK
+# every transport the plugin offers: the Gemini API and Vertex AI (express mode: an API key), each over the
+# SDK's aiohttp and httpx clients
 TRANSPORTS = {
     "gemini-aiohttp": {"http_client": "aiohttp"},
     "gemini-httpx": {"http_client": "httpx"},
     "vertex-aiohttp": {"http_client": "aiohttp", "vertexai": True},
+    "vertex-httpx": {"http_client": "httpx", "vertexai": True},
 }
 
 
