@@ -173,9 +173,6 @@ class Sweep:
         found: list[float] = []
         switch: list[float] = []
         self.decisions = []
-        for _, scorer in self.router.scorers:
-            if isinstance(scorer, LearnedQualityScorer):
-                scorer.warm([str(row["prompt"]) for row in self.rows])
         for row in self.rows:
             d = self._route(row, PROBE_WEIGHT)
             self.decisions.append(d)

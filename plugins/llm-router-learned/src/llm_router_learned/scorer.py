@@ -115,18 +115,6 @@ class LearnedQualityScorer(Scorer):
                 self._cache.popitem(last=False)
         return pred
 
-    def warm(self, prompts: Sequence[str]) -> None:
-        """Predict many prompts in batches into the cache, ahead of routing them (evaluations do): the same
-        model's predictions, computed with vectorised products (equal to one-at-a-time up to float rounding).
-        At most ``cache_size`` are kept."""
-        todo = [p for p in dict.fromkeys(prompts) if p not in self._cache][: self.cfg.cache_size]
-        for k in range(0, len(todo), 512):
-            chunk = todo[k : k + 512]
-            for prompt, pred in zip(chunk, self.model.predict_matrix(chunk), strict=True):
-                self._cache[prompt] = pred
-        while len(self._cache) > self.cfg.cache_size:
-            self._cache.popitem(last=False)
-
     def hardness(self, pred: np.ndarray) -> float:
         """h = (1 − d) / (1 − d̄) for a prompt whose predictions over the artifact's models are ``pred``:
         1 on a prompt of average difficulty for the training data, larger on harder ones, ≥ 0."""
