@@ -440,6 +440,9 @@ def serve(
     ] = 1,
     ledger: Annotated[Path | None, typer.Option(help="usage ledger (default: the policy's gateway.ledger)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="json: every log record one JSON object a line (the per-request lines too); text")
+    ] = "text",
     graceful_timeout: Annotated[
         float, typer.Option(help="seconds to let in-flight requests finish on shutdown")
     ] = 30.0,
@@ -447,7 +450,6 @@ def serve(
     r"""Run the OpenAI-compatible gateway (needs the gateway extra: `pip install './core\[gateway-fast]'` from a
     source checkout, `pip install 'llm-router\[gateway]'` from a package index)."""
     import importlib.util
-    import logging
     import os
 
     try:
@@ -460,9 +462,15 @@ def serve(
             f"the gateway needs its extra: pip install './core[gateway-fast]' from a source checkout, "
             f"pip install 'llm-router[gateway]' from a package index ({exc})",
         )
+    from .gateway.requestlog import configure_logging
+
+    if log_format not in ("json", "text"):
+        _fail(EXIT_BAD_INPUT, f"--log-format must be json or text, got {log_format!r}")
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
+    os.environ["LLM_ROUTER_LOG_FORMAT"] = log_format  # worker processes (--workers N) set up the same
+    os.environ["LLM_ROUTER_LOG_LEVEL"] = log_level
     router = _router(policy)  # policy errors are reported here, before binding the port
     common: dict[str, Any] = {
         "host": host,
@@ -474,6 +482,8 @@ def serve(
         "access_log": False,
         "server_header": False,  # one header less to build per answer; and no server banner to fingerprint
     }
+    if log_format == "json":
+        common["log_config"] = None  # uvicorn's loggers propagate to the JSON handler
     if workers > 1:
         if not router.policy.gateway.keys:  # worker processes log through uvicorn's loggers only
             err.print("[yellow]warning:[/] no API keys in the policy's gateway.keys: this gateway is OPEN")
