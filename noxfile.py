@@ -40,6 +40,8 @@ TEST_DEPS = [
     "httpx>=0.27,<1",
     "openapi-spec-validator>=0.7,<1",  # the gateway's /openapi.json is checked against the OpenAPI 3.1 schema
 ]
+# the core with the response cache's Redis back-end and index, and the OpenTelemetry SDK + OTLP exporter (tests/cache)
+CORE_ALL = "./core[gateway-fast,cache-redis,otel,semantic-cache]"
 # the fake upstreams (tests/fakes) are small Starlette apps served by uvicorn in a thread
 FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
 
@@ -59,7 +61,7 @@ def _install_core(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: core, all plugin distributions, integration tests with real plugin packages."""
-    session.install("-e", "./core[gateway-fast]")
+    session.install("-e", CORE_ALL)
     for name in PLUGINS:
         session.install("-e", _with_test_extra(f"./plugins/{name}"))
     for name in EXAMPLES:
@@ -176,8 +178,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    """mypy --strict on the core, with every optional dependency it imports (gateway, testing kit)."""
-    _install_core(session, "-e", "./core[gateway-fast]")
+    """mypy --strict on the core, with every optional dependency it imports (gateway, testing kit, cache, otel)."""
+    session.install("-e", CORE_ALL)
     session.install("mypy>=1.11,<3", "types-PyYAML>=6.0,<7", "types-jsonschema", "pytest>=8.2,<10")
     session.run("mypy", "--strict", "core/src/llm_router")
 

@@ -9,12 +9,9 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
+import openai
 import pytest
-
-pytest.importorskip("starlette")
-openai = pytest.importorskip("openai")
-httpx = pytest.importorskip("httpx")
-
 from _cache_helpers import Server
 from llm_router import Router
 from llm_router.gateway import create_app

@@ -548,6 +548,84 @@ def usage(
     out.print(f"[bold]total[/] {sum(r['requests'] for r in report)} requests, ${total:.6f}")
 
 
+def _cache_call(policy: Path | None, what: str) -> Any:
+    """Run the router's ``acache_stats`` or ``acache_clear`` (and close the router) in one event loop."""
+    import anyio
+
+    router = _router(policy)
+    if router.cache is None:
+        _fail(EXIT_BAD_INPUT, "the policy has no response cache (set cache: {exact: true} or cache.semantic)")
+
+    async def go() -> Any:
+        try:
+            return await (router.acache_stats() if what == "stats" else router.acache_clear())
+        finally:
+            await router.aclose()
+
+    return anyio.run(go)
+
+
+def cache_stats(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
+    """Entries, size and hit counts of the policy's response cache (the shared Redis back-end's; an in-memory
+    cache lives in the gateway's process: see its /metrics)."""
+    stats = _cache_call(policy, "stats")
+    if json_:
+        sys.stdout.write(json.dumps({"version": JSON_VERSION, **stats}, indent=2) + "\n")
+        return
+    for name, value in stats.items():
+        out.print(f"[bold]{escape(str(name))}[/] {escape(str(value))}")
+    if stats.get("backend") == "memory":
+        out.print("[yellow]note:[/] the memory back-end lives in each gateway process; this one is new and empty")
+
+
+def cache_clear(policy: PolicyOpt = None) -> None:
+    """Remove every answer from the policy's response cache (the shared Redis back-end's)."""
+    removed = _cache_call(policy, "clear")
+    out.print(f"removed {removed} cached answers")
+
+
+def calibrate_cache(
+    data: Annotated[
+        Path, typer.Option(help="labelled paraphrase pairs: JSONL text1/text2/label, or MRPC/PAWS/QQP TSV")
+    ],
+    embedder: Annotated[str, typer.Option(help="embedding back-end registered by a plugin")] = "e5",
+    target_false_hit: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="the highest acceptable false-hit rate")
+    ] = 0.01,
+    limit: Annotated[int | None, typer.Option(min=4, help="use the first N pairs only")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="embedding threads")] = 1,
+    json_: JsonOpt = False,
+) -> None:
+    """Pick the semantic cache's similarity threshold for a target false-hit rate, from labelled paraphrase pairs
+    (half calibrates, the other half is held out and reported)."""
+    from .cache.calibrate import calibrate, load_pairs
+    from .cache.semantic import resolve_embedder
+    from .plugins import PluginHost
+
+    try:
+        pairs = load_pairs(data)[:limit]
+        embed = resolve_embedder(embedder, PluginHost().embedders(), threads)
+        found = calibrate(pairs, embed, target_false_hit)
+    except (ValueError, ImportError) as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    if json_:
+        data_out = {"version": JSON_VERSION, "embedder": embedder, **found.to_json()}
+        sys.stdout.write(json.dumps(data_out, indent=2) + "\n")
+        return
+    table = Table(title=f"held-out half ({found.holdout_pairs} pairs)", title_justify="left")
+    for col in ("threshold", "hit rate", "false-hit rate"):
+        table.add_column(col, justify="right")
+    for t, hit, false in found.sweep:
+        table.add_row(f"{t:.2f}", f"{hit:.1%}", f"{false:.1%}")
+    out.print(table)
+    (ch, cf), (hh, hf) = found.calibration, found.holdout
+    out.print(
+        f"[bold green]threshold {found.threshold:.4f}[/] for a false-hit rate <= {target_false_hit:.1%}: "
+        f"calibration half hit {ch:.1%} / false {cf:.1%}; held-out half hit {hh:.1%} / false {hf:.1%}"
+    )
+    out.print(f"policy: cache: {{semantic: {{embedder: {embedder}, threshold: {found.threshold:.4f}}}}}")
+
+
 _COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("route", route),
     ("run", run),
@@ -578,6 +656,10 @@ def build_app(*, plugins: bool = True) -> typer.Typer:
     policy_app.command("schema")(policy_schema)
     policy_app.command("show")(policy_show)
     app.add_typer(policy_app, name="policy")
+    cache_app = typer.Typer(help="Inspect and clear the response cache.", no_args_is_help=True)
+    cache_app.command("stats")(cache_stats)
+    cache_app.command("clear")(cache_clear)
+    app.add_typer(cache_app, name="cache")
     if plugins:
         _add_plugin_commands(app)
     return app
@@ -606,6 +688,7 @@ def _add_plugin_commands(app: typer.Typer) -> None:
             help="Pick operating points and thresholds from data (added by plugins).", no_args_is_help=True
         ),
     )
+    groups.calibrate.command("cache")(calibrate_cache)
     host.add_commands(groups)
     for name, group in (("train", groups.train), ("eval", groups.eval), ("calibrate", groups.calibrate)):
         if group.registered_commands or group.registered_groups:
@@ -616,7 +699,7 @@ def main() -> None:
     """Entry point of the ``llm-router`` script. A core command (``route``, ``run``, ``serve``, …) is run
     without loading the plugins' commands: it creates its router, which loads the plugins it needs."""
     first = sys.argv[1] if len(sys.argv) > 1 else ""
-    core = {name for name, _ in _COMMANDS} | {"policy"}
+    core = {name for name, _ in _COMMANDS} | {"policy", "cache"}
     build_app(plugins=first not in core)()
 
 

@@ -175,7 +175,7 @@ class Executor:
             return await cache.lookup(request)
         span = tracing.span("llm_router.cache", {}, context)
         found = await cache.lookup(request)
-        tracing.end_attempt(span, **{"llm_router.cache": found.status})
+        tracing.end_attempt(span, {"llm_router.cache": found.status})
         return found
 
     async def postprocess(
@@ -360,7 +360,7 @@ class _Run:
         if call.span is not None and tracing is not None:
             tracing.end_attempt(
                 call.span,
-                **{
+                {
                     "gen_ai.response.model": response.model,
                     "gen_ai.response.id": response.request_id,
                     "gen_ai.usage.input_tokens": usage.input_tokens,
@@ -552,7 +552,8 @@ class RoutedStream:
     async def _replay(self, found: Lookup) -> AsyncGenerator[StreamChunk, None]:
         """A cache hit as a stream: the cached text in chunks, then the finish reason and usage."""
         ex = self._executor
-        assert ex.cache is not None and found.answer is not None
+        assert ex.cache is not None
+        assert found.answer is not None
         self.result = result = ex.cache.hit_result(found, self.decision, self._t0)
         for chunk in found.answer.chunks():
             yield chunk

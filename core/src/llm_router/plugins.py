@@ -384,10 +384,12 @@ class PluginHost:
             if not self._loaded(impl.plugin_name):
                 continue
 
-            def register(name: str, factory: Callable[[int], Callable[..., Any]], _plugin: str = impl.plugin_name) -> None:
+            def register(
+                name: str, factory: Callable[[int], Callable[..., Any]], _plugin: str = impl.plugin_name
+            ) -> None:
                 if name in found:
-                    log.warning("embedder %r of plugin %r ignored: plugin %r registered it first", name, _plugin,
-                                found[name][0])
+                    first = found[name][0]
+                    log.warning("embedder %r of plugin %r ignored: plugin %r registered it first", name, _plugin, first)
                     return
                 found[name] = (_plugin, factory)
 

@@ -196,12 +196,24 @@ class Tracing:
         ns = [int(m * 1e9) + offset for m in marks]
         c = decision.classification
         phases = (
-            ("llm_router.classify", ns[0], ns[1], {"llm_router.task": c.task, "llm_router.classifier": c.method,
-                                                  "llm_router.confidence": c.confidence}),
-            ("llm_router.constrain", ns[1], ns[2], {"llm_router.candidates": decision.candidate_count,
-                                                   "llm_router.rejected": len(decision.rejected)}),
-            ("llm_router.score", ns[2], ns[3], {"llm_router.route": decision.route,
-                                               "llm_router.score": decision.top.score}),
+            (
+                "llm_router.classify",
+                ns[0],
+                ns[1],
+                {"llm_router.task": c.task, "llm_router.classifier": c.method, "llm_router.confidence": c.confidence},
+            ),
+            (
+                "llm_router.constrain",
+                ns[1],
+                ns[2],
+                {"llm_router.candidates": decision.candidate_count, "llm_router.rejected": len(decision.rejected)},
+            ),
+            (
+                "llm_router.score",
+                ns[2],
+                ns[3],
+                {"llm_router.route": decision.route, "llm_router.score": decision.top.score},
+            ),
         )
         for name, start, end, attrs in phases:
             self.tracer.start_span(name, start_time=start, attributes=attrs).end(end_time=max(start, end))
@@ -221,10 +233,14 @@ class Tracing:
             attrs["gen_ai.request.temperature"] = request.temperature
         return self.span(f"chat {model}", attrs, context, client=True)
 
-    def end_attempt(self, span: Any, *, error: BaseException | None = None, **attrs: Any) -> None:
+    def end_attempt(
+        self, span: Any, attributes: Mapping[str, Any] | None = None, *, error: BaseException | None = None
+    ) -> None:
+        """End a child span with ``attributes`` (``None`` values left out) and the error, if any."""
         from opentelemetry.trace import Status, StatusCode
 
-        span.set_attributes({k: v for k, v in attrs.items() if v is not None})
+        if attributes:
+            span.set_attributes({k: v for k, v in attributes.items() if v is not None})
         if error is not None:
             span.set_attribute("error.type", getattr(error, "kind", None) or type(error).__name__)
             span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
@@ -284,12 +300,12 @@ def _tracer(tracer_provider: Any) -> Any:
     if provider is None:
         provider = trace.get_tracer_provider()
         if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
-            provider = _sdk_provider()
+            provider = sdk_provider()
             trace.set_tracer_provider(provider)
     return provider.get_tracer(INSTRUMENTATION, ours)
 
 
-def _sdk_provider() -> Any:
+def sdk_provider() -> Any:
     """The SDK's provider with an OTLP/HTTP exporter, both configured by the ``OTEL_*`` variables."""
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -305,6 +321,8 @@ def _sdk_provider() -> Any:
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "llm-router")})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    log.info("tracing: OTLP/HTTP export (OTEL_EXPORTER_OTLP_ENDPOINT=%s)",
-             os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "default"))
+    log.info(
+        "tracing: OTLP/HTTP export (OTEL_EXPORTER_OTLP_ENDPOINT=%s)",
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "default"),
+    )
     return provider

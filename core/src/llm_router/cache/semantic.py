@@ -66,19 +66,19 @@ class SemanticIndex:
         return int(context[:16], 16)
 
     def unit(self, vector: Any) -> np.ndarray:
-        np = self._np
-        v = np.asarray(vector, dtype=np.float32).reshape(-1)
-        norm = float(np.linalg.norm(v))
+        xp = self._np
+        v = xp.asarray(vector, dtype=xp.float32).reshape(-1)
+        norm = float(xp.linalg.norm(v))
         out: np.ndarray = v / max(norm, 1e-12)
         return out
 
     def _signs(self, v: np.ndarray) -> np.ndarray:
-        np = self._np
-        packed = np.packbits(v > 0)
+        xp = self._np
+        packed = xp.packbits(v > 0)
         pad = (-len(packed)) % 8
         if pad:
-            packed = np.concatenate([packed, np.zeros(pad, dtype=np.uint8)])
-        out: np.ndarray = packed.view(np.uint64)
+            packed = xp.concatenate([packed, xp.zeros(pad, dtype=xp.uint8)])
+        out: np.ndarray = packed.view(xp.uint64)
         return out
 
     def add(self, context: str, vector: np.ndarray, payload: bytes, ttl_s: float, now: float | None = None) -> None:

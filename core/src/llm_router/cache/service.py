@@ -40,14 +40,19 @@ log = logging.getLogger("llm_router.cache")
 try:
     import orjson
 
-    _dumps = orjson.dumps
-    _loads = orjson.loads
+    def _dumps(data: Any) -> bytes:
+        return orjson.dumps(data)
+
+    def _loads(data: bytes) -> Any:
+        return orjson.loads(data)
+
 except ImportError:  # pragma: no cover
 
-    def _dumps(data: Any) -> bytes:  # type: ignore[misc]
+    def _dumps(data: Any) -> bytes:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
-    _loads = json.loads
+    def _loads(data: bytes) -> Any:
+        return json.loads(data)
 
 REPLAY_CHARS = 64
 """A replayed stream sends the cached text in chunks of about this many characters (cut after a space)."""
@@ -202,7 +207,8 @@ class ResponseCache:
 
     async def _semantic_lookup(self, request: RouteRequest, found: Lookup) -> None:
         sem, index = self.semantic, self.index
-        assert sem is not None and index is not None
+        assert sem is not None
+        assert index is not None
         text = semantic_text(request, sem.max_chars)
         if text is None:
             return
@@ -219,7 +225,8 @@ class ResponseCache:
     def embedder(self) -> Embed:
         """The semantic cache's embedding function (loaded on first use, in a worker thread)."""
         if self._embed is None:
-            assert self._factory is not None and self.semantic is not None
+            assert self._factory is not None
+            assert self.semantic is not None
             self._embed = self._factory(self.semantic.threads)
         return self._embed
 

@@ -56,7 +56,6 @@ from ..types import (
 )
 from .edge import Edge, header_value
 from .ledger import Ledger, LedgerRow
-from .requestlog import RequestLog
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openai_types import (
     ChatCompletionRequest,
@@ -68,6 +67,7 @@ from .openai_types import (
     provider_error,
     validation_error,
 )
+from .requestlog import RequestLog
 
 __all__ = ["Gateway", "create_app"]
 
@@ -575,6 +575,7 @@ class Gateway:
     def _observe(self, call: _Call, endpoint: str, model: str | None, latency_ms: float) -> None:
         """End the request's span and write its log line (both no-ops when switched off)."""
         trace = call.trace
+        trace_id = trace.trace_id
         if trace.span is not None:
             usage = call.usage
             trace.finish(
@@ -609,7 +610,7 @@ class Gateway:
                 saved_cost_usd=call.saved_cost,
                 fallbacks=call.fallbacks,
                 stream=call.stream,
-                trace_id=trace.trace_id,
+                trace_id=trace_id,
                 error=call.error,
             )
 
