@@ -1,10 +1,11 @@
 """The semantic cache's index: unit embeddings of earlier prompts, searched by context.
 
 Entries live in fixed arrays of ``max_entries`` rows used as a ring (the oldest entry is overwritten first).
-A lookup keeps the rows of the same context that have not expired; with many of them it first ranks them by
-the Hamming distance of the embeddings' sign bits (48 bytes per row for 384 dimensions, a popcount each) and
-computes the exact cosine similarity of the best :data:`RERANK` only, so a lookup among 100,000 entries stays
-within a few milliseconds (``benchmarks/bench_cache.py``). numpy is imported when the index is created.
+A lookup keeps the rows of the same context that have not expired; with many of them it first ranks them by a
+random projection of the embeddings to :data:`PROJECTED` dimensions (one small matrix-vector product over every
+row) and computes the exact cosine similarity of the best :data:`RERANK` only, so a lookup among 100,000 entries
+stays within a few milliseconds (``benchmarks/bench_cache.py``). Vectors are kept as float16 (768 bytes a row at
+384 dimensions, plus 128 for the projection). numpy is imported when the index is created.
 
 Embedders come from plugins (the ``register_embedders`` hook): the core knows none by name.
 """
@@ -27,7 +28,10 @@ EmbedderFactory = Callable[[int], Embed]
 """``factory(threads)`` → the embedding function (called once)."""
 
 RERANK = 64
-"""Rows whose exact similarity is computed after the sign-bit pre-selection."""
+"""Rows whose exact similarity is computed after the projected pre-selection."""
+PROJECTED = 32
+"""Dimensions of the random projection that pre-selects rows (Johnson-Lindenstrauss: dot products are kept
+closely enough to rank near neighbours first)."""
 EXACT_BELOW = 512
 """With fewer candidate rows than this the similarity of every one is computed exactly."""
 
@@ -58,8 +62,9 @@ class SemanticIndex:
         self._ctx = np.zeros(max_entries, dtype=np.uint64)
         self._expires = np.zeros(max_entries, dtype=np.float64)
         self._payloads: list[bytes | None] = [None] * max_entries
-        self._bits: np.ndarray | None = None  # (capacity, words) uint64 sign bits
+        self._proj: np.ndarray | None = None  # (capacity, PROJECTED) float32 projected vectors
         self._vecs: np.ndarray | None = None  # (capacity, d) float16 unit vectors
+        self._matrix: np.ndarray | None = None  # (d, PROJECTED) the random projection
 
     @staticmethod
     def context_id(context: str) -> int:
@@ -72,30 +77,27 @@ class SemanticIndex:
         out: np.ndarray = v / max(norm, 1e-12)
         return out
 
-    def _signs(self, v: np.ndarray) -> np.ndarray:
-        xp = self._np
-        packed = xp.packbits(v > 0)
-        pad = (-len(packed)) % 8
-        if pad:
-            packed = xp.concatenate([packed, xp.zeros(pad, dtype=xp.uint8)])
-        out: np.ndarray = packed.view(xp.uint64)
+    def _project(self, v: np.ndarray) -> np.ndarray:
+        assert self._matrix is not None
+        out: np.ndarray = v @ self._matrix
         return out
 
     def add(self, context: str, vector: np.ndarray, payload: bytes, ttl_s: float, now: float | None = None) -> None:
         np = self._np
         now = time.monotonic() if now is None else now
-        bits = self._signs(vector)
         with self._lock:
-            if self._vecs is None or self._bits is None:
-                self._vecs = np.zeros((self.capacity, len(vector)), dtype=np.float16)
-                self._bits = np.zeros((self.capacity, len(bits)), dtype=np.uint64)
+            if self._vecs is None or self._proj is None:
+                d = len(vector)
+                self._matrix = np.random.default_rng(0).standard_normal((d, PROJECTED)).astype(np.float32)
+                self._vecs = np.zeros((self.capacity, d), dtype=np.float16)
+                self._proj = np.zeros((self.capacity, PROJECTED), dtype=np.float32)
             elif self._vecs.shape[1] != len(vector):
                 raise ValueError(f"embedding of {len(vector)} dimensions in an index of {self._vecs.shape[1]}")
             row = self._next
             self._ctx[row] = self.context_id(context)
             self._expires[row] = now + ttl_s
             self._vecs[row] = vector
-            self._bits[row] = bits
+            self._proj[row] = self._project(vector)
             self._payloads[row] = payload
             self._next = (row + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
@@ -109,15 +111,20 @@ class SemanticIndex:
         np = self._np
         now = time.monotonic() if now is None else now
         with self._lock:
-            if self._vecs is None or self._bits is None or self.size == 0:
+            if self._vecs is None or self._proj is None or self.size == 0:
                 return None
             n = self.size
-            rows = np.flatnonzero((self._ctx[:n] == np.uint64(self.context_id(context))) & (self._expires[:n] > now))
-            if len(rows) == 0:
+            mask = (self._ctx[:n] == np.uint64(self.context_id(context))) & (self._expires[:n] > now)
+            count = int(np.count_nonzero(mask))
+            if count == 0:
                 return None
-            if len(rows) > EXACT_BELOW:
-                distance = np.bitwise_count(self._bits[rows] ^ self._signs(vector)).sum(axis=1)
-                rows = rows[np.argpartition(distance, RERANK)[:RERANK]]
+            if count > EXACT_BELOW:  # rank every row by the projection, without gathering them
+                approx = self._proj[:n] @ self._project(vector)
+                approx[~mask] = -np.inf
+                rows = np.argpartition(approx, -RERANK)[-RERANK:]
+                rows = rows[mask[rows]]
+            else:
+                rows = np.flatnonzero(mask)
             sims = self._vecs[rows].astype(np.float32) @ vector
             i = int(np.argmax(sims))
             payload = self._payloads[int(rows[i])]

@@ -54,6 +54,7 @@ except ImportError:  # pragma: no cover
     def _loads(data: bytes) -> Any:
         return json.loads(data)
 
+
 REPLAY_CHARS = 64
 """A replayed stream sends the cached text in chunks of about this many characters (cut after a space)."""
 
