@@ -40,7 +40,7 @@ def bench_semantic(entries: int, queries: int, contexts: int) -> tuple[float, fl
     for i in range(entries):
         index.add(names[i % contexts], vecs[i], b"payload", 3600)
     times, found = [], 0
-    for q in range(queries):
+    for _ in range(queries):
         target = int(rng.integers(entries))
         query = vecs[target] + 0.01 * rng.standard_normal(384).astype(np.float32)
         query /= np.linalg.norm(query)

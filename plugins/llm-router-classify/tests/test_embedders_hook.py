@@ -17,7 +17,9 @@ def test_registers_every_backend_of_its_registry(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setitem(embeddings._factories, "test-backend", factory)
     found = PluginHost().embedders()
-    assert found["e5"][0] == "classify" and found["test-backend"][0] == "classify"
+    assert found["e5"][0] == "classify"
+    assert found["test-backend"][0] == "classify"
     embed = found["test-backend"][1](3)
-    assert embed(["a", "b"]).shape == (2, 4) and made == [3]
+    assert embed(["a", "b"]).shape == (2, 4)
+    assert made == [3]
     embeddings._embedders.pop(("test-backend", 3), None)
