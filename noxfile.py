@@ -10,6 +10,8 @@ Sessions:
   fuzz           schemathesis against the gateway's /openapi.json, no 5xx allowed; not default
   bench_startup  wall time of `import llm_router` and `llm-router route` with every plugin installed; not default
   bench_compare  bench_route and bench_gateway_cpu of a base revision vs. HEAD, side by side (`-- REV`); not default
+  bench_cache    semantic cache lookup p99 at 100,000 entries; gateway CPU with the cache missing / tracing on vs.
+                 both off, side by side; not default
 """
 
 from __future__ import annotations
@@ -224,6 +226,16 @@ def bench_gateway(session: nox.Session) -> None:
     session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", "aiohttp>=3.9,<4")
     session.run("python", "benchmarks/bench_gateway_cpu.py")  # the gateway's own CPU per request, no network
     session.run("python", "benchmarks/bench_gateway.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench_cache(session: nox.Session) -> None:
+    """The response cache's and tracing's costs (benchmarks/bench_cache.py, bench_cache_tracing_cpu.py): semantic
+    lookup p50/p99 among 100,000 entries, and the gateway's CPU per request with the cache on but missing and with
+    tracing on, side by side with both off in one process."""
+    session.install(CORE_ALL)
+    session.run("python", "benchmarks/bench_cache.py")
+    session.run("python", "benchmarks/bench_cache_tracing_cpu.py", *session.posargs)
 
 
 @nox.session(default=False, venv_backend="none")

@@ -502,7 +502,7 @@ def usage(
         "llm-router-usage.sqlite3"
     ),
     since: Annotated[str | None, typer.Option(help="from this date (YYYY-MM-DD, UTC) on")] = None,
-    by: Annotated[str, typer.Option(help="group by model, key, task, day or outcome")] = "model",
+    by: Annotated[str, typer.Option(help="group by model, key, task, day, outcome or cache")] = "model",
     json_: JsonOpt = False,
 ) -> None:
     """Report requests, tokens, cost and latency from the gateway's usage ledger."""

@@ -171,7 +171,7 @@ class Executor:
         if cache is None:
             return None
         tracing = self.tracing
-        if tracing is None:
+        if tracing is None or not tracing.recording(context):
             return await cache.lookup(request)
         span = tracing.span("llm_router.cache", {}, context)
         found = await cache.lookup(request)
@@ -184,7 +184,7 @@ class Executor:
         """Run the policy's post-processors in order. A post-processor that raises anything but
         :class:`PostprocessError` is a broken plugin: its error becomes a ``PostprocessError`` (logged with
         the plugin's name), which falls back to the next candidate and never touches a circuit breaker."""
-        if self.tracing is not None and self.postprocessors:
+        if self.tracing is not None and self.postprocessors and self.tracing.recording():
             span = self.tracing.span("llm_router.postprocess", {"llm_router.model_id": model.id})
             try:
                 response = await self._postprocess(response, request, model)
@@ -319,6 +319,7 @@ class _Run:
         an ``aclose`` on every request."""
         ex = self.executor
         fb = ex.fallback
+        tracing = ex.tracing if ex.tracing is not None and ex.tracing.recording(self.trace_context) else None
         for candidate in self.decision.best(fb.max_models):
             provider = ex.providers.get(candidate.model.provider)
             if provider is None:
@@ -327,9 +328,9 @@ class _Run:
             creq = ex.completion_request(self.request, candidate.model)
             for retry in range(fb.retries + 1):
                 call = _Call(candidate, provider, creq, retry)
-                if ex.tracing is not None:
+                if tracing is not None:
                     model = candidate.model
-                    call.span = ex.tracing.attempt(
+                    call.span = tracing.attempt(
                         model.provider, model.model, model.id, retry, self.request, self.trace_context
                     )
                 yield call

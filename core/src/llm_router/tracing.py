@@ -70,15 +70,11 @@ class RequestTrace:
     def attach(self) -> None:
         """Make this span the current one (until :meth:`detach`, in the same task)."""
         if self.tracing is not None:
-            from opentelemetry import context as otel_context
-
-            self._token = otel_context.attach(self.context)
+            self._token = self.tracing.otel_context.attach(self.context)
 
     def detach(self) -> None:
-        if self._token is not None:
-            from opentelemetry import context as otel_context
-
-            otel_context.detach(self._token)
+        if self._token is not None and self.tracing is not None:
+            self.tracing.otel_context.detach(self._token)
             self._token = None
 
     @contextmanager
@@ -118,6 +114,20 @@ class Tracing:
         self.tracer: Any = None
         if self.on:
             self.tracer = _tracer(tracer_provider)
+            from opentelemetry import context as otel_context
+            from opentelemetry import trace
+            from opentelemetry.propagate import extract
+            from opentelemetry.trace import Status, StatusCode
+
+            self.otel_context: Any = otel_context
+            self._trace: Any = trace
+            self._extract: Any = extract
+            self._error = lambda error: Status(StatusCode.ERROR, str(error)[:500])
+
+    def recording(self, context: Any = None) -> bool:
+        """Whether the span of ``context`` (default: the current one) records: children are made only under a
+        recorded span (a request the sampler left out costs no child span)."""
+        return bool(self._trace.get_current_span(context).is_recording())
 
     # ----------------------------------------------------------------------------------------------
     # the request span
@@ -132,10 +142,8 @@ class Tracing:
     ) -> RequestTrace:
         if not self.on:
             return NO_TRACE
-        from opentelemetry import trace
-        from opentelemetry.propagate import extract
-
-        parent = extract(headers) if headers is not None else None
+        trace = self._trace
+        parent = self._extract(headers) if headers is not None else None
         attrs: dict[str, Any] = {"gen_ai.operation.name": operation}
         if model is not None:
             attrs["gen_ai.request.model"] = model
@@ -154,8 +162,9 @@ class Tracing:
         error: BaseException | None,
         attributes: Mapping[str, Any] | None,
     ) -> None:
-        from opentelemetry.trace import Status, StatusCode
-
+        if not span.is_recording():
+            span.end()
+            return
         decision = decision or (result.decision if result is not None else None)
         attrs: dict[str, Any] = {}
         if decision is not None:
@@ -164,10 +173,10 @@ class Tracing:
             attrs.update(result_attributes(result, self.log_prompts))
         if attributes:
             attrs.update({k: v for k, v in attributes.items() if v is not None})
-        span.set_attributes(attrs)
         if error is not None:
-            span.set_attribute("error.type", getattr(error, "kind", None) or type(error).__name__)
-            span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
+            attrs["error.type"] = getattr(error, "kind", None) or type(error).__name__
+            span.set_status(self._error(error))
+        span.set_attributes(attrs)
         span.end()
 
     # ----------------------------------------------------------------------------------------------
@@ -177,20 +186,16 @@ class Tracing:
         """The current context (a stream keeps it for the spans of its attempts)."""
         if not self.on:
             return None
-        from opentelemetry import context as otel_context
-
-        return otel_context.get_current()
+        return self.otel_context.get_current()
 
     def span(self, name: str, attributes: Mapping[str, Any], context: Any = None, client: bool = False) -> Any:
-        from opentelemetry import trace
-
-        kind = trace.SpanKind.CLIENT if client else trace.SpanKind.INTERNAL
-        return self.tracer.start_span(name, context=context, kind=kind, attributes=dict(attributes))
+        kind = self._trace.SpanKind.CLIENT if client else self._trace.SpanKind.INTERNAL
+        return self.tracer.start_span(name, context=context, kind=kind, attributes=attributes)
 
     def decision_spans(self, decision: RoutingDecision, marks: Sequence[float]) -> None:
         """``classify``, ``constrain`` and ``score`` children, from the decision's timestamps
         (``perf_counter`` seconds: start, decide start, constrained, scored)."""
-        if len(marks) < 4:
+        if len(marks) < 4 or not self.recording():
             return
         offset = time.time_ns() - int(time.perf_counter() * 1e9)
         ns = [int(m * 1e9) + offset for m in marks]
@@ -237,13 +242,12 @@ class Tracing:
         self, span: Any, attributes: Mapping[str, Any] | None = None, *, error: BaseException | None = None
     ) -> None:
         """End a child span with ``attributes`` (``None`` values left out) and the error, if any."""
-        from opentelemetry.trace import Status, StatusCode
-
-        if attributes:
-            span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+        attrs = {k: v for k, v in attributes.items() if v is not None} if attributes else {}
         if error is not None:
-            span.set_attribute("error.type", getattr(error, "kind", None) or type(error).__name__)
-            span.set_status(Status(StatusCode.ERROR, str(error)[:500]))
+            attrs["error.type"] = getattr(error, "kind", None) or type(error).__name__
+            span.set_status(self._error(error))
+        if attrs:
+            span.set_attributes(attrs)
         span.end()
 
 
