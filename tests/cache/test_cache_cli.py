@@ -11,7 +11,6 @@ import pytest
 from llm_router import Router
 from llm_router.cache.calibrate import calibrate, load_pairs, pick_threshold, rates
 from llm_router.cli import build_app
-from llm_router_test_plugin import plugin as tp
 from test_semantic_cache import trigram_embed
 from typer.testing import CliRunner
 
