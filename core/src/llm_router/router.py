@@ -218,7 +218,9 @@ class Router:
 
     async def aexecute(self, request: RouteRequest, decision: RoutingDecision | None = None) -> RoutingResult:
         """Call ``decision``'s winner (deciding first when it is ``None``), falling back down the ranking on
-        failure; post-process; emit ``on_result``.
+        failure; post-process; emit ``on_result``. With the policy's ``cache:`` section, a cached answer is
+        returned instead when there is one (``result.cache`` says what the cache did; ``request.cache`` controls
+        it per request) and a fresh answer is stored.
 
         :raises ProviderError: every candidate failed: the last error, with ``attempts`` listing each call.
         :raises PostprocessError: the last candidate's answer was refused by a post-processor.
@@ -342,6 +344,9 @@ class Router:
         **fields: Any,
     ) -> RoutingResult:
         """Decide, call the winner (falling back down the ranking on failure), post-process, report.
+
+        ``cache={"no_cache": ..., "no_store": ..., "ttl_s": ..., "semantic": ...}`` (a :class:`CacheOptions`)
+        controls the response cache for this request; with tracing on, the request is one span.
 
         :raises ProviderError: every candidate failed; this is the last provider's own error, with
             ``attempts`` listing every call.

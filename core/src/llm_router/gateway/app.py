@@ -199,6 +199,7 @@ class Gateway:
         self.cache_per_key = router.policy.cache.scope == "key"
         self.tracing = router.tracing.on
         self.request_log = RequestLog(router.policy.telemetry.request_log)
+        self.cache_lookups = {r: self.metrics.cache.labels(r) for r in ("hit", "semantic", "miss", "bypass")}
         ids = [m.id for m in router.catalogue]
         self.all_models = frozenset(ids)
         self.key_models: dict[str, frozenset[str]] = {
@@ -543,7 +544,7 @@ class Gateway:
         if call.cost:
             m.cost.labels(model or "", call.key.id if call.key else "").inc(call.cost)
         if call.cache is not None:
-            m.cache.labels(call.cache).inc()
+            self.cache_lookups[call.cache].inc()
             if call.saved_cost:
                 m.cache_saved.inc(call.saved_cost)
         decision = call.decision
