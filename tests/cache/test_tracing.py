@@ -212,3 +212,21 @@ def test_otlp_http_export_to_a_local_receiver(
     names = {s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans}
     assert service == "router-under-test"
     assert {"chat auto", "chat small", "llm_router.classify", "llm_router.cache"} <= names
+
+
+def test_library_stream_is_one_trace_and_an_abandoned_attempt_ends_cancelled(
+    router: Router, exporter: InMemorySpanExporter
+) -> None:
+    tp.SCRIPTS["a"] = ["text:one| two| three", "text:four| five"]
+    assert "".join(c.text for c in router.stream("stream all")) == "one two three"
+    names = _by_name(exporter.get_finished_spans())
+    (root,) = names["chat auto"]
+    assert names["chat small"][0].parent.span_id == root.context.span_id
+    assert root.attributes["gen_ai.usage.output_tokens"] == 3 and root.status.is_ok
+    exporter.clear()
+    gen = router.stream("stream part")
+    next(gen)
+    gen.close()  # the consumer leaves after the first chunk
+    names = _by_name(exporter.get_finished_spans())
+    assert names["chat small"][0].attributes["error.type"] == "cancelled"
+    assert names["chat auto"][0].attributes["error.type"] == "cancelled"

@@ -27,7 +27,7 @@ from .errors import TimeoutError as RouterTimeoutError
 from .policy import FallbackPolicy
 from .state import StateStore, blend
 from .tokens import count_text_tokens
-from .tracing import Tracing
+from .tracing import RequestTrace, Tracing
 from .types import (
     Attempt,
     CompletionRequest,
@@ -350,6 +350,7 @@ class _Run:
         self._record(call.model.id, error, call.elapsed_ms(), call.retry)
         if call.span is not None and ex.tracing is not None:
             ex.tracing.end_attempt(call.span, error=error)
+            call.span = None
         if isinstance(error, ProviderError):
             if error.health:
                 ex.state.record_failure(call.model.id, error.kind)
@@ -368,6 +369,14 @@ class _Run:
                     "gen_ai.usage.output_tokens": usage.output_tokens,
                 },
             )
+            call.span = None
+
+    def abandoned(self, call: _Call) -> None:
+        """The consumer stopped a stream midway: the attempt's span ends as cancelled."""
+        tracing = self.executor.tracing
+        if call.span is not None and tracing is not None:
+            tracing.end_attempt(call.span, {"error.type": "cancelled"})
+            call.span = None
 
     def _record(self, model_id: str, error: RouterError | None, latency_ms: float, retry: int) -> None:
         """One attempt: ``ok`` without an error, else ``error`` with the error's kind and message."""
@@ -446,6 +455,8 @@ class RoutedStream:
         self.cache: str | None = None
         """What the response cache did (``hit``, ``semantic``, ``miss``, ``bypass``; ``None``: no cache)."""
         self._found: Lookup | None = None
+        self.trace: RequestTrace | None = None
+        """The request's span, ended with the stream (set by ``Router.astream`` when tracing is on)."""
         if executor.tracing is not None:
             self._run.trace_context = executor.tracing.current()
 
@@ -457,8 +468,24 @@ class RoutedStream:
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         if self._chunks is None:
-            self._chunks = self._walk()
+            self._chunks = self._walk() if self.trace is None else self._traced(self.trace)
         return self._chunks
+
+    async def _traced(self, trace: RequestTrace) -> AsyncGenerator[StreamChunk, None]:
+        """The stream, its request span ended when it ends (an error, or ``cancelled`` when abandoned)."""
+        error: BaseException | None = None
+        try:
+            async with aclosing(self._walk()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if self.result is not None or isinstance(error, Exception):
+                trace.finish(result=self.result, decision=self.decision, error=error)
+            else:
+                trace.finish(decision=self.decision, attributes={"error.type": "cancelled"})
 
     async def aclose(self) -> None:
         """Stop the stream and close the upstream call (idempotent)."""
@@ -522,6 +549,9 @@ class RoutedStream:
                     raise await run.exhausted() from None
                 await run.before_retry(call)
                 continue
+            except BaseException:  # closed or cancelled by the consumer
+                run.abandoned(call)
+                raise
             self.result = await self._finish(call, attempt)
             return
         raise await run.exhausted()

@@ -385,8 +385,19 @@ class Router:
         request = self.build_request(
             prompt, preferences=preferences, constraints=constraints, **{**fields, "stream": True}
         )
-        decision = await self.adecide(request, for_execution=True)
-        return self.open_stream(request, decision)
+        if not self.tracing.on:
+            decision = await self.adecide(request, for_execution=True)
+            return self.open_stream(request, decision)
+        trace = self.start_trace("chat", model=request.model or "auto", request_id=request.metadata.get("request_id"))
+        with trace.active():
+            try:
+                decision = await self.adecide(request, for_execution=True)
+            except BaseException as exc:
+                trace.finish(error=exc)
+                raise
+            stream = self.open_stream(request, decision)
+        stream.trace = trace  # ended with the stream
+        return stream
 
     def stream(self, prompt: PromptLike, **kwargs: Any) -> Generator[StreamChunk, None, RoutingResult]:
         """Sync twin of :meth:`astream`: yields chunks; the generator's return value is the result."""
