@@ -122,7 +122,8 @@ class Tracing:
             self.otel_context: Any = otel_context
             self._trace: Any = trace
             self._extract: Any = extract
-            self._error = lambda error: Status(StatusCode.ERROR, str(error)[:500])
+            self._status: Any = Status
+            self._error_code: Any = StatusCode.ERROR
 
     def recording(self, context: Any = None) -> bool:
         """Whether the span of ``context`` (default: the current one) records: children are made only under a
@@ -175,7 +176,7 @@ class Tracing:
             attrs.update({k: v for k, v in attributes.items() if v is not None})
         if error is not None:
             attrs["error.type"] = getattr(error, "kind", None) or type(error).__name__
-            span.set_status(self._error(error))
+            span.set_status(self._status(self._error_code, str(error)[:500]))
         span.set_attributes(attrs)
         span.end()
 
@@ -245,7 +246,7 @@ class Tracing:
         attrs = {k: v for k, v in attributes.items() if v is not None} if attributes else {}
         if error is not None:
             attrs["error.type"] = getattr(error, "kind", None) or type(error).__name__
-            span.set_status(self._error(error))
+            span.set_status(self._status(self._error_code, str(error)[:500]))
         if attrs:
             span.set_attributes(attrs)
         span.end()
