@@ -101,11 +101,12 @@ def test_log_prompts_puts_the_answer_on_the_span(
     r = Router(write_policy(POLICY + "telemetry: {log_prompts: true}\n"), tracer_provider=provider)
     try:
         tp.SCRIPTS["a"] = ["text:visible answer"]
-        r.route_and_execute("q")
+        r.route_and_execute("visible question")
     finally:
         r.close()
     (root,) = _by_name(exporter.get_finished_spans())["chat auto"]
     assert root.attributes["gen_ai.output.messages"] == "visible answer"
+    assert root.attributes["gen_ai.input.messages"] == "user: visible question"
 
 
 def test_tracing_off_creates_no_span(write_policy: Callable[..., Path]) -> None:

@@ -479,6 +479,8 @@ class Router:
         if not self.tracing.on:
             return await self.aexecute(request)
         trace = self.start_trace("chat", model=request.model or "auto", request_id=request.metadata.get("request_id"))
+        if self.tracing.log_prompts:
+            trace.record_prompt("\n".join(f"{m.role}: {m.text()}" for m in request.messages))
         with trace.active():
             try:
                 result = await self.aexecute(request)

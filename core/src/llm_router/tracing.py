@@ -77,6 +77,11 @@ class RequestTrace:
             self.tracing.otel_context.detach(self._token)
             self._token = None
 
+    def record_prompt(self, text: str) -> None:
+        """Put the prompt on the span as ``gen_ai.input.messages``, only with ``telemetry.log_prompts: true``."""
+        if self.tracing is not None and self.tracing.log_prompts and self.span is not None:
+            self.span.set_attribute("gen_ai.input.messages", text)
+
     @contextmanager
     def active(self) -> Iterator[RequestTrace]:
         self.attach()

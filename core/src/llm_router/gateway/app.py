@@ -427,6 +427,8 @@ class Gateway:
                 call.trace = self.router.start_trace(
                     "chat", model=body.model, headers=request.headers, request_id=request_id
                 )
+                if self.router.tracing.log_prompts:
+                    call.trace.record_prompt(prompt or _prompt_text(body.messages))
                 call.trace.attach()
             if self.log_prompts:
                 log.info("request %s prompt: %s", request_id, prompt)
