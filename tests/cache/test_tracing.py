@@ -231,3 +231,19 @@ def test_library_stream_is_one_trace_and_an_abandoned_attempt_ends_cancelled(
     names = _by_name(exporter.get_finished_spans())
     assert names["chat small"][0].attributes["error.type"] == "cancelled"
     assert names["chat auto"][0].attributes["error.type"] == "cancelled"
+
+
+def test_decision_spans_off_keeps_the_phase_durations_on_the_request_span(
+    write_policy: Callable[..., Path], provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    r = Router(write_policy(POLICY + "telemetry: {decision_spans: false}\n"), tracer_provider=provider)
+    try:
+        tp.SCRIPTS["a"] = ["text:x"]
+        r.route_and_execute("q")
+    finally:
+        r.close()
+    names = _by_name(exporter.get_finished_spans())
+    assert "llm_router.classify" not in names and "llm_router.score" not in names
+    attrs = names["chat auto"][0].attributes
+    assert attrs["llm_router.classify_ms"] >= 0 and attrs["llm_router.score_ms"] >= 0
+    assert "chat small" in names  # attempts are still spans
