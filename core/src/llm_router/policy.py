@@ -20,8 +20,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .cache.config import CachePolicy
 from .errors import PolicyError, PolicyIssue
 from .taxonomy import DEFAULT_TASKS, TaskSpec, Taxonomy
+from .tracing import TelemetryPolicy
 from .types import Capabilities, Constraints, Pace, Preferences
 
 __all__ = [
@@ -304,6 +306,8 @@ class Policy(_Strict):
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     postprocess: list[ComponentSpec] = Field(default_factory=list)
     gateway: GatewayPolicy = Field(default_factory=GatewayPolicy)
+    cache: CachePolicy = Field(default_factory=CachePolicy)
+    telemetry: TelemetryPolicy = Field(default_factory=TelemetryPolicy)
     experiments: list[Experiment] = Field(default_factory=list, description="A/B tests (docs/experiments.md)")
 
     def build_taxonomy(self) -> Taxonomy:
