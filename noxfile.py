@@ -12,6 +12,7 @@ Sessions:
   bench_compare  bench_route and bench_gateway_cpu of a base revision vs. HEAD, side by side (`-- REV`); not default
   bench_cache    semantic cache lookup p99 at 100,000 entries; gateway CPU with the cache missing / tracing on vs.
                  both off, side by side; not default
+  bench_eval     eval route's sweep: a decision per prompt and point vs. one re-ranked, side by side (`-- --data F`)
 """
 
 from __future__ import annotations
@@ -204,6 +205,16 @@ def bench(session: nox.Session) -> None:
     if data:
         session.install("-e", "./plugins/llm-router-learned[train]")
         session.run("python", "benchmarks/bench_learned.py", *data)
+
+
+@nox.session(default=False)
+def bench_eval(session: nox.Session) -> None:
+    """``eval route``'s sweep, old (a full decision per prompt and operating point) against new (one decision per
+    prompt, re-ranked per point), side by side in one run, with the whole-file timing:
+    ``nox -s bench_eval -- --data ../shared/data/routing/mmlu-pair-train.jsonl [--prompts 500]``."""
+    _install_core(session)
+    session.install("-e", "./plugins/llm-router-learned[train]")
+    session.run("python", "benchmarks/bench_eval_route.py", *session.posargs)
 
 
 @nox.session(default=False)

@@ -25,7 +25,7 @@ from .plugins import PluginHost
 from .policy import ComponentSpec, Policy, ProviderSpec, SourceMap, issues_from_validation, iter_model_refs
 from .state import StateStore
 from .taxonomy import Taxonomy
-from .types import CompletionRequest, CompletionResponse, ModelInfo
+from .types import CompletionRequest, CompletionResponse, ModelInfo, Preferences
 
 __all__ = ["Assembly"]
 
@@ -273,8 +273,14 @@ class Assembly:
                 self.source.issue(("taxonomy", "default_task"), f"unknown task {self.taxonomy.default_task!r}")
             )
         scorer_names = {spec.name for spec in self.policy.score}
-        prefs = [(("preferences",), self.policy.preferences)] + [
+        prefs: list[tuple[tuple[str | int, ...], Preferences]] = [(("preferences",), self.policy.preferences)] + [
             (("routes", i, "preferences"), r.preferences) for i, r in enumerate(self.policy.routes) if r.preferences
+        ]
+        prefs += [
+            (("experiments", i, "variants", name, "preferences"), v.preferences)
+            for i, exp in enumerate(self.policy.experiments)
+            for name, v in exp.variants.items()
+            if v.preferences
         ]
         for path, pref in prefs:
             for key in pref.weights:

@@ -707,6 +707,9 @@ def build_app(*, plugins: bool = True) -> typer.Typer:
     cache_app.command("stats")(cache_stats)
     cache_app.command("clear")(cache_clear)
     app.add_typer(cache_app, name="cache")
+    from .abtest_cli import ab_app
+
+    app.add_typer(ab_app(), name="ab")
     if plugins:
         _add_plugin_commands(app)
     return app
@@ -746,7 +749,7 @@ def main() -> None:
     """Entry point of the ``llm-router`` script. A core command (``route``, ``run``, ``serve``, …) is run
     without loading the plugins' commands: it creates its router, which loads the plugins it needs."""
     first = sys.argv[1] if len(sys.argv) > 1 else ""
-    core = {name for name, _ in _COMMANDS} | {"policy", "catalogue", "cache"}
+    core = {name for name, _ in _COMMANDS} | {"policy", "catalogue", "cache", "ab"}
     build_app(plugins=first not in core)()
 
 

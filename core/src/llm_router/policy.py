@@ -24,7 +24,7 @@ from .cache.config import CachePolicy
 from .errors import PolicyError, PolicyIssue
 from .taxonomy import DEFAULT_TASKS, TaskSpec, Taxonomy
 from .tracing import TelemetryPolicy
-from .types import Capabilities, Constraints, Preferences
+from .types import Capabilities, Constraints, Pace, Preferences
 
 __all__ = [
     "ComponentSpec",
@@ -148,6 +148,36 @@ class RouteRule(_Strict):
     constraints: Constraints | None = None
 
 
+class Variant(_Strict):
+    """One arm of an experiment: its share of the traffic and what it changes (on top of the policy and the
+    matching route; a caller's own preferences and constraints still win)."""
+
+    share: Annotated[float, Field(gt=0)] = Field(default=1.0, description="relative share of the traffic")
+    preferences: Preferences | None = None
+    constraints: Constraints | None = None
+    routes: list[RouteRule] | None = Field(default=None, description="replace the policy's routes for this variant")
+
+
+class Experiment(_Strict):
+    """An A/B test: the traffic is split between ``variants`` by a hash of the caller (sticky)."""
+
+    name: str = Field(min_length=1, pattern=r"^[^=;\s]+$")
+    split_by: Literal["user", "key"] = Field(
+        default="user",
+        description="user: the caller-given user id (metadata.user, OpenAI's `user`), else the API key; "
+        "key: the API key, else the user id. A request with neither gets a variant by its request id.",
+    )
+    variants: dict[str, Variant] = Field(min_length=2)
+
+    @field_validator("variants")
+    @classmethod
+    def _names(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        bad = [n for n in value if not n or any(ch in n for ch in "=; ")]
+        if bad:
+            raise ValueError(f"variant names may not be empty or contain '=', ';' or spaces: {bad}")
+        return value
+
+
 ErrorKind = Literal[
     "rate_limit",
     "timeout",
@@ -189,6 +219,7 @@ class GatewayKey(_Strict):
     allowed_models: list[str] = Field(default_factory=lambda: ["*"], description="model id globs this key may use")
     budget_usd_per_day: Annotated[float, Field(ge=0)] | None = None
     budget_usd_per_month: Annotated[float, Field(ge=0)] | None = None
+    pace: Pace | None = Field(default=None, description="pace this key's spend through the day (llm_router.pacing)")
 
     @model_validator(mode="before")
     @classmethod
@@ -277,6 +308,7 @@ class Policy(_Strict):
     gateway: GatewayPolicy = Field(default_factory=GatewayPolicy)
     cache: CachePolicy = Field(default_factory=CachePolicy)
     telemetry: TelemetryPolicy = Field(default_factory=TelemetryPolicy)
+    experiments: list[Experiment] = Field(default_factory=list, description="A/B tests (docs/experiments.md)")
 
     def build_taxonomy(self) -> Taxonomy:
         tasks = {} if self.taxonomy.replace else dict(DEFAULT_TASKS)
@@ -707,3 +739,9 @@ def iter_model_refs(policy: Policy) -> Iterable[tuple[Path_, str]]:
         values = getattr(policy.constraints, name)
         for ref in sorted(values or ()):
             yield ("constraints", name), ref
+    for i, exp in enumerate(policy.experiments):
+        for vname, variant in exp.variants.items():
+            for j, rule in enumerate(variant.routes or ()):
+                if isinstance(rule.models, list):
+                    for k, ref in enumerate(rule.models):
+                        yield ("experiments", i, "variants", vname, "routes", j, "models", k), ref

@@ -35,12 +35,14 @@ from pydantic import ValidationError
 from .assembly import Assembly
 from .cache.service import ResponseCache
 from .components import Constraint, PostProcessor, Scorer
-from .decision import DecisionEngine
+from .decision import CompiledRoute, DecisionEngine
 from .errors import ComponentError, ConfigurationError, PolicyError, RouterError
 from .execution import Executor, RoutedStream, within
+from .experiments import Experiments
 from .lifecycle import LoopThread
+from .pacing import PaceBook
 from .plugins import PluginHost, PluginRecord
-from .policy import Policy, SourceMap, load_default_policy, load_policy, parse_policy
+from .policy import Policy, RouteRule, SourceMap, load_default_policy, load_policy, parse_policy
 from .state import MemoryState, StateStore
 from .tokens import count_text_tokens
 from .tracing import RequestTrace, Tracing
@@ -113,6 +115,8 @@ class Router:
         self.warnings: tuple[str, ...] = tuple(parts.warnings)
         """Start-up problems that did not stop the router (a provider whose model listing failed)."""
         self._provider_problems = parts.provider_problems
+        self.pacing = PaceBook()
+        """The day's spend per pace scope (``preferences.pace``), fed by this router's results."""
         self._decisions = DecisionEngine(
             policy=self.policy,
             taxonomy=self.taxonomy,
@@ -123,6 +127,8 @@ class Router:
             routes=parts.routes,
             state=self.state,
             provider_status=self.provider_status,
+            pacing=self.pacing,
+            experiments=Experiments(self.policy.experiments, self._compile_routes),
         )
         self.tracing = Tracing(self.policy.telemetry, tracer_provider)
         self.cache = _response_cache(self.policy, self.source, self.plugins)
@@ -137,7 +143,22 @@ class Router:
             tracing=self.tracing,
         )
         self._loop = LoopThread()
+        self.plugins.add_listener(self.pacing, f"pacing #{id(self.pacing)}")
+        for kind, named in (("scorer", self.scorers), ("constraint", self.constraints)):
+            for name, component in named:  # a component that learns hears its own router's events
+                self.plugins.add_listener(component, f"{kind} {name} #{id(component)}")
         self._has_decision_listeners = self.plugins.has_listeners("on_decision")
+
+    def _compile_routes(self, rules: list[RouteRule]) -> list[CompiledRoute]:
+        """An experiment variant's routes, resolved against the catalogue."""
+        return [
+            CompiledRoute(
+                rule.name or f"variant routes[{i}]",
+                rule,
+                list(self.catalogue) if rule.models == "*" else self.catalogue.match(rule.models),
+            )
+            for i, rule in enumerate(rules)
+        ]
 
     @classmethod
     def from_policy(cls, path: str | os.PathLike[str], **kwargs: Any) -> Router:

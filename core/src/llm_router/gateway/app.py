@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
+    FeedbackError,
     NoCandidatesError,
     PermissionDeniedError,
     PostprocessError,
@@ -55,7 +56,7 @@ from ..types import (
     Usage,
 )
 from .edge import Edge, header_value
-from .ledger import Ledger, LedgerRow
+from .ledger import Ledger, LedgerRow, record_feedback
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openai_types import (
     ChatCompletionRequest,
@@ -340,6 +341,9 @@ class Gateway:
         if body.router is not None:
             prefs.update(_finite(body.router.preferences or {}, "router.preferences"))
             cons.update(_finite(body.router.constraints or {}, "router.constraints"))
+        prefs.pop("pace", None)  # a caller does not set its own budget: the policy or its key does
+        if key is not None and key.pace is not None:
+            prefs["pace"] = key.pace
         try:
             preferences = Preferences.model_validate(prefs) if prefs else None
         except ValidationError as exc:
@@ -363,7 +367,13 @@ class Gateway:
             "tools": tuple(body.tools) if body.tools else None,
             "stream": body.stream,
             "model": pinned,
-            "metadata": {"request_id": request_id, **((body.router.metadata or {}) if body.router else {})},
+            "metadata": {
+                "request_id": request_id,
+                **((body.router.metadata or {}) if body.router else {}),
+                **({"pace_scope": f"key:{key.id}"} if key is not None and key.pace is not None else {}),
+                **({"key_id": key.id} if key is not None else {}),
+                **({"user": body.user} if isinstance(body, ChatCompletionRequest) and body.user else {}),
+            },
         }
         if self.cache_on and isinstance(body, ChatCompletionRequest):
             fields["cache"] = self._cache_options(request, body, key)
@@ -498,6 +508,8 @@ class Gateway:
             (b"x-router-estimated-cost", b"%.8f" % top.estimated_cost),
             (b"x-router-reason", _short_reason(decision, top)),
         ]
+        if decision.variant:
+            headers.append((b"x-router-variant", _name_header(decision.variant)))
         if not call.stream:
             headers.append((b"x-router-cost", b"%.8f" % call.cost))
             headers.append((b"x-router-fallbacks", b"%d" % call.fallbacks))
@@ -572,6 +584,7 @@ class Gateway:
                 prompt=call.prompt,
                 cache=call.cache,
                 saved_cost_usd=call.saved_cost,
+                variant=decision.variant if decision is not None else None,
             )
         )
 
@@ -745,7 +758,12 @@ class Gateway:
                 raise validation_error(exc) from None
         except GatewayHTTPError as err:
             return _error(err)
-        await self.router.afeedback(fb)
+        try:
+            await self.router.afeedback(fb)
+        except FeedbackError as exc:
+            return _error(GatewayHTTPError(404, str(exc), param="request_id", code="unknown_request_id"))
+        if fb.rating is not None or fb.outcome is not None:  # for `llm-router ab report`
+            await anyio.to_thread.run_sync(record_feedback, self.ledger.path, fb.request_id, fb.rating, fb.outcome)
         return _json({"status": "accepted", "request_id": fb.request_id})
 
 

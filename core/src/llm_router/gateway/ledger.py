@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Ledger", "LedgerRow", "SpendCache", "usage_report"]
+__all__ = ["Ledger", "LedgerRow", "SpendCache", "record_feedback", "usage_report"]
 
 log = logging.getLogger("llm_router.gateway")
 
@@ -43,10 +43,18 @@ CREATE TABLE IF NOT EXISTS usage (
     error TEXT,
     prompt TEXT,
     cache TEXT,
-    saved_cost_usd REAL NOT NULL DEFAULT 0
+    saved_cost_usd REAL NOT NULL DEFAULT 0,
+    variant TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_key_ts ON usage (key_id, ts);
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
+CREATE TABLE IF NOT EXISTS feedback (
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    rating REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
 """
 
 
@@ -71,6 +79,7 @@ class LedgerRow:
     prompt: str | None = None
     cache: str | None = None
     saved_cost_usd: float = 0.0
+    variant: str | None = None
 
 
 _COLUMNS = [f.name for f in fields(LedgerRow)]
@@ -91,7 +100,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-ADDED_COLUMNS = {"cache": "TEXT", "saved_cost_usd": "REAL NOT NULL DEFAULT 0"}
+ADDED_COLUMNS = {"cache": "TEXT", "saved_cost_usd": "REAL NOT NULL DEFAULT 0", "variant": "TEXT"}
 """Columns added since the first ledger schema: a ledger written by an older version gets them on open."""
 
 
@@ -100,6 +109,19 @@ def _add_columns(conn: sqlite3.Connection) -> None:
     for name, decl in ADDED_COLUMNS.items():
         if name not in have:
             conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {decl}")  # constant names, never user input
+
+
+def record_feedback(path: str | Path, request_id: str, rating: float | None, outcome: str | None) -> None:
+    """Append one feedback (blocking: call it from a worker thread)."""
+    conn = connect(path)
+    try:
+        with conn:
+            conn.execute(
+                "INSERT INTO feedback (request_id, ts, rating, outcome) VALUES (?, ?, ?, ?)",
+                (request_id, time.time(), rating, outcome),
+            )
+    finally:
+        conn.close()
 
 
 def day_start(now: float) -> float:
