@@ -55,6 +55,8 @@ from ..types import (
 from .edge import Edge, header_value
 from .ledger import Ledger, LedgerRow
 from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .usage import UsageAPI, stream_report
+from .web import WebApp
 from .openai_types import (
     ChatCompletionRequest,
     ChunkWriter,
@@ -409,7 +411,8 @@ class Gateway:
                 call.reserved = estimate
             if body.stream:
                 include_usage = bool(body.stream_options and body.stream_options.include_usage)
-                response = await self._stream(call, route_request, decision, include_usage)
+                report = request.headers.get("x-router-stream-report") == "1"
+                response = await self._stream(call, route_request, decision, include_usage, report)
                 call, streaming = None, True  # the stream's own finaliser writes the ledger row
                 return response
             try:
@@ -530,7 +533,12 @@ class Gateway:
         )
 
     async def _stream(
-        self, call: _Call, route_request: RouteRequest, decision: RoutingDecision, include_usage: bool
+        self,
+        call: _Call,
+        route_request: RouteRequest,
+        decision: RoutingDecision,
+        include_usage: bool,
+        report: bool = False,
     ) -> Response:
         routed = self.router.open_stream(route_request, decision)
         iterator = routed.__aiter__()
@@ -562,6 +570,8 @@ class Gateway:
                 yield writer.finish(finish or "stop")
                 if result is not None:
                     yield writer.usage(result.usage)
+                    if report:  # header x-router-stream-report: 1 (the playground's)
+                        yield stream_report(result)
                 yield ChunkWriter.DONE
             except (ProviderError, PostprocessError) as exc:  # text was already sent: report in-band
                 self._failed(call, exc)
@@ -768,6 +778,8 @@ def create_app(
             Route("/health", endpoint(gw.health), methods=["GET"]),
             Route("/metrics", endpoint(gw.metrics_endpoint), methods=["GET"]),
             Route("/openapi.json", endpoint(_openapi), methods=["GET"]),
+            *UsageAPI(gw).routes(),  # /v1/usage/*: the dashboard's data, admin keys only
+            *WebApp().routes(),  # the web app: playground at /, dashboard at /dashboard
         ],
         lifespan=gw.lifespan,
         exception_handlers={
