@@ -26,7 +26,7 @@ export function TimeChart({ title, days, series }: { title: string; days: string
       scales: { x: { time: true }, y2: { auto: true } },
       axes: [
         {},
-        { scale: "y", values: (_u, ticks) => ticks.map((t) => series[0].format(t)), size: 70 },
+        { scale: "y", values: (_u, ticks) => ticks.map((t) => series[0].format(t)), size: 84 },
         { scale: "y2", side: 1, grid: { show: false }, size: 50 },
       ],
       series: [

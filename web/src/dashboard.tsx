@@ -20,6 +20,13 @@ type Row<K extends string> = Totals & Record<K, string | null>;
 interface Rows<K extends string> {
   rows: Row<K>[];
 }
+interface ProviderRow {
+  provider: string | null;
+  ok: number;
+  errors: number;
+  fallbacks: number;
+  cost_usd: number;
+}
 interface Budget {
   key: string;
   admin: boolean;
@@ -63,7 +70,7 @@ interface Data {
   models: Row<"model">[];
   keys: Row<"key">[];
   tasks: Row<"task">[];
-  providers: Row<"provider">[];
+  providers: ProviderRow[];
   budgets: Budget[];
   live: Live;
 }
@@ -89,7 +96,7 @@ async function load(range: string): Promise<Data> {
     by<"model">("model"),
     by<"key">("key"),
     by<"task">("task"),
-    by<"provider">("provider"),
+    getJSON<{ rows: ProviderRow[] }>(`/v1/usage/by/provider?${range}`).then((r) => r.rows),
     getJSON<{ keys: Budget[] }>("/v1/usage/budgets").then((b) => b.keys),
     getJSON<Live>("/v1/usage/live"),
   ]);
@@ -163,7 +170,7 @@ function Charts({ d }: { d: Data }) {
             name: name(r.provider),
             value: r.errors + r.fallbacks,
             text: `${r.errors} errors, ${r.fallbacks} fallbacks`,
-            extra: `of ${r.requests}`,
+            extra: `${r.ok} answered`,
           }))}
         />
         <BarChart

@@ -55,7 +55,7 @@ from ..types import (
 from .edge import Edge, header_value
 from .ledger import Ledger, LedgerRow
 from .metrics import CONTENT_TYPE_LATEST, Metrics
-from .usage import UsageAPI, stream_report
+from .usage import UsageAPI, fallback_note, stream_report
 from .web import WebApp
 from .openai_types import (
     ChatCompletionRequest,
@@ -478,6 +478,7 @@ class Gateway:
         self.metrics.attempts(result.attempts, result.selected_model.id)
         if result.fallbacks:
             _log_upstream_auth(call.request_id, result.attempts)
+            call.error = fallback_note(result.attempts, call.model)  # the ledger says which models failed
 
     def _failed(self, call: _Call, exc: RouterError) -> None:
         call.outcome = "error"
@@ -602,6 +603,8 @@ class Gateway:
             call.usage = settled.usage
             call.cost = settled.cost
             call.fallbacks = settled.fallbacks
+            if settled.fallbacks and call.outcome == "ok":
+                call.error = fallback_note(settled.attempts, call.model)
         if settled.completed:
             self.metrics.attempts(settled.attempts, call.model)
         self._finish(call, "chat")

@@ -24,13 +24,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import usage_queries as q
-from ..types import RoutingResult
+from ..types import Attempt, RoutingResult
 from .openai_types import GatewayHTTPError
 
 if TYPE_CHECKING:
     from .app import Gateway
 
-__all__ = ["UsageAPI", "stream_report"]
+__all__ = ["UsageAPI", "fallback_note", "stream_report"]
 
 DEFAULT_DAYS = 30
 MAX_LIMIT = 1000
@@ -278,3 +278,14 @@ def stream_report(result: RoutingResult) -> bytes:
         ],
     }
     return b": x-router-report " + json.dumps(report, separators=(",", ":")).encode() + b"\n\n"
+
+
+def fallback_note(attempts: tuple[Attempt, ...], answered_by: str | None) -> str:
+    """The ledger's ``error`` of a request that succeeded after others failed: ``fell back from
+    cheap/mini (server_error), other/model (timeout)`` (error kinds only; read back by
+    :func:`~llm_router.gateway.usage_queries.by_provider`)."""
+    failed: dict[str, str] = {}
+    for a in attempts:
+        if a.outcome != "ok" and a.model_id != answered_by:
+            failed[a.model_id] = a.error_kind or "error"
+    return q.FALLBACK_NOTE + ", ".join(f"{m} ({kind})" for m, kind in failed.items())

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "DIMENSIONS",
+    "FALLBACK_NOTE",
     "LOG_COLUMNS",
     "MAX_DAYS",
     "Filters",
@@ -58,6 +59,9 @@ LOG_COLUMNS = (
 
 MAX_DAYS = 400
 """The longest range ``by_day`` answers (one bucket per day)."""
+
+FALLBACK_NOTE = "fell back from "
+"""How the ledger's ``error`` column of a request answered after a fallback begins."""
 
 _SEARCHED = ("request_id", "key_id", "model", "task", "outcome", "error")
 
@@ -185,19 +189,37 @@ def by_dimension(reader: LedgerReader, dimension: str, f: Filters) -> list[dict[
     return out
 
 
+def _provider(model: str | None) -> str | None:
+    return model.split("/", 1)[0] if model else None
+
+
 def by_provider(reader: LedgerReader, f: Filters) -> list[dict[str, Any]]:
-    """Requests, errors, fallbacks and cost per provider (the part of the model id before ``/``): the
-    requests a provider's model answered or was the last to fail."""
-    merged: dict[str, dict[str, Any]] = {}
-    for row in by_dimension(reader, "model", f):
-        model = row["model"]
-        provider = model.split("/", 1)[0] if model else None
-        name = provider or "(none)"
-        acc = merged.setdefault(name, {"provider": provider, "requests": 0, "ok": 0, "errors": 0, "fallbacks": 0})
-        for k in ("requests", "ok", "errors", "fallbacks"):
-            acc[k] += row[k]
-        acc["cost_usd"] = round(acc.get("cost_usd", 0.0) + row["cost_usd"], 10)
-    return sorted(merged.values(), key=lambda r: (-r["requests"], r["provider"] or ""))
+    """Per provider (the part of the model id before ``/``): requests its models answered (``ok``, cost),
+    requests that failed there after every fallback (``errors``: outcome ``error``, by the model the router
+    chose first), and ``fallbacks``: calls that failed there and were answered by another model (read from the
+    ``fell back from ...`` note in the ledger's ``error`` column)."""
+    where, params = f.where()
+    sql = (
+        "SELECT model, SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END), "  # noqa: S608
+        "SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END), SUM(cost_usd) "
+        f"FROM usage WHERE {where} AND model IS NOT NULL GROUP BY model"
+    )
+    merged: dict[str | None, dict[str, Any]] = {}
+
+    def acc(provider: str | None) -> dict[str, Any]:
+        return merged.setdefault(provider, {"provider": provider, "ok": 0, "errors": 0, "fallbacks": 0, "cost_usd": 0.0})
+
+    for model, ok, errors, cost in reader.query(sql, params):
+        row = acc(_provider(model))
+        row["ok"] += int(ok or 0)
+        row["errors"] += int(errors or 0)
+        row["cost_usd"] = round(row["cost_usd"] + float(cost or 0.0), 10)
+    notes = reader.query(f"SELECT error FROM usage WHERE {where} AND fallbacks > 0 AND outcome = 'ok'", params)  # noqa: S608
+    for (note,) in notes:
+        if isinstance(note, str) and note.startswith(FALLBACK_NOTE):
+            for failed in note[len(FALLBACK_NOTE) :].split(", "):
+                acc(_provider(failed.split(" (", 1)[0]))["fallbacks"] += 1
+    return sorted(merged.values(), key=lambda r: (-(r["errors"] + r["fallbacks"]), r["provider"] or ""))
 
 
 def _day(ts: float) -> float:
