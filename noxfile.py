@@ -10,6 +10,8 @@ Sessions:
   fuzz           schemathesis against the gateway's /openapi.json, no 5xx allowed; not default
   bench_startup  wall time of `import llm_router` and `llm-router route` with every plugin installed; not default
   bench_compare  bench_route and bench_gateway_cpu of a base revision vs. HEAD, side by side (`-- REV`); not default
+  web            rebuild the web app (web/, npm) into the core package; not default
+  browser        the web app in a real browser (Playwright + Debian's chromium); CI runs it
 """
 
 from __future__ import annotations
@@ -166,6 +168,25 @@ def fuzz(session: nox.Session) -> None:
         "-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", *FAKE_DEPS, "schemathesis>=4,<5"
     )
     session.run("python", "tests/fuzz/fuzz_gateway.py", *session.posargs)
+
+
+@nox.session(default=False, venv_backend="none")
+def web(session: nox.Session) -> None:
+    """Rebuild the web app (web/, Node 20+ and npm) into core/src/llm_router/gateway/static, with the stamp that
+    tests/unit/test_web_build.py checks; commit the result. ``nox -s web -- check`` also type-checks only."""
+    with session.chdir(ROOT / "web"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+        session.run("npm", "run", "typecheck" if "check" in session.posargs else "build", external=True)
+
+
+@nox.session(default=False)
+def browser(session: nox.Session) -> None:
+    """The web app in a real browser: Playwright driving Debian's chromium (`apt-get install -y chromium`;
+    LLM_ROUTER_CHROMIUM for another path) against `llm-router serve` and the fake OpenAI upstream (tests/browser).
+    ``LLM_ROUTER_DOCS_IMAGES=docs/images nox -s browser`` rewrites the screenshots of docs/web.md."""
+    session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai")
+    session.install(*TEST_DEPS, *FAKE_DEPS, "playwright>=1.45,<2")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/browser", *session.posargs)
 
 
 @nox.session

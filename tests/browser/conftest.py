@@ -172,9 +172,7 @@ class Page:
 
 
 @pytest.fixture
-def make_page(
-    browser: Any, gateway: Gateway, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., Page]]:
+def make_page(browser: Any, gateway: Gateway, request: pytest.FixtureRequest) -> Iterator[Callable[..., Page]]:
     contexts: list[tuple[Any, Page]] = []
 
     def make(width: int = 1280, height: int = 900) -> Page:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 import openai
-from conftest import ADMIN, BROKE, DEV, Gateway, Page
 from playwright.sync_api import expect
+
+from conftest import ADMIN, BROKE, DEV, Gateway, Page
 
 
 def _traffic(gateway: Gateway) -> list[str]:
@@ -102,7 +104,7 @@ def test_csv_export_downloads_the_filtered_log(page: Page, gateway: Gateway) -> 
         p.get_by_role("button", name="Export CSV").click()
     download = info.value
     assert download.suggested_filename.startswith("llm-router-usage-") and download.suggested_filename.endswith(".csv")
-    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
     assert [r["request_id"] for r in rows] == [ids[2]]
     assert rows[0]["model"] == "premium/large" and rows[0]["fallbacks"] == "1" and rows[0]["key_id"] == "dev"
     assert rows[0]["prompt"] == "user: Write a haiku about =SUM(A1)"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from conftest import BROKE, DEV, Gateway, Page
 from playwright.sync_api import expect
+
+from conftest import BROKE, DEV, Gateway, Page
 
 PROMPT = "Summarize this paragraph about the history of the printing press in two sentences."
 
@@ -130,7 +131,7 @@ def test_model_answer_and_prompt_are_rendered_as_text(page: Page, gateway: Gatew
     evil = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"><b>bold</b>'
     gateway.cheap.queue_text(evil)
     p = page.open("/", DEV)
-    _ask(p, "Explain <img src=y onerror=\"window.__pwned = 3\"> please")
+    _ask(p, 'Explain <img src=y onerror="window.__pwned = 3"> please')
     p.get_by_role("button", name="Run").click()
     expect(p.get_by_test_id("answer")).to_have_text(evil)
     expect(p.get_by_test_id("history")).to_contain_text("<img src=y")
@@ -149,7 +150,9 @@ def test_pages_carry_a_strict_csp_and_load_nothing_remote(page: Page) -> None:
         page.page.wait_for_load_state("networkidle")
         violations += [m for m in page.console if "Content Security Policy" in m]
     # an inline script is refused by the policy (the check above is not vacuous)
-    page.page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.__x=1'; document.body.append(s); }")
+    page.page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = 'window.__x=1'; document.body.append(s); }"
+    )
     assert page.page.evaluate("window.__x") is None
     assert violations == []
     assert page.external == []
@@ -182,7 +185,8 @@ def test_playground_fits_375_px_and_works_by_keyboard(make_page: Any, gateway: G
     # every form control has a label
     unlabelled = p.evaluate(
         """() => [...document.querySelectorAll('input, select, textarea')]
-             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map(el => el.outerHTML)"""
+             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+             .map(el => el.outerHTML)"""
     )
     assert unlabelled == []
     assert re.search(r"width=device-width", p.content())

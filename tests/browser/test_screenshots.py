@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import ADMIN, ARTIFACTS, DEV, Gateway, Page
 from playwright.sync_api import expect
 from test_dashboard import _traffic
+
+from conftest import ADMIN, ARTIFACTS, DEV, Gateway, Page
 
 
 def _target() -> Path:
@@ -24,7 +25,9 @@ def test_screenshots_of_both_pages(page: Page, gateway: Gateway) -> None:
     before = gateway.usage("/v1/usage/summary")["requests"]
     _traffic(gateway)
     gateway.wait_for_rows(before + 5)
-    gateway.cheap.queue_text("Gutenberg's press (c. 1440) made books cheap; literacy and new ideas spread across Europe.")
+    gateway.cheap.queue_text(
+        "Gutenberg's press (c. 1440) made books cheap; literacy and new ideas spread across Europe."
+    )
     gateway.premium.queue_text("Around 1440 Johannes Gutenberg built a movable-type press. Books became cheaper.")
     p = page.open("/", DEV)
     p.get_by_label("Prompt").fill("Summarize the history of the printing press in two sentences.")

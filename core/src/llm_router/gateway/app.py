@@ -55,8 +55,6 @@ from ..types import (
 from .edge import Edge, header_value
 from .ledger import Ledger, LedgerRow
 from .metrics import CONTENT_TYPE_LATEST, Metrics
-from .usage import UsageAPI, fallback_note, stream_report
-from .web import WebApp
 from .openai_types import (
     ChatCompletionRequest,
     ChunkWriter,
@@ -67,6 +65,8 @@ from .openai_types import (
     provider_error,
     validation_error,
 )
+from .usage import UsageAPI, fallback_note, stream_report
+from .web import WebApp
 
 __all__ = ["Gateway", "create_app"]
 

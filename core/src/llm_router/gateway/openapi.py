@@ -282,7 +282,8 @@ def _paths() -> dict[str, Any]:
 
 
 def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema or {"type": "string"}}
+    schema = schema or {"type": "string"}
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
 _RANGE = [
@@ -312,10 +313,10 @@ def _usage_paths() -> dict[str, Any]:
     return {
         "/v1/usage/summary": _operation("get", "usageSummary", "totals and p50/p95 latency over a date range",
                                         _json(obj, "the totals"), errors, parameters=[*_RANGE, *_ROW_FILTERS, rid]),
-        "/v1/usage/by/{dimension}": _operation("get", "usageBy", "totals per day, model, key, task, outcome or provider",
+        "/v1/usage/by/{dimension}": _operation("get", "usageBy", "totals per day, model, key, task, outcome, provider",
                                                _json(obj, "one row per value"), (401, 403, 404, 422, 500),
                                                parameters=[dimension, *_RANGE, *_ROW_FILTERS, rid]),
-        "/v1/usage/budgets": _operation("get", "usageBudgets", "per key: budgets, spend today and this month, reservations",
+        "/v1/usage/budgets": _operation("get", "usageBudgets", "per key: budgets, spend (today, month), reservations",
                                         _json(obj, "the keys"), (401, 403, 500)),
         "/v1/usage/live": _operation("get", "usageLive", "provider readiness, circuit breakers, live latencies",
                                      _json(obj, "the live state"), (401, 403, 500)),

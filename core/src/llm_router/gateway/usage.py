@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import usage_queries as q
 from ..types import Attempt, RoutingResult
+from . import usage_queries as q
 from .openai_types import GatewayHTTPError
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class UsageAPI:
         hint = "" if self.admins else " (the policy lists no gateway.admin_keys)"
         raise GatewayHTTPError(
             403,
-            f"key {key.id!r} is not an admin key: usage and the dashboard need a key listed in gateway.admin_keys{hint}",
+            f"key {key.id!r} is not an admin key: usage and the dashboard need a key of gateway.admin_keys{hint}",
             type="permission_error",
             code="admin_required",
             kind="auth",
@@ -273,7 +273,12 @@ def stream_report(result: RoutingResult) -> bytes:
         "output_tokens": result.usage.output_tokens,
         "fallbacks": result.fallbacks,
         "attempts": [
-            {"model": a.model_id, "outcome": a.outcome, "error_kind": a.error_kind, "latency_ms": round(a.latency_ms, 2)}
+            {
+                "model": a.model_id,
+                "outcome": a.outcome,
+                "error_kind": a.error_kind,
+                "latency_ms": round(a.latency_ms, 2),
+            }
             for a in result.attempts
         ],
     }

@@ -207,7 +207,9 @@ def by_provider(reader: LedgerReader, f: Filters) -> list[dict[str, Any]]:
     merged: dict[str | None, dict[str, Any]] = {}
 
     def acc(provider: str | None) -> dict[str, Any]:
-        return merged.setdefault(provider, {"provider": provider, "ok": 0, "errors": 0, "fallbacks": 0, "cost_usd": 0.0})
+        return merged.setdefault(
+            provider, {"provider": provider, "ok": 0, "errors": 0, "fallbacks": 0, "cost_usd": 0.0}
+        )
 
     for model, ok, errors, cost in reader.query(sql, params):
         row = acc(_provider(model))
