@@ -190,3 +190,20 @@ def test_playground_fits_375_px_and_works_by_keyboard(make_page: Any, gateway: G
     )
     assert unlabelled == []
     assert re.search(r"width=device-width", p.content())
+
+
+def test_first_load_weight(page: Page) -> None:
+    """What chromium actually received: the JavaScript of each page, compressed, under the 300 KB budget; the
+    chart library and the dashboard's code only on the dashboard."""
+    sizes = {}
+    for path in ("/", "/dashboard"):
+        page.page.goto(page.url + path)
+        page.page.wait_for_load_state("networkidle")
+        entries = page.page.evaluate(
+            """() => performance.getEntriesByType('resource')
+                 .filter(e => e.name.endsWith('.js')).map(e => [e.name, e.encodedBodySize, e.decodedBodySize])"""
+        )
+        assert all(encoded < decoded for _, encoded, decoded in entries)  # served compressed
+        sizes[path] = sum(encoded for _, encoded, _ in entries)
+        print(f"{path}: {len(entries)} scripts, {sizes[path]} bytes of JavaScript compressed")
+    assert 0 < sizes["/"] < sizes["/dashboard"] < 300 * 1024

@@ -220,6 +220,148 @@ function useModels(keyVersion: number): [string[], string] {
   return [models, error];
 }
 
+interface SettingsProps {
+  s: Settings;
+  set: (patch: Partial<Settings>) => void;
+  models: string[];
+  modelsError: string;
+  side: boolean;
+  setSide: (v: boolean) => void;
+  baseline: string;
+  setBaseline: (v: string) => void;
+}
+
+/** Model, preferences, constraints and the side-by-side baseline. */
+function SettingsPanel({ s, set, models, modelsError, side, setSide, baseline, setBaseline }: SettingsProps) {
+  const concrete = models.filter((m) => m.includes("/"));
+  return (
+    <aside class="card settings" aria-label="Routing settings">
+      <h2>Routing</h2>
+      <label for="model">Model</label>
+      <select id="model" value={s.model} onChange={(e) => set({ model: (e.target as HTMLSelectElement).value })}>
+        {models.map((m) => (
+          <option key={m} value={m}>
+            {m}
+          </option>
+        ))}
+      </select>
+      {modelsError && (
+        <p class="error" role="alert" data-testid="models-error">
+          {modelsError}
+        </p>
+      )}
+      <fieldset>
+        <legend>Preferences</legend>
+        {WEIGHTS.map((w) => (
+          <Slider key={w} name={w} value={s.weights[w] ?? 0} onInput={(v) => set({ weights: { ...s.weights, [w]: v } })} />
+        ))}
+      </fieldset>
+      <fieldset>
+        <legend>Constraints</legend>
+        <label for="max-cost">Max cost per request (USD)</label>
+        <input id="max-cost" inputMode="decimal" value={s.maxCost} onInput={(e) => set({ maxCost: (e.target as HTMLInputElement).value })} />
+        <label for="max-latency">Max latency (ms)</label>
+        <input id="max-latency" inputMode="numeric" value={s.maxLatency} onInput={(e) => set({ maxLatency: (e.target as HTMLInputElement).value })} />
+        <span class="label">Required capabilities</span>
+        <div class="caps">
+          {CAPABILITIES.map((c) => (
+            <label class="inline" key={c}>
+              <input
+                type="checkbox"
+                checked={s.capabilities.includes(c)}
+                onChange={(e) =>
+                  set({
+                    capabilities: (e.target as HTMLInputElement).checked
+                      ? [...s.capabilities, c]
+                      : s.capabilities.filter((x) => x !== c),
+                  })
+                }
+              />
+              {c}
+            </label>
+          ))}
+        </div>
+        <label for="allowed">Allowed models (globs, comma separated)</label>
+        <input id="allowed" value={s.allowed} placeholder="openai/*, anthropic/*" onInput={(e) => set({ allowed: (e.target as HTMLInputElement).value })} />
+      </fieldset>
+      <fieldset>
+        <legend>Side by side</legend>
+        <label class="inline">
+          <input type="checkbox" checked={side} onChange={(e) => setSide((e.target as HTMLInputElement).checked)} />
+          compare with a baseline model
+        </label>
+        <label for="baseline">Baseline model</label>
+        <select id="baseline" value={baseline} disabled={!side} onChange={(e) => setBaseline((e.target as HTMLSelectElement).value)}>
+          <option value="">choose…</option>
+          {concrete.map((m) => (
+            <option key={m} value={m}>
+              {m}
+            </option>
+          ))}
+        </select>
+      </fieldset>
+    </aside>
+  );
+}
+
+interface ComposeProps {
+  history: ChatMessage[];
+  prompt: string;
+  setPrompt: (v: string) => void;
+  onRoute: () => void;
+  onRun: (e?: Event) => void;
+  running: boolean;
+  live: boolean;
+  setLive: (v: boolean) => void;
+  onNew: () => void;
+}
+
+/** The conversation so far, the next message, and the Route / Run buttons. */
+function Compose({ history, prompt, setPrompt, onRoute, onRun, running, live, setLive, onNew }: ComposeProps) {
+  return (
+    <form class="card compose" onSubmit={onRun} aria-label="Compose">
+      {history.length > 0 && (
+        <ol class="history" aria-label="Conversation" data-testid="history">
+          {history.map((m, i) => (
+            <li key={i} class={m.role}>
+              <span class="role">{m.role}</span>
+              <div class="text">{m.content}</div>
+            </li>
+          ))}
+        </ol>
+      )}
+      <label for="prompt">{history.length ? "Next message" : "Prompt"}</label>
+      <textarea
+        id="prompt"
+        rows={5}
+        value={prompt}
+        onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) void onRun(e);
+        }}
+        placeholder="Ask anything… (Ctrl+Enter runs it)"
+      />
+      <div class="actions">
+        <button type="button" onClick={onRoute}>
+          Route
+        </button>
+        <button type="submit" class="primary" disabled={running}>
+          {running ? "Running…" : "Run"}
+        </button>
+        <label class="inline">
+          <input type="checkbox" checked={live} onChange={(e) => setLive((e.target as HTMLInputElement).checked)} />
+          route as I type
+        </label>
+        {history.length > 0 && (
+          <button type="button" onClick={onNew}>
+            New conversation
+          </button>
+        )}
+      </div>
+    </form>
+  );
+}
+
 export function Playground({ keyVersion }: { keyVersion: number }) {
   const [models, modelsError] = useModels(keyVersion);
   const [history, setHistory] = useState<ChatMessage[]>([]);
@@ -294,117 +436,31 @@ export function Playground({ keyVersion }: { keyVersion: number }) {
 
   const running = runs.some((r) => r.status === "running");
   const set = (patch: Partial<Settings>) => setS((old) => ({ ...old, ...patch }));
-  const concrete = models.filter((m) => m.includes("/"));
 
   return (
     <div class="playground">
-      <form class="card compose" onSubmit={run} aria-label="Compose">
-        {history.length > 0 && (
-          <ol class="history" aria-label="Conversation" data-testid="history">
-            {history.map((m, i) => (
-              <li key={i} class={m.role}>
-                <span class="role">{m.role}</span>
-                <div class="text">{m.content}</div>
-              </li>
-            ))}
-          </ol>
-        )}
-        <label for="prompt">{history.length ? "Next message" : "Prompt"}</label>
-        <textarea
-          id="prompt"
-          rows={5}
-          value={prompt}
-          onInput={(e) => setPrompt((e.target as HTMLTextAreaElement).value)}
-          onKeyDown={(e) => {
-            if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) void run(e);
-          }}
-          placeholder="Ask anything… (Ctrl+Enter runs it)"
-        />
-        <div class="actions">
-          <button type="button" onClick={() => void route()}>
-            Route
-          </button>
-          <button type="submit" class="primary" disabled={running}>
-            {running ? "Running…" : "Run"}
-          </button>
-          <label class="inline">
-            <input type="checkbox" checked={live} onChange={(e) => setLive((e.target as HTMLInputElement).checked)} />
-            route as I type
-          </label>
-          {history.length > 0 && (
-            <button type="button" onClick={() => setHistory([])}>
-              New conversation
-            </button>
-          )}
-        </div>
-      </form>
+      <Compose
+        history={history}
+        prompt={prompt}
+        setPrompt={setPrompt}
+        onRoute={() => void route()}
+        onRun={run}
+        running={running}
+        live={live}
+        setLive={setLive}
+        onNew={() => setHistory([])}
+      />
 
-      <aside class="card settings" aria-label="Routing settings">
-        <h2>Routing</h2>
-        <label for="model">Model</label>
-        <select id="model" value={s.model} onChange={(e) => set({ model: (e.target as HTMLSelectElement).value })}>
-          {models.map((m) => (
-            <option key={m} value={m}>
-              {m}
-            </option>
-          ))}
-        </select>
-        {modelsError && (
-          <p class="error" role="alert" data-testid="models-error">
-            {modelsError}
-          </p>
-        )}
-        <fieldset>
-          <legend>Preferences</legend>
-          {WEIGHTS.map((w) => (
-            <Slider key={w} name={w} value={s.weights[w] ?? 0} onInput={(v) => set({ weights: { ...s.weights, [w]: v } })} />
-          ))}
-        </fieldset>
-        <fieldset>
-          <legend>Constraints</legend>
-          <label for="max-cost">Max cost per request (USD)</label>
-          <input id="max-cost" inputMode="decimal" value={s.maxCost} onInput={(e) => set({ maxCost: (e.target as HTMLInputElement).value })} />
-          <label for="max-latency">Max latency (ms)</label>
-          <input id="max-latency" inputMode="numeric" value={s.maxLatency} onInput={(e) => set({ maxLatency: (e.target as HTMLInputElement).value })} />
-          <span class="label">Required capabilities</span>
-          <div class="caps">
-            {CAPABILITIES.map((c) => (
-              <label class="inline" key={c}>
-                <input
-                  type="checkbox"
-                  checked={s.capabilities.includes(c)}
-                  onChange={(e) =>
-                    set({
-                      capabilities: (e.target as HTMLInputElement).checked
-                        ? [...s.capabilities, c]
-                        : s.capabilities.filter((x) => x !== c),
-                    })
-                  }
-                />
-                {c}
-              </label>
-            ))}
-          </div>
-          <label for="allowed">Allowed models (globs, comma separated)</label>
-          <input id="allowed" value={s.allowed} placeholder="openai/*, anthropic/*" onInput={(e) => set({ allowed: (e.target as HTMLInputElement).value })} />
-        </fieldset>
-        <fieldset>
-          <legend>Side by side</legend>
-          <label class="inline">
-            <input type="checkbox" checked={side} onChange={(e) => setSide((e.target as HTMLInputElement).checked)} />
-            compare with a baseline model
-          </label>
-          <label for="baseline">Baseline model</label>
-          <select id="baseline" value={baseline} disabled={!side} onChange={(e) => setBaseline((e.target as HTMLSelectElement).value)}>
-            <option value="">choose…</option>
-            {concrete.map((m) => (
-              <option key={m} value={m}>
-                {m}
-              </option>
-            ))}
-          </select>
-        </fieldset>
-      </aside>
+      <SettingsPanel
+        s={s}
+        set={set}
+        models={models}
+        modelsError={modelsError}
+        side={side}
+        setSide={setSide}
+        baseline={baseline}
+        setBaseline={setBaseline}
+      />
 
       <div class="results">
         {routeError && (
