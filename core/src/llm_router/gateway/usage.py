@@ -35,6 +35,7 @@ __all__ = ["UsageAPI", "fallback_note", "stream_report"]
 DEFAULT_DAYS = 30
 MAX_LIMIT = 1000
 CSV_MAX_ROWS = 100_000
+MAX_EPOCH = 253402214400.0  # 9999-12-31T00:00:00Z: every time stays a date Python can print
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,15 +59,16 @@ def _time(param: str, raw: str, end_of_day: bool) -> float:
     if _DATE.match(raw):
         try:
             day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
+            value = (day + timedelta(days=1 if end_of_day else 0)).timestamp()
+        except (ValueError, OverflowError):
+            raise _bad(param, f"{raw!r} is not a date between 1970-01-01 and 9999-12-30") from None
+    else:
+        try:
+            value = float(raw)
         except ValueError:
-            raise _bad(param, f"{raw!r} is not a date") from None
-        return (day + timedelta(days=1 if end_of_day else 0)).timestamp()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _bad(param, f"expected a date YYYY-MM-DD or epoch seconds, got {raw!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise _bad(param, f"expected a date YYYY-MM-DD or epoch seconds, got {raw!r}")
+            raise _bad(param, f"expected a date YYYY-MM-DD or epoch seconds, got {raw!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= MAX_EPOCH):
+        raise _bad(param, f"expected a date YYYY-MM-DD or epoch seconds (1970 to 9999), got {raw!r}")
     return value
 
 
