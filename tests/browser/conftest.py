@@ -99,7 +99,6 @@ def _start(policy: Path, ledger: Path) -> tuple[subprocess.Popen[str], list[str]
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD": ""},
     )
     lines: list[str] = []
     assert proc.stdout is not None
