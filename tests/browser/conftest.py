@@ -179,6 +179,7 @@ def make_page(browser: Any, gateway: Gateway, request: pytest.FixtureRequest) ->
         page = context.new_page()
         wrapped = Page(page, gateway.url, [], [])
         page.on("console", lambda m: wrapped.console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: wrapped.console.append(f"uncaught: {e}"))
         page.on(
             "request",
             lambda r: None if r.url.startswith((gateway.url, "data:", "blob:")) else wrapped.external.append(r.url),

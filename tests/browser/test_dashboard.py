@@ -91,6 +91,9 @@ def test_dashboard_shows_the_ledger(page: Page, gateway: Gateway) -> None:
     p.get_by_label("Search").fill("")
     p.get_by_label("Outcome").select_option("budget")
     expect(log.locator("tbody tr").first).to_contain_text("broke")
+    # the charts drew under the strict CSP: no violation, nothing fetched from elsewhere
+    assert [m for m in page.console if "Content Security Policy" in m or m.startswith("uncaught")] == []
+    assert page.external == []
 
 
 def test_csv_export_downloads_the_filtered_log(page: Page, gateway: Gateway) -> None:
