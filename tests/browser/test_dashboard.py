@@ -8,36 +8,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-import openai
+from _browser_helpers import ADMIN, DEV, Gateway, Page, traffic
 from playwright.sync_api import expect
-
-from conftest import ADMIN, BROKE, DEV, Gateway, Page
-
-
-def _traffic(gateway: Gateway) -> list[str]:
-    """Real requests through the gateway with the official SDK: two answered by cheap/mini, one by the fallback
-    (premium/large) after cheap/mini failed, one streamed, one refused for its budget. Returns the ids."""
-    gateway.cheap.reset()
-    gateway.premium.reset()
-    sdk = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=DEV, max_retries=0)
-    ids = []
-    gateway.cheap.queue_text("One.", usage=(20, 5))
-    gateway.cheap.queue_text("Two.", usage=(20, 5))
-    gateway.cheap.queue_error("server")
-    gateway.premium.queue_text("Three, from the fallback.", usage=(20, 5))
-    for prompt in ("Summarize: cats sleep a lot.", "Translate 'cat' into German", "Write a haiku about =SUM(A1)"):
-        r = sdk.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": prompt}])
-        ids.append(r.headers["x-request-id"])
-    stream = sdk.chat.completions.create(model="auto", messages=[{"role": "user", "content": "Stream it"}], stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    broke = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=BROKE, max_retries=0)
-    try:
-        broke.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
-    except openai.RateLimitError:
-        pass
-    else:
-        raise AssertionError("the budget should have refused the request")
-    return ids
 
 
 def test_dashboard_refuses_non_admin_keys(page: Page) -> None:
@@ -53,7 +25,7 @@ def test_dashboard_refuses_non_admin_keys(page: Page) -> None:
 
 def test_dashboard_shows_the_ledger(page: Page, gateway: Gateway) -> None:
     before = gateway.usage("/v1/usage/summary")["requests"]
-    ids = _traffic(gateway)
+    ids = traffic(gateway)
     gateway.wait_for_rows(before + 5)
     summary = gateway.usage("/v1/usage/summary")
     p = page.open("/dashboard", ADMIN)
@@ -98,7 +70,7 @@ def test_dashboard_shows_the_ledger(page: Page, gateway: Gateway) -> None:
 
 def test_csv_export_downloads_the_filtered_log(page: Page, gateway: Gateway) -> None:
     before = gateway.usage("/v1/usage/summary")["requests"]
-    ids = _traffic(gateway)
+    ids = traffic(gateway)
     gateway.wait_for_rows(before + 5)
     p = page.open("/dashboard", ADMIN)
     p.get_by_label("Search").fill(ids[2])

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from _browser_helpers import BROKE, DEV, Gateway, Page
 from playwright.sync_api import expect
-
-from conftest import BROKE, DEV, Gateway, Page
 
 PROMPT = "Summarize this paragraph about the history of the printing press in two sentences."
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from _browser_helpers import ADMIN, ARTIFACTS, DEV, Gateway, Page, traffic
 from playwright.sync_api import expect
-from test_dashboard import _traffic
-
-from conftest import ADMIN, ARTIFACTS, DEV, Gateway, Page
 
 
 def _target() -> Path:
@@ -23,7 +21,7 @@ def _target() -> Path:
 
 def test_screenshots_of_both_pages(page: Page, gateway: Gateway) -> None:
     before = gateway.usage("/v1/usage/summary")["requests"]
-    _traffic(gateway)
+    traffic(gateway)
     gateway.wait_for_rows(before + 5)
     gateway.cheap.queue_text(
         "Gutenberg's press (c. 1440) made books cheap; literacy and new ideas spread across Europe."
