@@ -13,6 +13,8 @@ Sessions:
   bench_cache    semantic cache lookup p99 at 100,000 entries; gateway CPU with the cache missing / tracing on vs.
                  both off, side by side; not default
   bench_eval     eval route's sweep: a decision per prompt and point vs. one re-ranked, side by side (`-- --data F`)
+  web            rebuild the web app (web/, npm) into the core package; not default
+  browser        the web app in a real browser (Playwright + Debian's chromium); CI runs it
 """
 
 from __future__ import annotations
@@ -171,6 +173,25 @@ def fuzz(session: nox.Session) -> None:
         "-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", *FAKE_DEPS, "schemathesis>=4,<5"
     )
     session.run("python", "tests/fuzz/fuzz_gateway.py", *session.posargs)
+
+
+@nox.session(default=False, venv_backend="none")
+def web(session: nox.Session) -> None:
+    """Rebuild the web app (web/, Node 20+ and npm) into core/src/llm_router/gateway/static, with the stamp that
+    tests/unit/test_web_build.py checks; commit the result. ``nox -s web -- check`` also type-checks only."""
+    with session.chdir(ROOT / "web"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+        session.run("npm", "run", "typecheck" if "check" in session.posargs else "build", external=True)
+
+
+@nox.session(default=False)
+def browser(session: nox.Session) -> None:
+    """The web app in a real browser: Playwright driving Debian's chromium (`apt-get install -y chromium`;
+    LLM_ROUTER_CHROMIUM for another path) against `llm-router serve` and the fake OpenAI upstream (tests/browser).
+    ``LLM_ROUTER_DOCS_IMAGES=docs/images nox -s browser`` rewrites the screenshots of docs/web.md."""
+    session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai")
+    session.install(*TEST_DEPS, *FAKE_DEPS, "playwright>=1.45,<2")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/browser", *session.posargs)
 
 
 @nox.session

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .cache.config import CachePolicy
 from .errors import PolicyError, PolicyIssue
@@ -256,6 +256,10 @@ class GatewayPolicy(_Strict):
         description="largest request body accepted, in bytes (default 4 MiB); a larger one is answered 413 before "
         "it is read in full or parsed",
     )
+    admin_keys: list[str] = Field(
+        default_factory=list,
+        description="ids of keys (from `keys`) that may read usage: the dashboard at /dashboard and /v1/usage/*",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> GatewayPolicy:
@@ -267,6 +271,15 @@ class GatewayPolicy(_Strict):
         if len(set(hashes)) != len(hashes):
             raise ValueError("two keys have the same secret")
         return self
+
+    @field_validator("admin_keys")
+    @classmethod
+    def _admins_are_keys(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        ids = {k.id for k in info.data.get("keys", [])}
+        unknown = [a for a in value if a not in ids]
+        if unknown:
+            raise ValueError(f"not the id of a key in gateway.keys: {', '.join(unknown)}")
+        return value
 
 
 class TaxonomySpec(_Strict):

@@ -69,6 +69,8 @@ from .openai_types import (
     validation_error,
 )
 from .requestlog import RequestLog
+from .usage import UsageAPI, fallback_note, stream_report
+from .web import WebApp
 
 __all__ = ["Gateway", "create_app"]
 
@@ -453,7 +455,8 @@ class Gateway:
                 call.reserved = estimate
             if body.stream:
                 include_usage = bool(body.stream_options and body.stream_options.include_usage)
-                response = await self._stream(call, route_request, decision, include_usage)
+                report = request.headers.get("x-router-stream-report") == "1"
+                response = await self._stream(call, route_request, decision, include_usage, report)
                 call.trace.detach()
                 call, streaming = None, True  # the stream's own finaliser writes the ledger row
                 return response
@@ -526,6 +529,7 @@ class Gateway:
         self.metrics.attempts(result.attempts, result.selected_model.id)
         if result.fallbacks:
             _log_upstream_auth(call.request_id, result.attempts)
+            call.error = fallback_note(result.attempts, call.model)  # the ledger says which models failed
 
     def _failed(self, call: _Call, exc: RouterError) -> None:
         call.outcome = "error"
@@ -631,7 +635,12 @@ class Gateway:
             )
 
     async def _stream(
-        self, call: _Call, route_request: RouteRequest, decision: RoutingDecision, include_usage: bool
+        self,
+        call: _Call,
+        route_request: RouteRequest,
+        decision: RoutingDecision,
+        include_usage: bool,
+        report: bool = False,
     ) -> Response:
         routed = self.router.open_stream(route_request, decision)
         iterator = routed.__aiter__()
@@ -666,6 +675,8 @@ class Gateway:
                 yield writer.finish(finish or "stop")
                 if result is not None:
                     yield writer.usage(result.usage)
+                    if report:  # header x-router-stream-report: 1 (the playground's)
+                        yield stream_report(result)
                 yield ChunkWriter.DONE
             except (ProviderError, PostprocessError) as exc:  # text was already sent: report in-band
                 self._failed(call, exc)
@@ -696,6 +707,8 @@ class Gateway:
             call.usage = settled.usage
             call.cost = settled.cost
             call.fallbacks = settled.fallbacks
+            if settled.fallbacks and call.outcome == "ok":
+                call.error = fallback_note(settled.attempts, call.model)
         if settled.completed:
             self.metrics.attempts(settled.attempts, call.model)
         self._finish(call, "chat")
@@ -879,6 +892,8 @@ def create_app(
             Route("/health", endpoint(gw.health), methods=["GET"]),
             Route("/metrics", endpoint(gw.metrics_endpoint), methods=["GET"]),
             Route("/openapi.json", endpoint(_openapi), methods=["GET"]),
+            *UsageAPI(gw).routes(),  # /v1/usage/*: the dashboard's data, admin keys only
+            *WebApp().routes(),  # the web app: playground at /, dashboard at /dashboard
         ],
         lifespan=gw.lifespan,
         exception_handlers={
