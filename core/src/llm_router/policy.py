@@ -33,6 +33,7 @@ __all__ = [
     "ProviderSpec",
     "RouteRule",
     "SourceMap",
+    "StatePolicy",
     "load_policy",
     "parse_policy",
 ]
@@ -176,6 +177,20 @@ class GatewayKey(_Strict):
     allowed_models: list[str] = Field(default_factory=lambda: ["*"], description="model id globs this key may use")
     budget_usd_per_day: Annotated[float, Field(ge=0)] | None = None
     budget_usd_per_month: Annotated[float, Field(ge=0)] | None = None
+    rpm: Annotated[int, Field(gt=0)] | None = Field(default=None, description="requests per minute (sliding window)")
+    tpm: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="tokens per minute (sliding window; prompt + max output held until settled)"
+    )
+
+    @property
+    def limited(self) -> bool:
+        """Whether any budget or rate limit applies to this key."""
+        return (
+            self.budget_usd_per_day is not None
+            or self.budget_usd_per_month is not None
+            or self.rpm is not None
+            or self.tpm is not None
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -225,6 +240,32 @@ class GatewayPolicy(_Strict):
         return self
 
 
+class StatePolicy(_Strict):
+    """Where circuit breakers, live latency, rate windows and budget spend live: ``memory`` (this process,
+    the default) or ``redis`` (shared by every gateway instance and worker; see docs/reliability.md)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = Field(default=None, description="redis://host:port/db (backend redis)")
+    on_outage: Literal["local", "refuse"] = Field(
+        default="local",
+        description="Redis unreachable: `local` keeps serving on this process's state (budgets are then enforced "
+        "per process), `refuse` answers 503 to keys with a budget or rate limit until Redis is back",
+    )
+    refresh_ms: Annotated[float, Field(gt=0)] = Field(
+        default=250, description="how often the local snapshot (circuits, latency, spend) is refreshed from Redis"
+    )
+    prefix: str = Field(default="llmr", min_length=1, description="prefix of every Redis key")
+    hold_s: Annotated[float, Field(gt=0)] = Field(
+        default=900, description="a budget reservation whose holder died is released after this long"
+    )
+
+    @model_validator(mode="after")
+    def _url(self) -> StatePolicy:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("backend redis needs `url` (redis://host:port/0)")
+        return self
+
+
 class TaxonomySpec(_Strict):
     replace: bool = Field(default=False, description="replace the built-in tasks instead of extending them")
     default_task: str | None = None
@@ -253,6 +294,7 @@ class Policy(_Strict):
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     postprocess: list[ComponentSpec] = Field(default_factory=list)
     gateway: GatewayPolicy = Field(default_factory=GatewayPolicy)
+    state: StatePolicy = Field(default_factory=StatePolicy)
 
     def build_taxonomy(self) -> Taxonomy:
         tasks = {} if self.taxonomy.replace else dict(DEFAULT_TASKS)

@@ -13,7 +13,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +133,29 @@ class SpendCache:
             self._roll(time.time() if now is None else now)
             r = self.reserved.get(key_id, 0.0)
             return self.day.get(key_id, 0.0) + r, self.month.get(key_id, 0.0) + r
+
+    def totals(self, key_id: str, now: float | None = None) -> tuple[float, float, float]:
+        """(today, this month, held by requests in flight), each apart."""
+        with self._lock:
+            self._roll(time.time() if now is None else now)
+            return self.day.get(key_id, 0.0), self.month.get(key_id, 0.0), self.reserved.get(key_id, 0.0)
+
+    def try_reserve(
+        self, key_id: str, amount: float, check: Callable[[float, float, float], None], now: float | None = None
+    ) -> None:
+        """``check(day, month, reserved)`` then hold ``amount``, in one step (``check`` raises to refuse)."""
+        with self._lock:
+            self._roll(time.time() if now is None else now)
+            reserved = self.reserved.get(key_id, 0.0)
+            check(self.day.get(key_id, 0.0), self.month.get(key_id, 0.0), reserved)
+            self.reserved[key_id] = reserved + amount
+
+    def raise_to(self, key_id: str, day: float, month: float, reserved: float) -> None:
+        """Take a shared store's last known totals (Redis going away): spend rises to them, never falls; the
+        fleet's in-flight holds count as spent until the store is back."""
+        with self._lock:
+            self.day[key_id] = max(self.day.get(key_id, 0.0), day + reserved)
+            self.month[key_id] = max(self.month.get(key_id, 0.0), month + reserved)
 
     def reserve(self, key_id: str, amount: float) -> None:
         with self._lock:
