@@ -87,6 +87,7 @@ return {'ok', day, month, reserved + cost, 0}
 """
 
 _SETTLE = """
+if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', 172800) then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 local cost = tonumber(ARGV[2])
 if cost > 0 then
@@ -171,21 +172,29 @@ class _Link:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._dropped = 0
+        self._reconnect: Any = None
+        self._closed = False
+        self._flushing = asyncio.Lock()
 
     def key(self, *parts: str) -> str:
         return ":".join((self.cfg.prefix, *parts))
 
-    async def start(self, refresh: Any) -> None:
+    async def start(self, refresh: Any, reconnect: Any = None) -> None:
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()
+        self._reconnect = reconnect
         await self.check()
         self._tasks = [asyncio.create_task(self._flusher()), asyncio.create_task(self._refresher(refresh))]
 
     async def close(self) -> None:
+        # A flag as well as cancel(): on Python 3.11 a cancellation that meets a timeout inside the client can
+        # come out as a TimeoutError, which the loops survive; the flag ends them at their next turn.
+        self._closed = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         self._tasks = []
         if self.up:
             with contextlib.suppress(Exception):
@@ -195,8 +204,10 @@ class _Link:
 
     def down(self, exc: BaseException) -> None:
         if self.up:
-            log.warning("state: Redis at %s unreachable (%s: %s); %s runs on local state", self._where(),
-                        type(exc).__name__, exc, self.what)
+            log.warning(
+                "state: Redis at %s unreachable (%s: %s); local state for %s until it is back",
+                self._where(), type(exc).__name__, exc, self.what,
+            )  # fmt: skip
         self.up = False
 
     def _where(self) -> str:
@@ -212,7 +223,15 @@ class _Link:
                 self.down(exc)
             return False
         if not self.up:
-            log.warning("state: Redis at %s is up; %s uses shared state", self._where(), self.what)
+            level = logging.WARNING if self._tasks else logging.INFO  # back after an outage, or at start
+            log.log(level, "state: Redis at %s answers; shared state for %s", self._where(), self.what)
+            if self._reconnect is not None:
+                try:
+                    await self._reconnect()
+                except Exception as exc:
+                    self.up = True
+                    self.down(exc)
+                    return False
         self.up = True
         return True
 
@@ -226,19 +245,21 @@ class _Link:
         self._wake.set()
 
     async def flush(self) -> None:
-        """Send the queued writes in one pipeline; on failure they stay queued (in order)."""
-        batch = list(self.pending)
-        if not batch:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for script, keys, args in batch:
-                script(keys=keys, args=args, client=pipe)
-            await pipe.execute()
-        for _ in batch:
-            self.pending.popleft()
+        """Send the queued writes in one pipeline; on failure they stay queued (in order). One flush at a
+        time (the flusher and the refresher both flush)."""
+        async with self._flushing:
+            batch = list(self.pending)
+            if not batch:
+                return
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for script, keys, args in batch:
+                    await script(keys=keys, args=args, client=pipe)  # queued on the pipeline
+                await pipe.execute()
+            for _ in batch:
+                self.pending.popleft()
 
     async def _flusher(self) -> None:
-        while True:
+        while not self._closed:
             await self._wake.wait()
             self._wake.clear()
             if not self.up:
@@ -249,7 +270,7 @@ class _Link:
                 self.down(exc)
 
     async def _refresher(self, refresh: Any) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.cfg.refresh_ms / 1000)
             if not self.up and not await self.check():
                 continue
@@ -377,13 +398,21 @@ class RedisBook:
     async def start(self) -> None:
         link = self.link
         self._started = True
-        await link.start(self.refresh)
+        await link.start(self.refresh, self.reconnect)
         if link.up:
             with contextlib.suppress(Exception):
                 await self.refresh()
 
     async def close(self) -> None:
         await self.link.close()
+
+    async def reconnect(self) -> None:
+        """Redis answers (at start, or after an outage). A Redis without the ``seeded`` marker is fresh or lost
+        its data: its spend is seeded from this process's totals (the ledger's, plus what it spent since, the
+        outage included), and the queued settlements are dropped, their spend being in those totals."""
+        if await self.link.redis.set(self.link.key("seeded"), "1", nx=True):
+            self.link.pending.clear()
+            await self.seed()
 
     async def seed(self) -> None:
         """Today's and this month's spend from the ledger, for keys Redis knows nothing of yet (a fresh or
@@ -400,8 +429,6 @@ class RedisBook:
 
     async def refresh(self) -> None:
         link = self.link
-        if not self._snapshot:
-            await self.seed()
         now = time.time()
         day_f, month_f = _day_field(now), _month_field(now)
         async with link.redis.pipeline(transaction=False) as pipe:
@@ -493,4 +520,5 @@ class RedisBook:
         bucket = "t:%d" % int(hold.at)
         delta = tokens - hold.tokens if hold.shared else 0
         args = [hold.request_id, _nano(cost), _day_field(hold.at), _month_field(hold.at), delta, bucket]
-        self.link.queue(self._settle, [spend, held, window], args)
+        done = self.link.key("{" + hold.key_id + "}", "settled", hold.request_id)  # a replay is applied once
+        self.link.queue(self._settle, [spend, held, window, done], args)
