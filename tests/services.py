@@ -55,7 +55,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         exe = shutil.which("redis-server")
         assert exe is not None
-        self.process = subprocess.Popen(  # noqa: S603 (a fixed executable and arguments)
+        self.process = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.directory), "--protected-mode", "no"],
             stdout=subprocess.DEVNULL,
@@ -75,7 +75,7 @@ class RedisServer:
         """``redis-cli`` against this server (for assertions on what Redis holds)."""
         exe = shutil.which("redis-cli")
         assert exe is not None
-        out = subprocess.run(  # noqa: S603
+        out = subprocess.run(
             [exe, "-p", str(self.port), *args], capture_output=True, text=True, check=True, timeout=10
         )
         return out.stdout.strip()

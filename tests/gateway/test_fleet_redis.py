@@ -146,7 +146,8 @@ def test_on_outage_refuse_answers_503_for_limited_keys(
 def test_circuits_and_latency_are_fleet_wide_with_one_probe(redis: RedisServer) -> None:
     async def main() -> None:
         cfg = StatePolicy(backend="redis", url=redis.url, refresh_ms=10)
-        a, b = RedisState(cfg, failure_threshold=2, cooldown_s=0.3), RedisState(cfg, failure_threshold=2, cooldown_s=0.3)
+        a = RedisState(cfg, failure_threshold=2, cooldown_s=0.3)
+        b = RedisState(cfg, failure_threshold=2, cooldown_s=0.3)
         await a.start()
         await b.start()
         try:
@@ -173,9 +174,9 @@ def test_circuits_and_latency_are_fleet_wide_with_one_probe(redis: RedisServer) 
     asyncio.run(main())
 
 
-async def until(predicate: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+async def until(predicate: Callable[[], object], what: str) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + 10.0
     while loop.time() < deadline:
         if predicate():
             return

@@ -37,8 +37,8 @@ gateway:
 
 
 def key_line(name: str, **limits: Any) -> str:
-    fields = ", ".join(f"{k}: {v}" for k, v in limits.items())
-    return f"    - {{id: {name}, key_sha256: {hashlib.sha256(name.encode()).hexdigest()}{', ' if fields else ''}{fields}}}"
+    fields = "".join(f", {k}: {v}" for k, v in limits.items())
+    return f"    - {{id: {name}, key_sha256: {hashlib.sha256(name.encode()).hexdigest()}{fields}}}"
 
 
 def policy(keys: list[str], extra: str = "") -> str:

@@ -216,7 +216,7 @@ class _Link:
 
     async def check(self) -> bool:
         try:
-            await self.redis.ping()
+            await self.redis.ping()  # type: ignore[misc]  # redis' stubs type the sync and async clients alike
         except Exception as exc:
             if self.up or not self._tasks:
                 self.up = True  # log the first failure too
@@ -423,8 +423,8 @@ class RedisBook:
             for key in self.keys:
                 day, month, _ = self.spend.totals(key.id, now)
                 spend = self._keys(key.id)[0]
-                pipe.hsetnx(spend, _day_field(now), _nano(day))
-                pipe.hsetnx(spend, _month_field(now), _nano(month))
+                pipe.hsetnx(spend, _day_field(now), str(_nano(day)))
+                pipe.hsetnx(spend, _month_field(now), str(_nano(month)))
             await pipe.execute()
 
     async def refresh(self) -> None:
@@ -517,7 +517,7 @@ class RedisBook:
         if not self._started:
             return
         spend, held, window = self._keys(hold.key_id)
-        bucket = "t:%d" % int(hold.at)
+        bucket = f"t:{int(hold.at)}"
         delta = tokens - hold.tokens if hold.shared else 0
         args = [hold.request_id, _nano(cost), _day_field(hold.at), _month_field(hold.at), delta, bucket]
         done = self.link.key("{" + hold.key_id + "}", "settled", hold.request_id)  # a replay is applied once
