@@ -59,7 +59,7 @@ def _install_core(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: core, all plugin distributions, integration tests with real plugin packages."""
-    session.install("-e", "./core[gateway-fast,redis]")
+    session.install("-e", "./core[gateway-fast,redis,postgres]")
     for name in PLUGINS:
         session.install("-e", _with_test_extra(f"./plugins/{name}"))
     for name in EXAMPLES:
@@ -177,7 +177,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def types(session: nox.Session) -> None:
     """mypy --strict on the core, with every optional dependency it imports (gateway, testing kit)."""
-    _install_core(session, "-e", "./core[gateway-fast,redis]")
+    _install_core(session, "-e", "./core[gateway-fast,redis,postgres]")
     session.install("mypy>=1.11,<3", "types-PyYAML>=6.0,<7", "types-jsonschema", "pytest>=8.2,<10")
     session.run("mypy", "--strict", "core/src/llm_router")
 

@@ -1,5 +1,6 @@
-"""Real services for tests: ``redis_server()`` (Debian's ``redis-server``) on a free loopback port, in a
-temporary directory, stopped (and restartable on the same port) by the test.
+"""Real services for tests: ``redis_server()`` (Debian's ``redis-server``) and ``postgres_server()``
+(PostgreSQL's ``initdb`` and ``postgres``, as the ``postgres`` user when the tests run as root) on free
+loopback ports, in temporary directories, stopped (and restartable on the same port) by the test.
 
 Nothing here fakes a service: a test that claims a Redis property runs against Redis. A test needing a
 service that is not installed is skipped with the command that installs it (``.ci/run`` installs them).
@@ -8,6 +9,8 @@ service that is not installed is skipped with the command that installs it (``.c
 from __future__ import annotations
 
 import contextlib
+import glob
+import os
 import shutil
 import socket
 import subprocess
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RedisServer", "free_port", "redis_server"]
+__all__ = ["PostgresServer", "RedisServer", "free_port", "postgres_server", "redis_server"]
 
 
 def free_port() -> int:
@@ -92,3 +95,58 @@ def redis_server() -> Iterator[RedisServer]:
             yield server
         finally:
             server.stop()
+
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return Path(versions[-1]).parent if versions else None
+
+
+class PostgresServer:
+    """A PostgreSQL cluster made by ``initdb`` in a temporary directory: ``url`` (trust auth on loopback);
+    :meth:`stop` and :meth:`start` keep its data (an outage, not a loss)."""
+
+    def __init__(self, bindir: Path, directory: Path) -> None:
+        self.bindir = bindir
+        self.data = directory / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._as: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres", "postgres")
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> PostgresServer:
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        return self
+
+    def start(self) -> PostgresServer:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off"
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-l",
+                  str(self.data / "log"), "start")  # fmt: skip
+        _wait_port(self.port, True, "postgres")
+        return self
+
+    def stop(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        _wait_port(self.port, False, "postgres")
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A running PostgreSQL on a free port; skipped when it is not installed."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
+    with tempfile.TemporaryDirectory(prefix="llmr-pg-") as tmp:
+        server = PostgresServer(bindir, Path(tmp)).init().start()
+        try:
+            yield server
+        finally:
+            with contextlib.suppress(Exception):
+                server.stop()

@@ -45,9 +45,11 @@ def policy(keys: list[str], extra: str = "") -> str:
     return POLICY.format(keys="\n".join(keys), extra=extra)
 
 
-def start(tmp_path: Path, write_policy: Callable[..., Path], text: str, name: str = "gw") -> Server:
+def start(
+    tmp_path: Path, write_policy: Callable[..., Path], text: str, name: str = "gw", ledger: str | None = None
+) -> Server:
     router = Router(write_policy(text, f"{name}.yaml"))
-    return Server(create_app(router, ledger_path=tmp_path / f"{name}.sqlite3")).start()
+    return Server(create_app(router, ledger_path=ledger or tmp_path / f"{name}.sqlite3")).start()
 
 
 def client(server: Server, key: str) -> openai.OpenAI:

@@ -438,7 +438,9 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="worker processes (budgets are per process between ledger reads)")
     ] = 1,
-    ledger: Annotated[Path | None, typer.Option(help="usage ledger (default: the policy's gateway.ledger)")] = None,
+    ledger: Annotated[
+        str | None, typer.Option(help="usage ledger: a SQLite file or a postgresql:// URL (default: gateway.ledger)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     graceful_timeout: Annotated[
         float, typer.Option(help="seconds to let in-flight requests finish on shutdown")
@@ -481,16 +483,17 @@ def serve(
         if policy is not None:
             os.environ["LLM_ROUTER_POLICY"] = str(policy.resolve())
         if ledger is not None:
-            os.environ["LLM_ROUTER_LEDGER"] = str(ledger.resolve())
+            os.environ["LLM_ROUTER_LEDGER"] = ledger if "://" in ledger else str(Path(ledger).resolve())
         uvicorn.run("llm_router.gateway.app:app_from_env", factory=True, workers=workers, **common)
     else:
         uvicorn.run(create_app(router, ledger_path=ledger), **common)
 
 
 def usage(
-    ledger: Annotated[Path, typer.Option(help="the gateway's SQLite usage ledger", envvar="LLM_ROUTER_LEDGER")] = Path(
-        "llm-router-usage.sqlite3"
-    ),
+    ledger: Annotated[
+        str,
+        typer.Option(help="the gateway's usage ledger: a SQLite file or postgresql:// URL", envvar="LLM_ROUTER_LEDGER"),
+    ] = "llm-router-usage.sqlite3",
     since: Annotated[str | None, typer.Option(help="from this date (YYYY-MM-DD, UTC) on")] = None,
     by: Annotated[str, typer.Option(help="group by model, key, task, day or outcome")] = "model",
     json_: JsonOpt = False,
@@ -499,6 +502,7 @@ def usage(
     from datetime import UTC, datetime
 
     from .gateway.ledger import GROUPS, usage_report
+    from .gateway.pg_ledger import redact
 
     if by not in GROUPS:
         _fail(EXIT_BAD_INPUT, f"--by must be one of {', '.join(GROUPS)}")
@@ -514,7 +518,7 @@ def usage(
         _fail(EXIT_BAD_INPUT, f"--ledger: {exc}")
     if json_:
         sys.stdout.write(
-            json.dumps({"version": JSON_VERSION, "ledger": str(ledger), "since": since, "by": by, "rows": report})
+            json.dumps({"version": JSON_VERSION, "ledger": redact(ledger), "since": since, "by": by, "rows": report})
             + "\n"
         )
         return

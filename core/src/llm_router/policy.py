@@ -216,7 +216,10 @@ class GatewayPolicy(_Strict):
     """``llm-router serve``: API keys with budgets, the usage ledger, model aliases."""
 
     keys: list[GatewayKey] = Field(default_factory=list, description="no keys: an open gateway")
-    ledger: str = Field(default="./llm-router-usage.sqlite3", description="SQLite usage ledger path")
+    ledger: str = Field(
+        default="./llm-router-usage.sqlite3",
+        description="usage ledger: a SQLite file path, or postgresql://user:password@host:port/db for a fleet",
+    )
     log_prompts: bool = Field(default=False, description="log prompt text (off: prompts are never logged)")
     aliases: dict[str, list[str]] = Field(
         default_factory=dict, description="`model` names that route among these model globs (besides `auto`)"

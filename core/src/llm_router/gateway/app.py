@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -54,7 +53,7 @@ from ..types import (
     Usage,
 )
 from .edge import Edge, header_value
-from .ledger import Ledger, LedgerRow
+from .ledger import Ledger, LedgerRow, open_ledger
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openai_types import (
     ChatCompletionRequest,
@@ -66,6 +65,7 @@ from .openai_types import (
     provider_error,
     validation_error,
 )
+from .pg_ledger import PostgresLedger
 
 __all__ = ["Gateway", "create_app"]
 
@@ -189,7 +189,7 @@ class Gateway:
         self.config = cfg
         self.keys: dict[str, GatewayKey] = {k.key_sha256: k for k in cfg.keys}
         self.log_prompts = cfg.log_prompts
-        self.ledger = Ledger(Path(ledger_path or cfg.ledger))  # a relative path is relative to the cwd
+        self.ledger = open_ledger(ledger_path or cfg.ledger)  # a relative path is relative to the cwd
         self.metrics = Metrics()
         self.book: KeyBook = _key_book(router, self.ledger)
         ids = [m.id for m in router.catalogue]
@@ -706,7 +706,7 @@ class Gateway:
 UPSTREAM_AUTH_LOG = "request %s: the upstream provider rejected the gateway's credentials for %s: %s"
 
 
-def _key_book(router: Router, ledger: Ledger) -> KeyBook:
+def _key_book(router: Router, ledger: Ledger | PostgresLedger) -> KeyBook:
     """The keys' budgets and rate windows: in this process, or shared on Redis (``state.backend``)."""
     from .limits import MemoryBook
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import os
 import queue
 import sqlite3
 import threading
@@ -17,7 +18,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .pg_ledger import PostgresLedger
 
 __all__ = ["Ledger", "LedgerRow", "SpendCache", "usage_report"]
 
@@ -116,6 +120,13 @@ class SpendCache:
         month = dict(conn.execute("SELECT key_id, SUM(cost_usd) FROM usage WHERE ts >= ? GROUP BY key_id", (m0,)))
         with self._lock:
             self._day, self._month = d0, m0
+            self.day = {k: float(v or 0) for k, v in day.items() if k is not None}
+            self.month = {k: float(v or 0) for k, v in month.items() if k is not None}
+
+    def replace(self, day: dict[str, Any], month: dict[str, Any], now: float) -> None:
+        """Take totals read from a ledger (``key_id → USD`` for today and this month)."""
+        with self._lock:
+            self._day, self._month = day_start(now), month_start(now)
             self.day = {k: float(v or 0) for k, v in day.items() if k is not None}
             self.month = {k: float(v or 0) for k, v in month.items() if k is not None}
 
@@ -253,13 +264,28 @@ class Ledger:
         log.error("ledger: %d rows could not be written to %s", len(rows), self.path)
 
 
+def open_ledger(target: str | os.PathLike[str]) -> Ledger | PostgresLedger:
+    """The ledger at ``target``: a ``postgresql://`` URL (needs the ``postgres`` extra) or a SQLite path
+    (relative to the working directory)."""
+    if str(target).startswith(("postgresql://", "postgres://")):
+        from .pg_ledger import PostgresLedger
+
+        return PostgresLedger(str(target))
+    return Ledger(Path(target))
+
+
 GROUPS = {"model": "model", "key": "key_id", "task": "task", "day": "date(ts, 'unixepoch')", "outcome": "outcome"}
 
 
 def usage_report(path: str | Path, *, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
-    """Totals per ``by`` (model, key, task, day, outcome) from ``since`` (epoch seconds) on."""
+    """Totals per ``by`` (model, key, task, day, outcome) from ``since`` (epoch seconds) on; ``path`` is a
+    SQLite file or a ``postgresql://`` URL."""
     if by not in GROUPS:
         raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from .pg_ledger import pg_usage_report
+
+        return pg_usage_report(str(path), since=since, by=by)
     if not Path(path).exists():
         raise FileNotFoundError(f"no ledger at {path}")
     try:
@@ -298,7 +324,12 @@ def _report(path: str | Path, since: float | None, by: str) -> list[dict[str, An
 
 
 def rows(path: str | Path) -> Iterable[dict[str, Any]]:
-    """Every ledger row as a dict (for tests and exports)."""
+    """Every ledger row as a dict (for tests and exports); ``path`` is a SQLite file or a ``postgresql://``
+    URL."""
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from .pg_ledger import pg_rows
+
+        return pg_rows(str(path))
     conn = sqlite3.connect(str(path))
     conn.row_factory = sqlite3.Row
     try:
