@@ -78,9 +78,7 @@ class RedisServer:
         """``redis-cli`` against this server (for assertions on what Redis holds)."""
         exe = shutil.which("redis-cli")
         assert exe is not None
-        out = subprocess.run(
-            [exe, "-p", str(self.port), *args], capture_output=True, text=True, check=True, timeout=10
-        )
+        out = subprocess.run([exe, "-p", str(self.port), *args], capture_output=True, text=True, check=True, timeout=10)
         return out.stdout.strip()
 
 

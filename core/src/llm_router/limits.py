@@ -107,9 +107,7 @@ class KeyBook(Protocol):
     async def close(self) -> None: ...
 
 
-def budget_message(
-    key_id: str, period: str, budget: float, spent: float, reserved: float, cost: float
-) -> str:
+def budget_message(key_id: str, period: str, budget: float, spent: float, reserved: float, cost: float) -> str:
     return (
         f"{period} budget of key {key_id!r} exceeded: ${spent:.6f} spent and ${reserved:.6f} reserved by requests "
         f"in flight, of ${budget:.6f}; this request may cost up to ${cost:.6f} (its prompt and max output: "
@@ -134,7 +132,6 @@ def remaining_of(key: GatewayKey, day: float, month: float, reserved: float) -> 
 
 
 def rate_message(key_id: str, what: str, limit: int, used: int, asked: int) -> str:
-    return (
-        f"{what} limit of key {key_id!r} reached: {used} used in the last {WINDOW_S} s of {limit}"
-        + (f"; this request holds {asked}" if what == "tokens-per-minute" else "")
+    return f"{what} limit of key {key_id!r} reached: {used} used in the last {WINDOW_S} s of {limit}" + (
+        f"; this request holds {asked}" if what == "tokens-per-minute" else ""
     )

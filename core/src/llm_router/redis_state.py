@@ -142,7 +142,14 @@ return 1
 
 
 def _client(url: str) -> Redis:
-    from redis.asyncio import Redis
+    try:
+        from redis.asyncio import Redis
+    except ImportError:
+        from .errors import ConfigurationError
+
+        raise ConfigurationError(
+            "state.backend redis needs the redis client: pip install 'llm-router[redis]'"
+        ) from None
 
     client: Redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
     return client
@@ -440,9 +447,9 @@ class RedisBook:
         now_ms = now * 1000
         for i, key in enumerate(self.keys):
             day, month = (int(v or 0) / NANO for v in values[2 * i])
-            reserved = sum(
-                int(c) for c, _, exp in (v.partition(":") for v in values[2 * i + 1]) if int(exp) >= now_ms
-            ) / NANO
+            reserved = (
+                sum(int(c) for c, _, exp in (v.partition(":") for v in values[2 * i + 1]) if int(exp) >= now_ms) / NANO
+            )
             self._snapshot[key.id] = (day, month, reserved)
 
     def remaining(self, key: GatewayKey, now: float) -> float | None:

@@ -31,6 +31,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigurationError
 from .ledger import LedgerRow, SpendCache, day_start, month_start
 
 __all__ = ["COLUMNS", "MIGRATIONS", "PostgresLedger", "is_postgres", "migrate", "pg_rows", "pg_usage_report"]
@@ -119,8 +120,7 @@ def migrate(conn: Any) -> int:
                 )
                 current = version
         have = {
-            r[0]
-            for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'usage'")
+            r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'usage'")
         }
         for f in fields(LedgerRow):
             if f.name not in have:
@@ -130,7 +130,10 @@ def migrate(conn: Any) -> int:
 
 
 def _connect(url: str) -> Any:
-    import psycopg
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigurationError("a postgresql:// ledger needs psycopg: pip install 'llm-router[postgres]'") from None
 
     return psycopg.connect(url, connect_timeout=3, autocommit=False)
 
@@ -219,6 +222,8 @@ class PostgresLedger:
             migrate(conn)
             conn.autocommit = False
             _load_spend(conn, self.spend)
+        except ConfigurationError:
+            raise
         except Exception as exc:
             self._down(exc)
             return False
