@@ -50,7 +50,9 @@ def test_two_workers_share_one_budget(tmp_path: Path, write_policy: Callable[...
             wait_for(lambda: _health(url), "two workers to serve", timeout=60)
 
             def one(_: int) -> int:
-                body = {"model": "auto", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 1}
+                # max_tokens 3: the worst case held (counted prompt + 3 output tokens) covers what the scripted
+                # provider bills (10 prompt tokens, whatever the prompt, and 1 output token)
+                body = {"model": "auto", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 3}
                 headers = {"authorization": "Bearer sk-w"}
                 return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30).status_code
 

@@ -25,9 +25,11 @@ from .types import Capabilities, Constraints, Preferences
 
 __all__ = [
     "ComponentSpec",
+    "DeploymentTarget",
     "FallbackPolicy",
     "GatewayKey",
     "GatewayPolicy",
+    "ModelDeployments",
     "ModelSpec",
     "Policy",
     "ProviderSpec",
@@ -243,6 +245,26 @@ class GatewayPolicy(_Strict):
         return self
 
 
+class DeploymentTarget(_Strict):
+    """One provider instance serving a model: its limits and weight."""
+
+    provider: str = Field(description="a provider name of `providers:` (another key, region, base URL or replica)")
+    model: str | None = Field(default=None, description="the model's name at that provider (default: the same)")
+    rpm: Annotated[int, Field(gt=0)] | None = None
+    tpm: Annotated[int, Field(gt=0)] | None = None
+    weight: Annotated[float, Field(ge=0)] = Field(default=1.0, description="share for `weighted` (0: standby)")
+
+
+class ModelDeployments(_Strict):
+    """The deployments of one model id and how calls are spread over them."""
+
+    strategy: Literal["least-busy", "latency", "usage", "weighted", "shuffle"] = "least-busy"
+    cooldown_s: Annotated[float, Field(ge=0)] = Field(
+        default=60, description="how long a deployment rests after a 429 without Retry-After"
+    )
+    targets: list[DeploymentTarget] = Field(min_length=1)
+
+
 class StatePolicy(_Strict):
     """Where circuit breakers, live latency, rate windows and budget spend live: ``memory`` (this process,
     the default) or ``redis`` (shared by every gateway instance and worker; see docs/reliability.md)."""
@@ -298,6 +320,9 @@ class Policy(_Strict):
     postprocess: list[ComponentSpec] = Field(default_factory=list)
     gateway: GatewayPolicy = Field(default_factory=GatewayPolicy)
     state: StatePolicy = Field(default_factory=StatePolicy)
+    deployments: dict[str, ModelDeployments] = Field(
+        default_factory=dict, description="model id → the provider instances that serve it (docs/policy.md)"
+    )
 
     def build_taxonomy(self) -> Taxonomy:
         tasks = {} if self.taxonomy.replace else dict(DEFAULT_TASKS)

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from .assembly import Assembly
 from .components import Constraint, PostProcessor, Scorer
 from .decision import DecisionEngine
+from .deployments import build_pools
 from .errors import ComponentError, ConfigurationError, PolicyError, RouterError
 from .execution import Executor, RoutedStream, within
 from .lifecycle import LoopThread
@@ -124,6 +125,7 @@ class Router:
             fallback=fb,
             postprocessors=self.postprocessors,
             emit=self._emit,
+            deployments=build_pools(self.policy.deployments, self.catalogue),
         )
         self._loop = LoopThread()
         self._has_decision_listeners = self.plugins.has_listeners("on_decision")

@@ -595,6 +595,10 @@ class Attempt(_Frozen):
     error: str | None = None
     latency_ms: float
     retry: int = 0
+    deployment: str | None = None
+    """The deployment called (``provider/model``), when the model has several (``deployments:``)."""
+    passed_over: tuple[str, ...] = ()
+    """Why each other deployment of the model was not called."""
 
 
 class RoutingResult(_Frozen):
