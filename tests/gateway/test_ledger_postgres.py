@@ -150,3 +150,18 @@ def test_gateway_starts_with_postgres_away_and_loses_nothing(
     if list(tmp_path.glob("llm-router-ledger-spool-*.jsonl")):
         PostgresLedger(url, spool_dir=tmp_path).close()
     assert len(list(rows(url))) == 3
+
+
+def test_passwords_stay_out_of_reprs_and_logs(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    from llm_router.gateway.pg_ledger import redact
+    from llm_router.policy import GatewayPolicy, StatePolicy
+
+    secret = "s3cret-pw"
+    url = f"postgresql://llmr:{secret}@127.0.0.1:1/llmr"  # nothing listens on port 1: unreachable
+    assert secret not in repr(GatewayPolicy(ledger=url))
+    assert secret not in repr(StatePolicy(backend="redis", url=f"redis://:{secret}@127.0.0.1:1/0"))
+    assert redact(url) == "postgresql://llmr:***@127.0.0.1:1/llmr"
+    ledger = PostgresLedger(url, spool_dir=tmp_path)
+    ledger.close()
+    assert ledger.path == redact(url)
+    assert "unreachable" in caplog.text and secret not in caplog.text

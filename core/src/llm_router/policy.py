@@ -220,6 +220,7 @@ class GatewayPolicy(_Strict):
     keys: list[GatewayKey] = Field(default_factory=list, description="no keys: an open gateway")
     ledger: str = Field(
         default="./llm-router-usage.sqlite3",
+        repr=False,  # a postgresql:// URL may hold a password
         description="usage ledger: a SQLite file path, or postgresql://user:password@host:port/db for a fleet",
     )
     log_prompts: bool = Field(default=False, description="log prompt text (off: prompts are never logged)")
@@ -270,7 +271,7 @@ class StatePolicy(_Strict):
     the default) or ``redis`` (shared by every gateway instance and worker; see docs/reliability.md)."""
 
     backend: Literal["memory", "redis"] = "memory"
-    url: str | None = Field(default=None, description="redis://host:port/db (backend redis)")
+    url: str | None = Field(default=None, repr=False, description="redis://host:port/db (backend redis)")
     on_outage: Literal["local", "refuse"] = Field(
         default="local",
         description="Redis unreachable: `local` keeps serving on this process's state (budgets are then enforced "
