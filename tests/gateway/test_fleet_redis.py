@@ -146,8 +146,8 @@ def test_on_outage_refuse_answers_503_for_limited_keys(
 def test_circuits_and_latency_are_fleet_wide_with_one_probe(redis: RedisServer) -> None:
     async def main() -> None:
         cfg = StatePolicy(backend="redis", url=redis.url, refresh_ms=10)
-        a = RedisState(cfg, failure_threshold=2, cooldown_s=0.3)
-        b = RedisState(cfg, failure_threshold=2, cooldown_s=0.3)
+        a = RedisState(cfg, failure_threshold=2, cooldown_s=1.0)
+        b = RedisState(cfg, failure_threshold=2, cooldown_s=1.0)
         await a.start()
         await b.start()
         try:
