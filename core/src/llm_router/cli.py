@@ -479,6 +479,12 @@ def serve(
     if workers > 1:
         if not router.policy.gateway.keys:  # worker processes log through uvicorn's loggers only
             err.print("[yellow]warning:[/] no API keys in the policy's gateway.keys: this gateway is OPEN")
+        if router.policy.state.backend == "memory" and any(k.limited for k in router.policy.gateway.keys):
+            err.print(
+                f"[yellow]warning:[/] state is in memory: each of the {workers} workers enforces the keys' budgets "
+                "and rate limits on its own (a burst may spend up to that many times a budget); "
+                "`state: {backend: redis}` shares them (docs/reliability.md)"
+            )
         router.close()
         if policy is not None:
             os.environ["LLM_ROUTER_POLICY"] = str(policy.resolve())
