@@ -76,3 +76,26 @@ def _health(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_workers_with_state_in_memory_warn_about_budgets(write_policy: Callable[..., Path], tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "llm-router"
+    sha = hashlib.sha256(b"sk-w").hexdigest()
+    text = POLICY.format(sha=sha, budget=BUDGET, url="").replace("state: {backend: redis, url: '', refresh_ms: 50}", "")
+    path = write_policy(text)
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--policy", str(path), "--port", str(free_port()), "--workers", "2",
+         "--ledger", str(tmp_path / "u.sqlite3"), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        seen = ""
+        for line in proc.stderr:  # the warning comes before the workers start
+            seen += line
+            if "state is in memory" in seen:
+                break
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert "each of the 2 workers enforces the keys' budgets and rate limits on its own" in " ".join(seen.split())
