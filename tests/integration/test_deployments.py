@@ -139,3 +139,25 @@ def test_shuffle_only_draws_deployments_that_can_take_the_call() -> None:
     drawn = {shuffled.pick()[0].provider for _ in range(30)}  # type: ignore[union-attr]
     assert drawn == {"a", "b", "c"}
     assert all(shuffled.pick()[0].provider != "a" for _ in range(30))  # type: ignore[union-attr]
+
+
+def test_a_stream_moves_to_the_other_deployment_before_any_text(make: Callable[..., Router]) -> None:
+    import anyio
+
+    router = make()
+    tp.SCRIPTS["eu"] = ["error:server_error"]
+    tp.SCRIPTS["us"] = ["stream:Hel|lo"]
+
+    async def main() -> None:
+        async with await router.astream("hello") as stream:
+            text = "".join([chunk.text async for chunk in stream])
+        assert text == "Hello"
+        assert stream.result is not None
+        assert [a.deployment for a in stream.result.attempts] == ["eu/small", "us/small"]
+
+    anyio.run(main)
+    # nothing is left in flight: least-busy sends the next call to the first listed again
+    tp.CALLS.clear()
+    tp.SCRIPTS["eu"] = ["text:eu"]
+    router.route_and_execute("hello")
+    assert called() == ["eu"]
