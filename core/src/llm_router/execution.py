@@ -293,6 +293,26 @@ class _Run:
         an ``aclose`` on every request."""
         ex = self.executor
         fb = ex.fallback
+        if not ex.deployments:  # the common case, kept as lean as it was
+            for candidate in self.decision.best(fb.max_models):
+                provider = ex.providers.get(candidate.model.provider)
+                if provider is None:
+                    self._unavailable(candidate.model)
+                    continue
+                creq = ex.completion_request(self.request, candidate.model)
+                for retry in range(fb.retries + 1):
+                    call = _Call(candidate, provider, creq, retry)
+                    yield call
+                    if not call.retry_same or retry >= fb.retries:
+                        break
+            return
+        yield from self._deployed_calls()
+
+    def _deployed_calls(self) -> Iterator[_Call]:
+        """:meth:`calls` when some models have deployments: a call goes to the deployment its pool picks, and
+        after a failure on one deployment the next call goes to another (not counted as a retry)."""
+        ex = self.executor
+        fb = ex.fallback
         for candidate in self.decision.best(fb.max_models):
             pool = ex.deployments.get(candidate.model.id)
             provider = ex.providers.get(candidate.model.provider)
@@ -398,7 +418,8 @@ class _Run:
     def result(
         self, call: _Call, response: CompletionResponse, usage: Usage, latency_ms: float, t0: float
     ) -> RoutingResult:
-        call.end(latency_ms, usage.input_tokens + usage.output_tokens)
+        if call.pool is not None:
+            call.end(latency_ms, usage.input_tokens + usage.output_tokens)
         self.succeeded(call, latency_ms)
         model = call.model
         return construct(
