@@ -10,6 +10,7 @@ Sessions:
   fuzz           schemathesis against the gateway's /openapi.json, no 5xx allowed; not default
   bench_startup  wall time of `import llm_router` and `llm-router route` with every plugin installed; not default
   bench_compare  bench_route and bench_gateway_cpu of a base revision vs. HEAD, side by side (`-- REV`); not default
+  bench_ledger   psycopg 3 vs asyncpg writing ledger rows to a real PostgreSQL; not default
 """
 
 from __future__ import annotations
@@ -200,6 +201,15 @@ def bench(session: nox.Session) -> None:
     if data:
         session.install("-e", "./plugins/llm-router-learned[train]")
         session.run("python", "benchmarks/bench_learned.py", *data)
+
+
+@nox.session(default=False)
+def bench_ledger(session: nox.Session) -> None:
+    """psycopg 3 vs asyncpg writing ledger rows to a real PostgreSQL (initdb in a temp dir); see
+    docs/reliability.md. ``nox -s bench_ledger -- --rows 20000 --rounds 3``."""
+    _install_core(session, "-e", "./core[postgres]")
+    session.install("asyncpg>=0.29,<1", "pytest>=8.2,<10")
+    session.run("python", "benchmarks/bench_ledger_pg.py", *session.posargs)
 
 
 @nox.session(default=False)
