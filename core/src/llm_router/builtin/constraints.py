@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..components import Candidate, Constraint, RoutingContext
 from ..hookspecs import hookimpl
 from ..limits import BUDGET_REASON, worst_case_cost
+from ..model_lifecycle import LifecycleConstraint
 
 Reasons = list[str | None]
 
@@ -201,6 +202,7 @@ ALL: tuple[type[Constraint], ...] = (
     LatencyConstraint,
     QualityConstraint,
     HealthConstraint,
+    LifecycleConstraint,
 )
 
 
