@@ -20,8 +20,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .cache.config import CachePolicy
 from .errors import PolicyError, PolicyIssue
 from .taxonomy import DEFAULT_TASKS, TaskSpec, Taxonomy
+from .tracing import TelemetryPolicy
 from .types import Capabilities, Constraints, Preferences
 
 __all__ = [
@@ -344,6 +346,8 @@ class Policy(_Strict):
     deployments: dict[str, ModelDeployments] = Field(
         default_factory=dict, description="model id → the provider instances that serve it (docs/policy.md)"
     )
+    cache: CachePolicy = Field(default_factory=CachePolicy)
+    telemetry: TelemetryPolicy = Field(default_factory=TelemetryPolicy)
 
     def build_taxonomy(self) -> Taxonomy:
         tasks = {} if self.taxonomy.replace else dict(DEFAULT_TASKS)

@@ -223,7 +223,8 @@ class _Link:
 
     async def check(self) -> bool:
         try:
-            await self.redis.ping()  # type: ignore[misc]  # redis' stubs type the sync and async clients alike
+            pong: Any = self.redis.ping()  # redis' stubs type the sync and async clients alike
+            await pong
         except Exception as exc:
             if self.up or not self._tasks:
                 self.up = True  # log the first failure too

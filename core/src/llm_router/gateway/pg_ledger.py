@@ -360,6 +360,7 @@ PG_GROUPS = {
     "task": "task",
     "day": "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     "outcome": "outcome",
+    "cache": "cache",
 }
 
 
