@@ -15,6 +15,7 @@ Sessions:
   bench_eval     eval route's sweep: a decision per prompt and point vs. one re-ranked, side by side (`-- --data F`)
   web            rebuild the web app (web/, npm) into the core package; not default
   browser        the web app in a real browser (Playwright + Debian's chromium); CI runs it
+  bench_ledger   psycopg 3 vs asyncpg writing ledger rows to a real PostgreSQL; not default
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ TEST_DEPS = [
     "openapi-spec-validator>=0.7,<1",  # the gateway's /openapi.json is checked against the OpenAPI 3.1 schema
 ]
 # the core with the response cache's Redis back-end and index, and the OpenTelemetry SDK + OTLP exporter (tests/cache)
-CORE_ALL = "./core[gateway-fast,cache-redis,otel,semantic-cache]"
+CORE_ALL = "./core[gateway-fast,cache-redis,otel,semantic-cache,redis,postgres]"
 # the fake upstreams (tests/fakes) are small Starlette apps served by uvicorn in a thread
 FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
 
@@ -236,6 +237,15 @@ def bench_eval(session: nox.Session) -> None:
     _install_core(session)
     session.install("-e", "./plugins/llm-router-learned[train]")
     session.run("python", "benchmarks/bench_eval_route.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench_ledger(session: nox.Session) -> None:
+    """psycopg 3 vs asyncpg writing ledger rows to a real PostgreSQL (initdb in a temp dir); see
+    docs/reliability.md. ``nox -s bench_ledger -- --rows 20000 --rounds 3``."""
+    _install_core(session, "-e", "./core[postgres]")
+    session.install("asyncpg>=0.29,<1", "pytest>=8.2,<10")
+    session.run("python", "benchmarks/bench_ledger_pg.py", *session.posargs)
 
 
 @nox.session(default=False)

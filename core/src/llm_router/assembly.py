@@ -67,6 +67,7 @@ class Assembly:
         self.scorers: list[tuple[str, Scorer]] = self._build_list("score", "scorer")
         self.postprocessors: list[tuple[str, PostProcessor]] = self._build_list("postprocess", "postprocessor")
         self.routes = self._build_routes()
+        self._check_deployments()
         self._check_model_refs()
         self._check_tasks_and_weights()
         self._warn_lifecycle()
@@ -248,6 +249,22 @@ class Assembly:
                 close = difflib.get_close_matches(ref, ids, n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else "; `llm-router models` lists them"
             self.issues.append(self.source.issue(path, f"unknown model {ref!r}{hint}", exact=True))
+
+    def _check_deployments(self) -> None:
+        for model_id, spec in self.policy.deployments.items():
+            if model_id not in self.catalogue:
+                self.issues.append(
+                    self.source.issue(("deployments", model_id), f"unknown model {model_id!r}", exact=True)
+                )
+            for i, target in enumerate(spec.targets):
+                if target.provider not in self.policy.providers:
+                    self.issues.append(
+                        self.source.issue(
+                            ("deployments", model_id, "targets", i, "provider"),
+                            f"no provider named {target.provider!r} in `providers:` "
+                            f"(providers: {', '.join(sorted(self.policy.providers)) or 'none'})",
+                        )
+                    )
 
     def _warn_lifecycle(self) -> None:
         """Warn (file:line, field) about every deprecated or retired model the policy names."""

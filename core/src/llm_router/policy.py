@@ -28,14 +28,17 @@ from .types import Capabilities, Constraints, Pace, Preferences
 
 __all__ = [
     "ComponentSpec",
+    "DeploymentTarget",
     "FallbackPolicy",
     "GatewayKey",
     "GatewayPolicy",
+    "ModelDeployments",
     "ModelSpec",
     "Policy",
     "ProviderSpec",
     "RouteRule",
     "SourceMap",
+    "StatePolicy",
     "load_policy",
     "parse_policy",
 ]
@@ -220,6 +223,20 @@ class GatewayKey(_Strict):
     budget_usd_per_day: Annotated[float, Field(ge=0)] | None = None
     budget_usd_per_month: Annotated[float, Field(ge=0)] | None = None
     pace: Pace | None = Field(default=None, description="pace this key's spend through the day (llm_router.pacing)")
+    rpm: Annotated[int, Field(gt=0)] | None = Field(default=None, description="requests per minute (sliding window)")
+    tpm: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="tokens per minute (sliding window; prompt + max output held until settled)"
+    )
+
+    @property
+    def limited(self) -> bool:
+        """Whether any budget or rate limit applies to this key."""
+        return (
+            self.budget_usd_per_day is not None
+            or self.budget_usd_per_month is not None
+            or self.rpm is not None
+            or self.tpm is not None
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -245,7 +262,11 @@ class GatewayPolicy(_Strict):
     """``llm-router serve``: API keys with budgets, the usage ledger, model aliases."""
 
     keys: list[GatewayKey] = Field(default_factory=list, description="no keys: an open gateway")
-    ledger: str = Field(default="./llm-router-usage.sqlite3", description="SQLite usage ledger path")
+    ledger: str = Field(
+        default="./llm-router-usage.sqlite3",
+        repr=False,  # a postgresql:// URL may hold a password
+        description="usage ledger: a SQLite file path, or postgresql://user:password@host:port/db for a fleet",
+    )
     log_prompts: bool = Field(default=False, description="log prompt text (off: prompts are never logged)")
     aliases: dict[str, list[str]] = Field(
         default_factory=dict, description="`model` names that route among these model globs (besides `auto`)"
@@ -280,6 +301,52 @@ class GatewayPolicy(_Strict):
         if unknown:
             raise ValueError(f"not the id of a key in gateway.keys: {', '.join(unknown)}")
         return value
+
+
+class DeploymentTarget(_Strict):
+    """One provider instance serving a model: its limits and weight."""
+
+    provider: str = Field(description="a provider name of `providers:` (another key, region, base URL or replica)")
+    model: str | None = Field(default=None, description="the model's name at that provider (default: the same)")
+    rpm: Annotated[int, Field(gt=0)] | None = None
+    tpm: Annotated[int, Field(gt=0)] | None = None
+    weight: Annotated[float, Field(ge=0)] = Field(default=1.0, description="share for `weighted` (0: standby)")
+
+
+class ModelDeployments(_Strict):
+    """The deployments of one model id and how calls are spread over them."""
+
+    strategy: Literal["least-busy", "latency", "usage", "weighted", "shuffle"] = "least-busy"
+    cooldown_s: Annotated[float, Field(ge=0)] = Field(
+        default=60, description="how long a deployment rests after a 429 without Retry-After"
+    )
+    targets: list[DeploymentTarget] = Field(min_length=1)
+
+
+class StatePolicy(_Strict):
+    """Where circuit breakers, live latency, rate windows and budget spend live: ``memory`` (this process,
+    the default) or ``redis`` (shared by every gateway instance and worker; see docs/reliability.md)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = Field(default=None, repr=False, description="redis://host:port/db (backend redis)")
+    on_outage: Literal["local", "refuse"] = Field(
+        default="local",
+        description="Redis unreachable: `local` keeps serving on this process's state (budgets are then enforced "
+        "per process), `refuse` answers 503 to keys with a budget or rate limit until Redis is back",
+    )
+    refresh_ms: Annotated[float, Field(gt=0)] = Field(
+        default=250, description="how often the local snapshot (circuits, latency, spend) is refreshed from Redis"
+    )
+    prefix: str = Field(default="llmr", min_length=1, description="prefix of every Redis key")
+    hold_s: Annotated[float, Field(gt=0)] = Field(
+        default=900, description="a budget reservation whose holder died is released after this long"
+    )
+
+    @model_validator(mode="after")
+    def _url(self) -> StatePolicy:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("backend redis needs `url` (redis://host:port/0)")
+        return self
 
 
 class TaxonomySpec(_Strict):
@@ -319,6 +386,10 @@ class Policy(_Strict):
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     postprocess: list[ComponentSpec] = Field(default_factory=list)
     gateway: GatewayPolicy = Field(default_factory=GatewayPolicy)
+    state: StatePolicy = Field(default_factory=StatePolicy)
+    deployments: dict[str, ModelDeployments] = Field(
+        default_factory=dict, description="model id → the provider instances that serve it (docs/policy.md)"
+    )
     cache: CachePolicy = Field(default_factory=CachePolicy)
     telemetry: TelemetryPolicy = Field(default_factory=TelemetryPolicy)
     experiments: list[Experiment] = Field(default_factory=list, description="A/B tests (docs/experiments.md)")

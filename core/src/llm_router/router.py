@@ -36,6 +36,7 @@ from .assembly import Assembly
 from .cache.service import ResponseCache
 from .components import Constraint, PostProcessor, Scorer
 from .decision import CompiledRoute, DecisionEngine
+from .deployments import build_pools
 from .errors import ComponentError, ConfigurationError, PolicyError, RouterError
 from .execution import Executor, RoutedStream, within
 from .experiments import Experiments
@@ -101,7 +102,7 @@ class Router:
         self.policy, self.source, self.policy_dir = _resolve_policy(policy)
         self.plugins = PluginHost(plugins, autoload=autoload, strict=strict, block=block)
         fb = self.policy.fallback
-        self.state: StateStore = state or MemoryState(fb.circuit_failures, fb.circuit_cooldown_s)
+        self.state: StateStore = state or _state_store(self.policy)
         parts = Assembly(self.policy, self.source, self.policy_dir, self.plugins, self.state, self._complete_for)
         if parts.issues:
             raise PolicyError(parts.issues)
@@ -139,6 +140,7 @@ class Router:
             fallback=fb,
             postprocessors=self.postprocessors,
             emit=self._emit,
+            deployments=build_pools(self.policy.deployments, self.catalogue),
             cache=self.cache,
             tracing=self.tracing,
         )
@@ -292,8 +294,12 @@ class Router:
                 log.warning("provider %r could not warm up: %s: %s", name, type(exc).__name__, exc)
 
     async def awarm_up(self) -> None:
-        """:meth:`warm_up` in a worker thread (importing is blocking work: the event loop stays free)."""
+        """:meth:`warm_up` in a worker thread (importing is blocking work: the event loop stays free); a shared
+        state store (``state.backend: redis``) connects and starts its background refresh here."""
         await anyio.to_thread.run_sync(self.warm_up)
+        start = getattr(self.state, "start", None)
+        if start is not None:
+            await start()
 
     def plugin_report(self) -> list[PluginRecord]:
         """Every plugin the router saw: loaded, failed (with the error), blocked or disabled."""
@@ -447,7 +453,10 @@ class Router:
     # lifecycle
 
     async def aclose(self) -> None:
-        """Close every provider's connections (and the response cache's)."""
+        """Close every provider's connections (and the response cache's, and a shared state store's)."""
+        close = getattr(self.state, "close", None)
+        if close is not None:
+            await close()
         if self.cache is not None:
             try:
                 await self.cache.aclose()
@@ -562,6 +571,16 @@ class Router:
 
 
 # --------------------------------------------------------------------------------------------------
+
+
+def _state_store(policy: Policy) -> StateStore:
+    """The policy's state backend: in memory, or shared on Redis (imported only then)."""
+    fb = policy.fallback
+    if policy.state.backend == "redis":
+        from .redis_state import RedisState
+
+        return RedisState(policy.state, fb.circuit_failures, fb.circuit_cooldown_s)
+    return MemoryState(fb.circuit_failures, fb.circuit_cooldown_s)
 
 
 def _response_cache(policy: Policy, source: SourceMap, plugins: PluginHost) -> ResponseCache | None:

@@ -164,6 +164,12 @@ class Constraints(BaseModel):
         default=None, description="estimated time to the last token: first-token latency + output / speed"
     )
     min_context_window: Annotated[int, Field(gt=0)] | None = None
+    budget_usd: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="USD this request may spend at most (a key's remaining budget): a candidate whose worst-case "
+        "cost (counted prompt + the request's max_tokens, else the model's max output, at its prices) is above "
+        "it is rejected",
+    )
     max_output_tokens: Annotated[int, Field(gt=0)] | None = Field(
         default=None, description="the output the caller will ask for; checked against each model's limits"
     )
@@ -643,6 +649,10 @@ class Attempt(_Frozen):
     error: str | None = None
     latency_ms: float
     retry: int = 0
+    deployment: str | None = None
+    """The deployment called (``provider/model``), when the model has several (``deployments:``)."""
+    passed_over: tuple[str, ...] = ()
+    """Why each other deployment of the model was not called."""
 
 
 class RoutingResult(_Frozen):
