@@ -165,3 +165,61 @@ def test_passwords_stay_out_of_reprs_and_logs(caplog: pytest.LogCaptureFixture, 
     ledger.close()
     assert ledger.path == redact(url)
     assert "unreachable" in caplog.text and secret not in caplog.text
+
+
+def test_usage_api_feedback_and_ab_report_read_the_postgres_ledger(
+    tmp_path: Path, write_policy: Callable[..., Path], url: str
+) -> None:
+    """What the SQLite ledger serves, PostgreSQL serves too: the dashboard's `/v1/usage/*` queries, feedback
+    rows from `/v1/feedback`, and `llm-router ab report`'s variant rows."""
+    import httpx
+    from llm_router.abtest import ab_report, ledger_rows
+
+    tp.SCRIPTS["a"] = ["text:one two three"]
+    extra = (
+        "  admin_keys: [ann]\n"
+        "experiments:\n"
+        "  - name: thrift\n"
+        "    split_by: key\n"
+        "    variants:\n"
+        "      control: {}\n"
+        "      other: {}\n"
+    )
+    server = start(tmp_path, write_policy, policy([key_line("ann"), key_line("bob")], extra), ledger=url)
+    try:
+        ids = []
+        for who in ("ann", "ann", "bob"):
+            r = httpx.post(
+                f"{server.url}/v1/chat/completions",
+                headers={"authorization": f"Bearer {who}"},
+                json={"model": "auto", "messages": MSG},
+            )
+            assert r.status_code == 200, r.text
+            assert r.headers["x-router-variant"] in {"thrift=control", "thrift=other"}
+            ids.append(r.headers["x-request-id"])
+        fb = httpx.post(
+            f"{server.url}/v1/feedback",
+            headers={"authorization": "Bearer ann"},
+            json={"request_id": ids[0], "rating": 1},
+        )
+        assert fb.status_code == 200, fb.text
+        wait_for(lambda: len(list(rows(url))) == 3, "three ledger rows")
+        admin = {"authorization": "Bearer ann"}
+        summary = httpx.get(f"{server.url}/v1/usage/summary", headers=admin).json()
+        assert summary["requests"] == 3, summary
+        by_key = httpx.get(f"{server.url}/v1/usage/by/key", headers=admin).json()
+        assert {g["key"]: g["requests"] for g in by_key["rows"]} == {"ann": 2, "bob": 1}, by_key
+        by_day = httpx.get(f"{server.url}/v1/usage/by/day", headers=admin).json()
+        assert sum(d["requests"] for d in by_day["rows"]) == 3, by_day
+        log = httpx.get(f"{server.url}/v1/usage/requests", headers=admin, params={"q": "bob"}).json()
+        assert [r["request_id"] for r in log["rows"]] == [ids[2]], log
+        csv = httpx.get(f"{server.url}/v1/usage/requests.csv", headers=admin)
+        assert csv.status_code == 200 and csv.text.count("\n") == 4, csv.text
+        assert httpx.get(f"{server.url}/v1/usage/summary", headers={"authorization": "Bearer bob"}).status_code == 403
+    finally:
+        server.stop()
+    variants = ledger_rows(url)
+    assert len(variants) == 3 and {v["variant"] for v in variants} <= {"thrift=control", "thrift=other"}
+    assert sorted(v["rating"] for v in variants if v["rating"] is not None) == [1.0]
+    report = ab_report(variants, None, None)
+    assert report["experiment"] == "thrift"

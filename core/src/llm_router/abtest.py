@@ -30,7 +30,12 @@ LOWER_IS_BETTER = {"cost_per_request": True, "latency_p50_ms": True, "latency_p9
 
 
 def ledger_rows(path: str | Path, since: float | None = None) -> list[dict[str, Any]]:
-    """The ledger's rows that carry a variant (from ``since`` on), each with its last feedback rating."""
+    """The ledger's rows that carry a variant (from ``since`` on), each with its last feedback rating; ``path``
+    is a SQLite file or a ``postgresql://`` URL."""
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from .gateway.pg_ledger import pg_variant_rows
+
+        return pg_variant_rows(str(path), since)
     if not Path(path).exists():
         raise FileNotFoundError(f"no ledger at {path}")
     conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,9 +21,10 @@ def _fmt(block: dict[str, Any], digits: int) -> str:
 
 
 def ab_report_command(
-    ledger: Annotated[Path, typer.Option(help="the gateway's SQLite usage ledger", envvar="LLM_ROUTER_LEDGER")] = Path(
-        "llm-router-usage.sqlite3"
-    ),
+    ledger: Annotated[
+        str,
+        typer.Option(help="the gateway's usage ledger: a SQLite file or postgresql:// URL", envvar="LLM_ROUTER_LEDGER"),
+    ] = "llm-router-usage.sqlite3",
     since: Annotated[str | None, typer.Option(help="from this date (YYYY-MM-DD, UTC) on")] = None,
     experiment: Annotated[str | None, typer.Option(help="the experiment (default: the only one)")] = None,
     control: Annotated[str | None, typer.Option(help="the control variant (default: the first by name)")] = None,
@@ -36,6 +36,8 @@ def ab_report_command(
 
     from .abtest import ab_report, ledger_rows
     from .cli import EXIT_BAD_INPUT, _fail
+    from .errors import ConfigurationError
+    from .gateway.pg_ledger import redact
 
     start = None
     if since:
@@ -45,10 +47,12 @@ def ab_report_command(
             _fail(EXIT_BAD_INPUT, f"--since must be a date like 2026-11-01, got {since!r}")
     try:
         rep = ab_report(ledger_rows(ledger, start), experiment, control)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(EXIT_BAD_INPUT, f"--ledger {ledger}: {exc}")
+    except (FileNotFoundError, ValueError, ConfigurationError) as exc:
+        _fail(EXIT_BAD_INPUT, f"--ledger {redact(ledger)}: {exc}")
     if json_:
-        sys.stdout.write(json.dumps({"version": 1, "ledger": str(ledger), "since": since, **rep}, default=str) + "\n")
+        sys.stdout.write(
+            json.dumps({"version": 1, "ledger": redact(ledger), "since": since, **rep}, default=str) + "\n"
+        )
         return
     out = Console()
     table = Table(title=f"experiment {rep['experiment']} (95 % CIs)", title_justify="left")

@@ -56,7 +56,7 @@ from ..types import (
     Usage,
 )
 from .edge import Edge, header_value
-from .ledger import Ledger, LedgerRow, open_ledger, record_feedback
+from .ledger import Ledger, LedgerRow, open_ledger
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openai_types import (
     ChatCompletionRequest,
@@ -821,7 +821,7 @@ class Gateway:
         except FeedbackError as exc:
             return _error(GatewayHTTPError(404, str(exc), param="request_id", code="unknown_request_id"))
         if fb.rating is not None or fb.outcome is not None:  # for `llm-router ab report`
-            await anyio.to_thread.run_sync(record_feedback, self.ledger.path, fb.request_id, fb.rating, fb.outcome)
+            await anyio.to_thread.run_sync(self.ledger.record_feedback, fb.request_id, fb.rating, fb.outcome)
         return _json({"status": "accepted", "request_id": fb.request_id})
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .pg_ledger import PostgresLedger
+    from .usage_queries import SQLiteReader
 
 __all__ = ["Ledger", "LedgerRow", "SpendCache", "record_feedback", "usage_report"]
 
@@ -251,6 +252,16 @@ class Ledger:
     def record(self, row: LedgerRow) -> None:
         """Queue ``row`` (never blocks)."""
         self._queue.put(row)
+
+    def record_feedback(self, request_id: str, rating: float | None, outcome: str | None) -> None:
+        """Append one feedback to the ``feedback`` table (blocking: call it from a worker thread)."""
+        record_feedback(self.path, request_id, rating, outcome)
+
+    def reader(self) -> SQLiteReader:
+        """Read-only queries for the usage endpoints (:mod:`llm_router.gateway.usage_queries`)."""
+        from .usage_queries import SQLiteReader
+
+        return SQLiteReader(self.path)
 
     def close(self, timeout: float | None = 30) -> None:
         """Write every queued row, then stop the writer."""

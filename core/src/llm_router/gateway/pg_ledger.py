@@ -71,6 +71,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
         """,
     ),
+    (
+        2,
+        "feedback table",
+        """
+        CREATE TABLE IF NOT EXISTS feedback (
+            request_id TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            rating DOUBLE PRECISION,
+            outcome TEXT
+        );
+        CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
+        """,
+    ),
 ]
 """(version, name, SQL), applied in order; append one to change the schema in a way ``LedgerRow`` alone
 cannot (an index, a type)."""
@@ -194,6 +207,18 @@ class PostgresLedger:
     def record(self, row: LedgerRow) -> None:
         """Queue ``row`` (never blocks)."""
         self._queue.put(row)
+
+    def record_feedback(self, request_id: str, rating: float | None, outcome: str | None) -> None:
+        """Append one feedback to the ``feedback`` table (blocking: call it from a worker thread)."""
+        with _connect(self.url) as conn:
+            conn.execute(
+                "INSERT INTO feedback (request_id, ts, rating, outcome) VALUES (%s, %s, %s, %s)",
+                (request_id, time.time(), rating, outcome),
+            )
+
+    def reader(self) -> PostgresReader:
+        """Read-only queries for the usage endpoints (:mod:`llm_router.gateway.usage_queries`)."""
+        return PostgresReader(self.url)
 
     def close(self, timeout: float | None = 30) -> None:
         """Write (or spool) every queued row, then stop the writer."""
@@ -405,3 +430,36 @@ def pg_rows(url: str) -> list[dict[str, Any]]:
     for row in out:
         row["stream"] = int(bool(row["stream"]))
     return out
+
+
+class PostgresReader:
+    """A :class:`~llm_router.gateway.usage_queries.LedgerReader` on a PostgreSQL ledger: the usage endpoints'
+    portable SQL, its ``?`` placeholders turned into psycopg's ``%s`` (call it from a worker thread)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __repr__(self) -> str:
+        return f"PostgresReader({redact(self._url)!r})"
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # the SQL is the usage module's constants: no literal '?' or '%' in it (patterns are parameters)
+        with _connect(self._url) as conn:
+            return [tuple(r) for r in conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall()]
+
+
+def pg_variant_rows(url: str, since: float | None = None) -> list[dict[str, Any]]:
+    """``llm-router ab report``'s rows from a PostgreSQL ledger: requests that carry a variant (from ``since``
+    on), each with its last feedback rating."""
+    rating = (
+        "(SELECT f.rating FROM feedback f WHERE f.request_id = u.request_id AND f.rating IS NOT NULL "
+        "ORDER BY f.ts DESC LIMIT 1)"
+    )
+    sql = (
+        f"SELECT u.variant, u.cost_usd, u.latency_ms, u.outcome, {rating} AS rating "  # noqa: S608 (constants)
+        "FROM usage u WHERE u.variant IS NOT NULL AND u.ts >= %s ORDER BY u.ts"
+    )
+    names = ("variant", "cost_usd", "latency_ms", "outcome", "rating")
+    with _connect(url) as conn:
+        migrate(conn)  # an older ledger gains the variant column and the feedback table
+        return [dict(zip(names, r, strict=True)) for r in conn.execute(sql, (since or 0.0,)).fetchall()]

@@ -114,7 +114,7 @@ class UsageAPI:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.reader: q.LedgerReader = q.SQLiteReader(gateway.ledger.path)
+        self.reader: q.LedgerReader = gateway.ledger.reader()  # SQLite or PostgreSQL, the same queries
         self.admins = frozenset(gateway.config.admin_keys)
 
     def routes(self) -> list[Route]:
@@ -186,7 +186,6 @@ class UsageAPI:
         month = today.replace(day=1)
         day_spend = await self._run(q.spend_by_key, today.timestamp())
         month_spend = await self._run(q.spend_by_key, month.timestamp())
-        reserved = self.gateway.ledger.spend.reserved
         keys = [
             {
                 "key": k.id,
@@ -196,7 +195,7 @@ class UsageAPI:
                 "budget_usd_per_month": k.budget_usd_per_month,
                 "spent_usd_today": round(day_spend.get(k.id, 0.0), 10),
                 "spent_usd_this_month": round(month_spend.get(k.id, 0.0), 10),
-                "reserved_usd": round(reserved.get(k.id, 0.0), 10),
+                "reserved_usd": round(self.gateway.book.spent(k.id, now)[2], 10),  # held by requests in flight
             }
             for k in self.gateway.config.keys
         ]
