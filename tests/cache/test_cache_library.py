@@ -215,3 +215,29 @@ def test_no_cache_section_means_no_cache(write_policy: Callable[[str], Path]) ->
         assert again.cache is None and again.generated_response == "two"
     finally:
         router.close()
+
+
+def test_redis_cache_uses_the_state_backends_redis_when_it_has_no_url(
+    write_policy: Callable[[str], Path], redis_url: str
+) -> None:
+    """With `state: {backend: redis}` the fleet already has a Redis: `cache.backend: redis` needs no url of its own."""
+    import redis
+
+    text = (POLICY % ", backend: redis, namespace: t-state") + f"state: {{backend: redis, url: '{redis_url}'}}\n"
+    router = Router(write_policy(text))
+    try:
+        router._loop.call(router.acache_clear)
+        tp.SCRIPTS["a"] = ["text:stored in the state's redis"]
+        assert router.route_and_execute("fleet?").cache == "miss"
+        assert router.route_and_execute("fleet?").cache == "hit"
+    finally:
+        router.close()
+    client = redis.Redis.from_url(redis_url)
+    assert client.keys("t-state:e:*")
+    client.close()
+
+
+def test_redis_cache_without_any_url_is_a_policy_error(write_policy: Callable[[str], Path]) -> None:
+    with pytest.raises(PolicyError) as info:
+        Router(write_policy(POLICY % ", backend: redis"))
+    assert "cache.url" in str(info.value) and "state: {backend: redis, url}" in str(info.value)

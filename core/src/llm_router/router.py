@@ -589,6 +589,12 @@ def _response_cache(policy: Policy, source: SourceMap, plugins: PluginHost) -> R
     spec = policy.cache
     if not spec.enabled:
         return None
+    if spec.backend == "redis" and not spec.url:
+        if policy.state.backend != "redis" or not policy.state.url:
+            raise PolicyError(
+                [source.issue(("cache", "backend"), "backend: redis needs cache.url, or state: {backend: redis, url}")]
+            )
+        spec = spec.model_copy(update={"url": policy.state.url})  # the fleet's Redis, as the state backend has it
     metadata = frozenset(k for rule in policy.routes for k in (rule.when.metadata or {}))
     try:
         return ResponseCache(

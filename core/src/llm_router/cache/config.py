@@ -50,7 +50,11 @@ class CachePolicy(_Strict):
     backend: Literal["memory", "redis"] = Field(
         default="memory", description="memory: an LRU in this process; redis: shared by every gateway instance"
     )
-    url: str | None = Field(default=None, description="redis://host:port/db for backend: redis")
+    url: str | None = Field(
+        default=None,
+        repr=False,  # may hold a password
+        description="redis://host:port/db for backend: redis (default: the state backend's url, when it is Redis)",
+    )
     max_bytes: Annotated[int, Field(gt=0)] = Field(
         default=256 * 1024 * 1024, description="memory back-end: the LRU's bound, in bytes of stored answers"
     )
@@ -58,8 +62,6 @@ class CachePolicy(_Strict):
 
     @model_validator(mode="after")
     def _url(self) -> CachePolicy:
-        if self.backend == "redis" and not self.url:
-            raise ValueError("backend: redis needs url (for example redis://127.0.0.1:6379/0)")
         if self.url is not None and not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("url must start with redis://, rediss:// or unix://")
         return self
