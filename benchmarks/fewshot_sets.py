@@ -5,16 +5,19 @@ Each set is written as ``<name>-dev.jsonl`` (tune here) and ``<name>-test.jsonl`
 
 Sources (clone or copy them, then pass their paths):
 
-| set | labels | source | licence |
-|---|---|---|---|
-| banking20 | 20 of BANKING77's 77 intents (seed 0) | PolyAI-LDN/task-specific-datasets banking_data/{train,test}.csv | CC BY 4.0 |
-| clinc_domains | CLINC150's 10 domains (in-scope queries) | clinc/oos-eval data/data_full.json + domains.json | CC BY 3.0 |
-| clinc30 | 30 of CLINC150's 150 intents (seed 0) | same | CC BY 3.0 |
-| hwu_scenarios | HWU64's 18 scenarios | xliuhw/NLU-Evaluation-Data CrossValidation/.../KFold_*/testset/annotated/*.json | CC BY 4.0 |
-| hwu25 | 25 of HWU64's 64 intents (seed 0) | same | CC BY 4.0 |
-| dolly8 | Dolly's 8 task types (task-type labels, not topical) | shared/data/classify/dolly-dev.jsonl | CC BY-SA 3.0 |
-| llmrouter14 | the 14 benchmark names of the `task` field | shared/data/routing/llmrouter-train.jsonl | MIT |
-| mmlu20 | 20 of MMLU's 57 subjects (seed 0) | shared/data/routing/mmlu-pair-train.jsonl | Apache-2.0 (RouteLLM), MMLU MIT |
+* banking20: 20 of BANKING77's 77 intents (seed 0); PolyAI-LDN/task-specific-datasets
+  banking_data/{train,test}.csv; CC BY 4.0.
+* clinc_domains: CLINC150's 10 domains (in-scope queries); clinc/oos-eval data/data_full.json + domains.json;
+  CC BY 3.0.
+* clinc30: 30 of CLINC150's 150 intents (seed 0); same source and licence.
+* hwu_scenarios: HWU64's 18 scenarios; xliuhw/NLU-Evaluation-Data, the annotated JSON files of
+  CrossValidation/.../KFold_*/testset/ copied into one folder (--hwu); CC BY 4.0.
+* hwu25: 25 of HWU64's 64 intents (seed 0); same source and licence.
+* dolly8: Dolly's 8 task types (task-type labels, not topical); shared/data/classify/dolly-dev.jsonl;
+  CC BY-SA 3.0.
+* llmrouter14: the 14 benchmark names of the `task` field; shared/data/routing/llmrouter-train.jsonl; MIT.
+* mmlu20: 20 of MMLU's 57 subjects (seed 0); shared/data/routing/mmlu-pair-train.jsonl; Apache-2.0
+  (RouteLLM), MMLU itself MIT.
 
     python benchmarks/fewshot_sets.py --banking DIR/banking_data --clinc DIR/data --hwu DIR/hwu-json \
         --shared ../shared/data --out /tmp/fewshot-sets

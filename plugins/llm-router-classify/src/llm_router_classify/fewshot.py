@@ -29,6 +29,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from llm_router import Classifier, ComponentContext, Prediction, TaskSpec
@@ -82,7 +83,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def word_terms(text: str) -> list[str]:
     """Lower-cased words of two or more characters, and each pair of neighbouring words."""
     words = _WORD.findall(text.lower())
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    return words + [f"{a} {b}" for a, b in pairwise(words)]
 
 
 def char_terms(text: str) -> list[str]:
@@ -183,7 +184,8 @@ def fit_kernel_logreg(k: np.ndarray, y: np.ndarray, n_labels: int, c: float, ite
 
 @dataclass(frozen=True)
 class Neighbour:
-    """A support text close to the prompt: its label, its text, the kernel similarity, whether it is an example."""
+    """A support text close to the prompt: its label, its text, the kernel similarity divided by the sum of the
+    kernel weights (so 1.0 is identical and about 0 unrelated), and whether it is an example."""
 
     label: str
     text: str
@@ -253,8 +255,11 @@ class FewShotModel:
         z = sims @ self.coef[:-1] + self.coef[-1]
         p = np.exp(z - z.max())
         p /= p.sum()
+        scale = self.cfg.embedding + self.cfg.words + self.cfg.chars + self.cfg.structure
         near = [
-            Neighbour(self.labels[int(self.owner[i])], self.prompts[i], float(sims[i]), bool(self.is_example[i]))
+            Neighbour(
+                self.labels[int(self.owner[i])], self.prompts[i], float(sims[i]) / scale, bool(self.is_example[i])
+            )
             for i in np.argsort(-sims, kind="stable")[:neighbours]
         ]
         return {label: float(x) for label, x in zip(self.labels, p, strict=True)}, near
