@@ -226,3 +226,21 @@ def test_classify_command_prints_label_confidence_and_nearest_examples(app: type
     assert default["nearest"][0]["label"] == "creative_writing"
     missing = runner.invoke(app, ["classify", "x", "--policy", str(tmp_path / "missing.yaml")])
     assert missing.exit_code == 2
+
+
+def test_the_documented_example_policy_runs_zero_shot_labels_beside_few_shot_ones(app: typer.Typer) -> None:
+    policy = Path(__file__).parents[3] / "examples" / "policies" / "custom_labels.yaml"
+    r = Router.from_policy(policy)
+    assert [s.name for s in r.stages] == ["fewshot"]
+    expected = {
+        "I was billed twice for my plan this month": "billing",
+        "Can you add SSO with Okta?": "feature_request",
+        "The page freezes when I upload a picture": "bug_report",
+        "Is there a data processing agreement for GDPR?": "legal",  # no example: from its description
+    }
+    for prompt, task in expected.items():
+        assert r.route(prompt).classification.task == task, prompt
+    result = runner.invoke(app, ["classify", "I was billed twice for my plan this month", "--policy", str(policy)])
+    assert result.exit_code == 0, result.output
+    assert "task billing" in result.stdout
+    assert "I was charged twice for my subscription this month." in result.stdout

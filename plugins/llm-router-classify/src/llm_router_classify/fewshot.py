@@ -157,7 +157,9 @@ class SparseTfidf:
         return g
 
 
-def fit_kernel_logreg(k: np.ndarray, y: np.ndarray, n_labels: int, c: float, iterations: int) -> np.ndarray:
+def fit_kernel_logreg(
+    k: np.ndarray, y: np.ndarray, n_labels: int, c: float, iterations: int, balanced: bool = True
+) -> np.ndarray:
     """Multinomial kernel logistic regression, ``C·Σ log-loss + ½‖f‖²``, by functional gradient descent.
 
     Returns the (n + 1, labels) coefficients: one row per support text, then the intercept."""
@@ -165,6 +167,8 @@ def fit_kernel_logreg(k: np.ndarray, y: np.ndarray, n_labels: int, c: float, ite
 
     n = len(y)
     target = np.eye(n_labels, dtype=np.float64)[y]
+    # each label weighs the same whatever its number of support texts (a zero-shot label has one)
+    weight = (n / (n_labels * np.bincount(y, minlength=n_labels)[y]))[:, None] if balanced else np.ones((n, 1))
     alpha = np.zeros((n, n_labels))
     bias = np.zeros(n_labels)
     v = np.ones(n) / math.sqrt(n)
@@ -176,8 +180,8 @@ def fit_kernel_logreg(k: np.ndarray, y: np.ndarray, n_labels: int, c: float, ite
         z = k @ alpha + bias
         p = np.exp(z - z.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        alpha -= step * ((p - target) + alpha / c)
-        bias -= 2.0 * (p - target).mean(axis=0)
+        alpha -= step * (weight * (p - target) + alpha / c)
+        bias -= 2.0 * (weight * (p - target)).mean(axis=0)
     out: np.ndarray = np.vstack([alpha, bias]).astype(np.float32)
     return out
 
