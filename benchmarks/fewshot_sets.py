@@ -1,4 +1,4 @@
-"""Build the few-shot label sets of docs/classification.md#your-own-labels from public data (not shipped).
+r"""Build the few-shot label sets of docs/classification.md#your-own-labels from public data (not shipped).
 
 Each set is written as ``<name>-dev.jsonl`` (tune here) and ``<name>-test.jsonl`` (report here): JSON Lines of
 ``{"prompt", "label"}``, split 50/50 per label with seed 0, at most ``--cap`` rows per label in each half.
@@ -19,8 +19,11 @@ Sources (clone or copy them, then pass their paths):
 * mmlu20: 20 of MMLU's 57 subjects (seed 0); shared/data/routing/mmlu-pair-train.jsonl; Apache-2.0
   (RouteLLM), MMLU itself MIT.
 
-    python benchmarks/fewshot_sets.py --banking DIR/banking_data --clinc DIR/data --hwu DIR/hwu-json \
-        --shared ../shared/data --out /tmp/fewshot-sets
+    # HWU64: gather the annotated test files of the 10 folds (together: the whole annotated set) in one folder
+    mkdir hwu && for f in NLU-Evaluation-Data/CrossValidation/*/*/CrossValidation/KFold_*/testset/annotated/*/*.json
+    do k=$(echo "$f" | sed 's#.*KFold_\([0-9]*\)/.*#\1#'); cp "$f" "hwu/k${k}_$(basename "$f")"; done
+    python benchmarks/fewshot_sets.py --banking task-specific-datasets/banking_data --clinc oos-eval/data \
+        --hwu hwu --shared ../shared/data --out /tmp/fewshot-sets
 """
 
 from __future__ import annotations
