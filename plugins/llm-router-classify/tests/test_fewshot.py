@@ -244,3 +244,23 @@ def test_the_documented_example_policy_runs_zero_shot_labels_beside_few_shot_one
     assert result.exit_code == 0, result.output
     assert "task billing" in result.stdout
     assert "I was charged twice for my subscription this month." in result.stdout
+
+
+def test_the_benchmark_script_runs_and_reports_baseline_majority_and_zero_shot(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("sklearn")
+    (tmp_path / "support-test.jsonl").write_text(TRAIN.read_text() + TEST.read_text())
+    script = Path(__file__).parents[3] / "benchmarks" / "bench_fewshot.py"
+    args = ["--sets", str(tmp_path), "--part", "test", "--seeds", "2", "--shots", "3", "--json"]
+    command = [sys.executable, str(script), *args]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    row = report["sets"]["support"]
+    assert row["labels"] == 3
+    assert row["majority"] == pytest.approx(1 / 3)
+    assert {"baseline", "fewshot", "zero_shot", "p50_ms", "p99_ms"} <= set(row)
+    assert row["p99_ms"] >= row["p50_ms"] > 0
+    assert "fewshot above the baseline on" in done.stdout
