@@ -20,8 +20,9 @@ from .catalogue import Catalogue
 from .components import ComponentContext, Constraint, PostProcessor, Provider, Scorer
 from .decision import CompiledRoute, Stage
 from .errors import PolicyIssue, RouterError
+from .model_lifecycle import lifecycle_warnings
 from .plugins import PluginHost
-from .policy import ComponentSpec, Policy, SourceMap, issues_from_validation, iter_model_refs
+from .policy import ComponentSpec, Policy, ProviderSpec, SourceMap, issues_from_validation, iter_model_refs
 from .state import StateStore
 from .taxonomy import Taxonomy
 from .types import CompletionRequest, CompletionResponse, ModelInfo
@@ -68,6 +69,7 @@ class Assembly:
         self.routes = self._build_routes()
         self._check_model_refs()
         self._check_tasks_and_weights()
+        self._warn_lifecycle()
 
     def context(self, name: str) -> ComponentContext:
         return ComponentContext(
@@ -131,11 +133,20 @@ class Assembly:
         return out
 
     def _build_providers(self) -> None:
-        for name, spec in self.policy.providers.items():
+        for name, entry in self.policy.providers.items():
+            spec = entry
             type_name = spec.type or name
             registration = self.plugins.registry.get("provider", type_name)
+            if registration is None and entry.if_not_installed is not None:
+                spec = ProviderSpec.model_validate(entry.if_not_installed)
+                type_name = spec.type or name
+                registration = self.plugins.registry.get("provider", type_name)
             if registration is None:
                 hint = f"pip install {spec.package}" if spec.package else "install the plugin that provides it"
+                if spec is not entry:
+                    first = f"pip install {entry.package}" if entry.package else "install the plugin that provides it"
+                    hint = f"{first}; nor is its alternative {type_name!r}: {hint}"
+                    type_name = entry.type or name
                 failed = self.plugins.failures()
                 extra = "; failed plugins: " + "; ".join(f"{r.name}: {r.error}" for r in failed) if failed else ""
                 self.provider_problems[name] = f"provider type {type_name!r} is not installed ({hint}){extra}"
@@ -237,6 +248,15 @@ class Assembly:
                 close = difflib.get_close_matches(ref, ids, n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else "; `llm-router models` lists them"
             self.issues.append(self.source.issue(path, f"unknown model {ref!r}{hint}", exact=True))
+
+    def _warn_lifecycle(self) -> None:
+        """Warn (file:line, field) about every deprecated or retired model the policy names."""
+        refs = list(iter_model_refs(self.policy))
+        refs += [(("models", i, "id"), spec.id) for i, spec in enumerate(self.policy.models)]
+        for path, message in lifecycle_warnings(refs, list(self.catalogue)):
+            warning = str(self.source.issue(path, message, exact=True))
+            self.warnings.append(warning)
+            log.warning("%s", warning)
 
     def _check_tasks_and_weights(self) -> None:
         labels = set(self.taxonomy.tasks)

@@ -79,7 +79,18 @@ def _model_from_entry(entry: Mapping[str, Any]) -> ModelInfo:
         tokens_per_second=latency.get("tokens_per_second", 60.0),
         latency_source=entry.get("latency_source"),
         tokenizer_exact=bool(entry.get("tokenizer_exact", False)),
+        **_lifecycle(entry),
     )
+
+
+def _lifecycle(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``lifecycle`` block of a catalogue entry (``released``, ``deprecated_on``, ``retires_on``,
+    ``successor``, ``source``) as :class:`ModelInfo` fields."""
+    block = entry.get("lifecycle") or {}
+    out = {k: block[k] for k in ("released", "deprecated_on", "retires_on", "successor") if block.get(k) is not None}
+    if block.get("source"):
+        out["lifecycle_source"] = block["source"]
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import NoCandidatesError, PluginError, PolicyError, ProviderError, RouterError
+from .errors import ConfigurationError, NoCandidatesError, PluginError, PolicyError, ProviderError, RouterError
 from .types import JSON_VERSION, RoutingDecision, RoutingResult
 
 EXIT_OK, EXIT_CALL_FAILED, EXIT_BAD_INPUT, EXIT_NO_CANDIDATES, EXIT_PLUGIN = 0, 1, 2, 3, 4
@@ -304,8 +304,15 @@ def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
         "ttft",
         "tok/s",
         "provider ready",
+        "lifecycle",
     ):
-        table.add_column(col, justify="right" if col not in ("model", "capabilities", "provider ready") else "left")
+        table.add_column(
+            col, justify="right" if col not in ("model", "capabilities", "provider ready", "lifecycle") else "left"
+        )
+    from .model_lifecycle import mark, today
+    from .model_lifecycle import status as lifecycle_status
+
+    on = today()
     status: dict[str, str | None] = {}
     for m in rows:
         if m.provider not in status:
@@ -322,6 +329,8 @@ def models(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
             f"{m.ttft_ms:,.0f}",
             f"{m.tokens_per_second:g}",
             ready,
+            mark(m, on) or "-",
+            style={"retired": "dim", "deprecated": "yellow"}.get(lifecycle_status(m, on)),
         )
     out.print(table)
 
@@ -420,6 +429,39 @@ def policy_schema() -> None:
     for reg in host.registry.all():
         configs.setdefault(reg.kind, {})[reg.name] = reg.cls.Config
     sys.stdout.write(json.dumps(policy_json_schema(configs), indent=2) + "\n")
+
+
+def catalogue_diff(
+    file: Annotated[Path, typer.Argument(help="a newer catalogue.yaml, or a genai-prices data.json")],
+    json_: JsonOpt = False,
+) -> None:
+    """Show what FILE would change in the built-in catalogue: models added or removed, prices, limits,
+    capabilities and lifecycle dates (review it before updating the data file or genai-prices)."""
+    from .catalogue_diff import diff_file
+
+    try:
+        changes = diff_file(file)
+    except ConfigurationError as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    if json_:
+        sys.stdout.write(json.dumps({"version": JSON_VERSION, **changes.as_dict()}, indent=2) + "\n")
+        return
+    if changes.empty:
+        out.print(f"no changes: {file} gives the built-in catalogue as it is")
+        return
+    for model_id in changes.added:
+        out.print(f"[green]+ {escape(model_id)}[/]", highlight=False)
+    for model_id in changes.removed:
+        out.print(f"[red]- {escape(model_id)}[/]", highlight=False)
+    if changes.changed:
+        table = Table(title=f"{len(changes.changed)} changed fields", title_justify="left")
+        for col in ("model", "field", "now", "with the file"):
+            table.add_column(col)
+        for c in changes.changed:
+            table.add_row(c.model_id, c.field, str(c.old), str(c.new))
+        out.print(table)
+    for model_id in changes.unpriced:
+        out.print(f"[yellow]unpriced by the file (keeps its price):[/] {escape(model_id)}", highlight=False)
 
 
 def policy_show() -> None:
@@ -568,6 +610,9 @@ def build_app(*, plugins: bool = True) -> typer.Typer:
     policy_app.command("schema")(policy_schema)
     policy_app.command("show")(policy_show)
     app.add_typer(policy_app, name="policy")
+    catalogue_app = typer.Typer(help="Review the built-in model catalogue's data.", no_args_is_help=True)
+    catalogue_app.command("diff")(catalogue_diff)
+    app.add_typer(catalogue_app, name="catalogue")
     if plugins:
         _add_plugin_commands(app)
     return app
@@ -606,7 +651,7 @@ def main() -> None:
     """Entry point of the ``llm-router`` script. A core command (``route``, ``run``, ``serve``, …) is run
     without loading the plugins' commands: it creates its router, which loads the plugins it needs."""
     first = sys.argv[1] if len(sys.argv) > 1 else ""
-    core = {name for name, _ in _COMMANDS} | {"policy"}
+    core = {name for name, _ in _COMMANDS} | {"policy", "catalogue"}
     build_app(plugins=first not in core)()
 
 

@@ -7,6 +7,7 @@ message``. ``${VAR}`` and ``${VAR:-default}`` in string values are expanded from
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -83,6 +84,11 @@ class ProviderSpec(BaseModel):
 
     type: str | None = None
     package: str | None = Field(default=None, description="the distribution that provides this type (for hints)")
+    if_not_installed: dict[str, Any] | None = Field(
+        default=None,
+        description="another entry (type, package, parameters) used instead when this type is not installed, "
+        "e.g. google on an OpenAI-compatible endpoint when llm-router-provider-google is absent",
+    )
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -109,6 +115,11 @@ class ModelSpec(_Strict):
     ttft_ms: Annotated[float, Field(ge=0)] | None = None
     tokens_per_second: Annotated[float, Field(gt=0)] | None = None
     tokenizer_exact: bool | None = None
+    released: datetime.date | None = None
+    deprecated_on: datetime.date | None = None
+    retires_on: datetime.date | None = None
+    successor: str | None = None
+    lifecycle_source: str | None = None
     enabled: bool = True
 
 
@@ -232,7 +243,16 @@ class TaxonomySpec(_Strict):
 
 
 DEFAULT_SCORERS = ("quality", "cost", "latency")
-DEFAULT_CONSTRAINTS = ("providers", "capabilities", "context_window", "cost", "latency", "quality", "health")
+DEFAULT_CONSTRAINTS = (
+    "providers",
+    "capabilities",
+    "context_window",
+    "cost",
+    "latency",
+    "quality",
+    "health",
+    "lifecycle",
+)
 
 
 class Policy(_Strict):
@@ -644,11 +664,33 @@ def policy_json_schema(component_configs: Mapping[str, Mapping[str, type[BaseMod
         schema["properties"][section] = {"type": "array", "items": {"anyOf": variants}}
     providers = component_configs.get("provider", {})
     if providers:
-        schema["properties"]["providers"]["additionalProperties"] = {
-            "type": "object",
-            "properties": {"type": {"type": "string", "enum": sorted(providers)}},
-        }
+        _provider_schemas(schema, defs, providers)
     return schema
+
+
+def _provider_schemas(schema: dict[str, Any], defs: dict[str, Any], providers: Mapping[str, type[BaseModel]]) -> None:
+    """Each provider type's parameters (with their defaults) in ``providers``: an entry is one of the types'
+    objects (``type`` names it); an entry whose key is a type's name (``openai:``) may leave ``type`` out."""
+    variants: dict[str, dict[str, Any]] = {}
+    for name, model in sorted(providers.items()):
+        sub = model.model_json_schema(ref_template="#/$defs/{model}")
+        for key, value in sub.pop("$defs", {}).items():
+            defs.setdefault(key, value)
+        sub["properties"] = {
+            "type": {"const": name, "description": "the provider type (default: the entry's key)"},
+            "package": {"type": "string", "description": "the distribution that provides this type (for hints)"},
+            "if_not_installed": {
+                "type": "object",
+                "description": "another entry (type, package, parameters) used when this type is not installed",
+            },
+            **sub.get("properties", {}),
+        }
+        sub["additionalProperties"] = False
+        variants[name] = sub
+    entry = schema["properties"]["providers"]
+    typed = {"type": "object", "required": ["type"], "anyOf": list(variants.values())}
+    entry["additionalProperties"] = typed
+    entry["properties"] = {name: {"anyOf": [sub, typed]} for name, sub in variants.items()}
 
 
 def iter_model_refs(policy: Policy) -> Iterable[tuple[Path_, str]]:

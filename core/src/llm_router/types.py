@@ -7,6 +7,7 @@ caller is validated.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -272,6 +273,17 @@ class ModelInfo(_Frozen):
         description="True when the router's token count (OpenAI's o200k_base) is this model's own, so the "
         "context-window check needs no safety margin",
     )
+    released: datetime.date | None = Field(default=None, description="when the provider released the model")
+    deprecated_on: datetime.date | None = Field(
+        default=None, description="when the provider deprecated it (a policy naming it then validates with a warning)"
+    )
+    retires_on: datetime.date | None = Field(
+        default=None,
+        description="when the provider shuts it down (from then on the lifecycle constraint excludes it unless "
+        "pinned)",
+    )
+    successor: str | None = Field(default=None, description="the model id the provider recommends instead")
+    lifecycle_source: str | None = Field(default=None, description="where the lifecycle dates come from")
 
     def quality_for(self, task: str) -> float:
         """Quality prior for ``task``; the mean over known tasks where this one has no figure."""

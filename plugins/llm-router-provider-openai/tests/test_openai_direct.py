@@ -28,7 +28,7 @@ from llm_router.errors import (
 from llm_router.testing import FAKE_KEY, make_provider, request_for
 from llm_router.types import CompletionRequest, Message, StreamChunk
 from llm_router_openai import OpenAICompatibleProvider, OpenAIProvider
-from llm_router_openai.provider import DirectClient, OpenAIConfig, SSEParser
+from llm_router_openai.provider import DirectClient, OpenAICompatibleConfig, OpenAIConfig, SSEParser
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -281,6 +281,19 @@ async def test_direct_without_a_key_sends_no_authorization(upstream: ScriptedOpe
     assert response.text == "Hello from the fake upstream."
     assert "authorization" not in upstream.last.headers
     assert upstream.last.path == "/v1/chat/completions"  # the trailing slash of base_url is dropped
+
+
+async def test_openai_compatible_goes_direct_by_default(upstream: ScriptedOpenAI) -> None:
+    p = make_provider(OpenAICompatibleProvider, {"base_url": upstream.base_url}, name="local")
+    try:
+        await p.complete(request_for(MODEL))
+        chunks = [c async for c in p.stream(request_for(MODEL))]
+    finally:
+        await p.aclose()
+    assert "".join(c.text for c in chunks)
+    for sent in upstream.requests:
+        assert sent.headers["user-agent"].startswith("llm-router-openai/"), "not the direct transport"
+        assert not [h for h in sent.headers if h.startswith("x-stainless")]
 
 
 async def test_direct_environment_like_the_sdk(upstream: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -832,6 +845,8 @@ def test_direct_client_repr_hides_the_key(upstream: ScriptedOpenAI) -> None:
 
 def test_http_client_option() -> None:
     assert OpenAIConfig().http_client == "aiohttp"
+    assert OpenAICompatibleConfig(base_url="http://h/v1").http_client == "direct"  # the default for self-hosting
+    assert OpenAICompatibleConfig(base_url="http://h/v1", http_client="aiohttp").http_client == "aiohttp"
     assert OpenAIConfig(http_client="direct").http_client == "direct"
     with pytest.raises(ValueError, match="http_client"):
         OpenAIConfig(http_client="urllib3")  # type: ignore[arg-type]

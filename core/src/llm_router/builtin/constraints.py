@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..components import Candidate, Constraint, RoutingContext
 from ..hookspecs import hookimpl
+from ..model_lifecycle import LifecycleConstraint
 
 Reasons = list[str | None]
 
@@ -196,6 +197,7 @@ ALL: tuple[type[Constraint], ...] = (
     LatencyConstraint,
     QualityConstraint,
     HealthConstraint,
+    LifecycleConstraint,
 )
 
 

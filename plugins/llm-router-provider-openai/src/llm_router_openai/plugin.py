@@ -1,4 +1,5 @@
-"""The ``llm_router`` entry point: registers the provider types ``openai`` and ``openai_compatible``."""
+"""The ``llm_router`` entry point: registers the provider types ``openai``, ``openai_compatible`` and
+``azure_openai``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 
 from llm_router import Provider, hookimpl
 
+from .azure import AzureOpenAIProvider
 from .provider import OpenAICompatibleProvider, OpenAIProvider
 
 
@@ -13,3 +15,4 @@ from .provider import OpenAICompatibleProvider, OpenAIProvider
 def register_providers(register: Callable[[type[Provider]], None]) -> None:
     register(OpenAIProvider)
     register(OpenAICompatibleProvider)
+    register(AzureOpenAIProvider)

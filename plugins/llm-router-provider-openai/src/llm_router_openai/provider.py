@@ -5,7 +5,8 @@
 several such hosts under different names, each contributing its own models to the catalogue.
 
 Chat completions go through one of three transports (``http_client``): the SDK over its aiohttp client (the
-default), the SDK over its httpx client, or ``direct``: the plugin speaks the chat completions wire format
+default for ``openai``), the SDK over its httpx client, or ``direct`` (the default for ``openai_compatible``):
+the plugin speaks the chat completions wire format
 itself over one shared ``aiohttp.ClientSession`` per key (:class:`DirectClient`), without the SDK on the request
 path. Both build the same request body (:meth:`OpenAIProvider._body`), read answers with the same code
 (:func:`completion_from_json`) and map HTTP errors with the same function (:func:`status_error`).
@@ -139,9 +140,21 @@ class OpenAIConfig(ApiKeyConfig):
 
 
 class OpenAICompatibleConfig(OpenAIConfig):
-    """Parameters of an ``openai_compatible`` entry: ``base_url`` is required; a key only if the host needs one."""
+    """Parameters of an ``openai_compatible`` entry: ``base_url`` is required; a key only if the host needs one.
+
+    ``http_client`` defaults to ``direct`` here: for a self-hosted or OpenAI-compatible host the SDK adds
+    nothing the host needs and costs the gateway throughput (docs/gateway.md); ``aiohttp`` / ``httpx`` keep the
+    SDK on the request path."""
 
     base_url: str
+    http_client: Literal["aiohttp", "httpx", "direct"] = Field(
+        "direct",
+        description="how chat completions are sent: `direct` (default for openai_compatible: the plugin speaks the "
+        "chat completions wire format over one shared aiohttp session, without the SDK on the request path; same "
+        "bodies, error kinds and stream parsing as the SDK, no `x-stainless-*` headers, no `Authorization` header "
+        "without a key), or through the SDK over its aiohttp (`aiohttp`) or httpx (`httpx`) client. Embeddings "
+        "always go through the SDK.",
+    )
 
 
 class OpenAIProvider(KeyedProvider):

@@ -1,0 +1,155 @@
+"""Model lifecycles: catalogue fields, `llm-router models` marks, policy warnings and the lifecycle constraint."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from llm_router import Router
+from llm_router.catalogue import builtin_models
+from llm_router.cli import build_app
+from llm_router.errors import NoCandidatesError
+from llm_router.model_lifecycle import mark, status
+from llm_router.types import ModelInfo, ModelPrice
+from typer.testing import CliRunner
+
+D = datetime.date
+
+
+def _model(**lifecycle: object) -> ModelInfo:
+    return ModelInfo(
+        id="p/m",
+        provider="p",
+        model="m",
+        price=ModelPrice(input_per_mtok=1, output_per_mtok=1, source="test"),
+        context_window=1000,
+        max_output_tokens=100,
+        **lifecycle,  # type: ignore[arg-type]
+    )
+
+
+def test_status_and_mark_follow_the_dates() -> None:
+    m = _model(deprecated_on=D(2026, 1, 1), retires_on=D(2026, 6, 1), successor="p/n")
+    assert status(m, D(2025, 12, 31)) == "active"
+    assert mark(m, D(2025, 12, 31)) == "retires 2026-06-01"
+    assert status(m, D(2026, 1, 1)) == "deprecated"
+    assert mark(m, D(2026, 3, 1)) == "deprecated 2026-01-01, retires 2026-06-01; successor p/n"
+    assert status(m, D(2026, 6, 1)) == "retired"
+    assert mark(m, D(2026, 6, 2)) == "retired 2026-06-01; successor p/n"
+    assert mark(_model(), D(2030, 1, 1)) == ""
+
+
+def test_builtin_catalogue_carries_lifecycle_with_sources() -> None:
+    dated = [m for m in builtin_models() if m.retires_on or m.deprecated_on]
+    assert len(dated) >= 5
+    assert all(m.lifecycle_source for m in dated)
+    sonnet = next(m for m in builtin_models() if m.id == "anthropic/claude-sonnet-4-5")
+    assert sonnet.retires_on == D(2026, 11, 30)
+    assert sonnet.successor == "anthropic/claude-sonnet-4-6"
+
+
+POLICY = """\
+providers: {}
+models:
+  - id: local/old
+    provider: local
+    model: old
+    price: {input_per_mtok: 0.1, output_per_mtok: 0.1}
+    context_window: 10000
+    max_output_tokens: 1000
+    deprecated_on: 2026-01-01
+    retires_on: 2026-02-01
+    successor: local/new
+  - id: local/new
+    provider: local
+    model: new
+    price: {input_per_mtok: 5, output_per_mtok: 5}
+    context_window: 10000
+    max_output_tokens: 1000
+classify:
+  - rules: {threshold: 0.0}
+constrain:
+  - lifecycle: {today: %s%s}
+routes:
+  - models: [local/old, local/new]
+"""
+
+
+def _router(write_policy: Callable[[str], Path], today: str, pinned: str = "") -> Router:
+    return Router(write_policy(POLICY % (today, f", pinned: [{pinned}]" if pinned else "")))
+
+
+def test_retired_model_is_excluded_with_the_reason(write_policy: Callable[[str], Path]) -> None:
+    router = _router(write_policy, "2026-03-01")
+    try:
+        decision = router.route("hello", preferences={"cost": 1})
+        assert decision.selected.id == "local/new"
+        rejection = next(r for r in decision.rejected if r.model_id == "local/old")
+        assert rejection.constraint == "lifecycle"
+        assert rejection.reason == "retired on 2026-02-01; use local/new instead"
+    finally:
+        router.close()
+
+
+def test_before_retirement_and_pinned_models_stay(write_policy: Callable[[str], Path]) -> None:
+    for router in (_router(write_policy, "2026-01-15"), _router(write_policy, "2026-03-01", pinned="local/old")):
+        try:
+            assert router.route("hello", preferences={"cost": 1}).selected.id == "local/old"
+        finally:
+            router.close()
+
+
+def test_request_naming_a_retired_model_pins_it(write_policy: Callable[[str], Path]) -> None:
+    router = _router(write_policy, "2026-03-01")
+    try:
+        assert router.route("hello", model="local/old").selected.id == "local/old"
+    finally:
+        router.close()
+
+
+def test_only_retired_models_left_says_why(write_policy: Callable[[str], Path]) -> None:
+    path = write_policy((POLICY % ("2026-03-01", "")).replace("models: [local/old, local/new]", "models: [local/old]"))
+    router = Router(path)
+    try:
+        with pytest.raises(NoCandidatesError) as info:
+            router.route("hello")
+        assert "retired on 2026-02-01" in str(info.value)
+    finally:
+        router.close()
+
+
+def test_policy_naming_a_deprecated_model_warns_with_the_successor(write_policy: Callable[[str], Path]) -> None:
+    path = write_policy(
+        """\
+        classify:
+          - rules: {threshold: 0.0}
+        routes:
+          - when: {task: code}
+            models: [anthropic/claude-sonnet-4-5, openai/gpt-5]
+          - models: "*"
+        """
+    )
+    router = Router(path)
+    try:
+        sonnet = router.catalogue.get("anthropic/claude-sonnet-4-5")
+        assert sonnet is not None
+        if status(sonnet) == "active":  # pragma: no cover - only before 2026-10-01
+            pytest.skip("claude-sonnet-4-5 is not deprecated yet")
+        warning = next(w for w in router.warnings if "claude-sonnet-4-5" in w)
+        assert f"{path}:5:" in warning
+        assert "anthropic/claude-sonnet-4-6" in warning
+        assert not any("openai/gpt-5 " in w for w in router.warnings)
+        assert not any("routes[1]" in w for w in router.warnings), "'*' names no model in particular"
+    finally:
+        router.close()
+
+
+def test_models_command_marks_lifecycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("COLUMNS", "300")
+    result = CliRunner().invoke(build_app(), ["models"])
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.stdout.splitlines() if "anthropic/claude-sonnet-4-0" in ln)
+    assert "retired 2026-06-15" in line
