@@ -11,6 +11,8 @@ Sessions:
   bench_startup  wall time of `import llm_router` and `llm-router route` with every plugin installed; not default
   bench_compare  bench_route and bench_gateway_cpu of a base revision vs. HEAD, side by side (`-- REV`); not default
   bench_fewshot  few-shot custom labels: fewshot stage vs TF-IDF + LR vs majority, p50/p99 per prompt; not default
+  bench_cache    semantic cache lookup p99 at 100,000 entries; gateway CPU with the cache missing / tracing on vs.
+                 both off, side by side; not default
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ TEST_DEPS = [
     "httpx>=0.27,<1",
     "openapi-spec-validator>=0.7,<1",  # the gateway's /openapi.json is checked against the OpenAPI 3.1 schema
 ]
+# the core with the response cache's Redis back-end and index, and the OpenTelemetry SDK + OTLP exporter (tests/cache)
+CORE_ALL = "./core[gateway-fast,cache-redis,otel,semantic-cache]"
 # the fake upstreams (tests/fakes) are small Starlette apps served by uvicorn in a thread
 FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
 
@@ -60,7 +64,7 @@ def _install_core(session: nox.Session, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole suite: core, all plugin distributions, integration tests with real plugin packages."""
-    session.install("-e", "./core[gateway-fast]")
+    session.install("-e", CORE_ALL)
     for name in PLUGINS:
         session.install("-e", _with_test_extra(f"./plugins/{name}"))
     for name in EXAMPLES:
@@ -177,8 +181,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    """mypy --strict on the core, with every optional dependency it imports (gateway, testing kit)."""
-    _install_core(session, "-e", "./core[gateway-fast]")
+    """mypy --strict on the core, with every optional dependency it imports (gateway, testing kit, cache, otel)."""
+    session.install("-e", CORE_ALL)
     session.install("mypy>=1.11,<3", "types-PyYAML>=6.0,<7", "types-jsonschema", "pytest>=8.2,<10")
     session.run("mypy", "--strict", "core/src/llm_router")
 
@@ -234,6 +238,16 @@ def bench_gateway(session: nox.Session) -> None:
     session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", "aiohttp>=3.9,<4")
     session.run("python", "benchmarks/bench_gateway_cpu.py")  # the gateway's own CPU per request, no network
     session.run("python", "benchmarks/bench_gateway.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench_cache(session: nox.Session) -> None:
+    """The response cache's and tracing's costs (benchmarks/bench_cache.py, bench_cache_tracing_cpu.py): semantic
+    lookup p50/p99 among 100,000 entries, and the gateway's CPU per request with the cache on but missing and with
+    tracing on, side by side with both off in one process."""
+    session.install(CORE_ALL)
+    session.run("python", "benchmarks/bench_cache.py")
+    session.run("python", "benchmarks/bench_cache_tracing_cpu.py", *session.posargs)
 
 
 @nox.session(default=False, venv_backend="none")

@@ -19,7 +19,7 @@ def hook_specs() -> list[str]:
     ]
 
 
-def test_there_are_the_ten_hooks() -> None:
+def test_there_are_the_eleven_hooks() -> None:
     assert sorted(hook_specs()) == sorted(
         [
             "register_providers",
@@ -28,6 +28,7 @@ def test_there_are_the_ten_hooks() -> None:
             "register_constraints",
             "register_postprocessors",
             "register_commands",
+            "register_embedders",
             "on_decision",
             "on_result",
             "on_error",

@@ -280,7 +280,9 @@ def run(
     err.print(
         f"[dim]{escape(result.selected_model.id)} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
         f"${result.cost:.6f} · {result.latency_ms:.0f} ms · routing {result.routing_time_ms:.2f} ms · "
-        f"{len(result.attempts)} attempt(s)[/]"
+        f"{len(result.attempts)} attempt(s)"
+        + (f" · cache {result.cache}" if result.cache is not None else "")
+        + "[/]"
     )
 
 
@@ -482,6 +484,9 @@ def serve(
     ] = 1,
     ledger: Annotated[Path | None, typer.Option(help="usage ledger (default: the policy's gateway.ledger)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="json: every log record one JSON object a line (the per-request lines too); text")
+    ] = "text",
     graceful_timeout: Annotated[
         float, typer.Option(help="seconds to let in-flight requests finish on shutdown")
     ] = 30.0,
@@ -489,7 +494,6 @@ def serve(
     r"""Run the OpenAI-compatible gateway (needs the gateway extra: `pip install './core\[gateway-fast]'` from a
     source checkout, `pip install 'llm-router\[gateway]'` from a package index)."""
     import importlib.util
-    import logging
     import os
 
     try:
@@ -502,9 +506,15 @@ def serve(
             f"the gateway needs its extra: pip install './core[gateway-fast]' from a source checkout, "
             f"pip install 'llm-router[gateway]' from a package index ({exc})",
         )
+    from .gateway.requestlog import configure_logging
+
+    if log_format not in ("json", "text"):
+        _fail(EXIT_BAD_INPUT, f"--log-format must be json or text, got {log_format!r}")
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    configure_logging(log_level, log_format)
+    os.environ["LLM_ROUTER_LOG_FORMAT"] = log_format  # worker processes (--workers N) set up the same
+    os.environ["LLM_ROUTER_LOG_LEVEL"] = log_level
     router = _router(policy)  # policy errors are reported here, before binding the port
     common: dict[str, Any] = {
         "host": host,
@@ -516,6 +526,8 @@ def serve(
         "access_log": False,
         "server_header": False,  # one header less to build per answer; and no server banner to fingerprint
     }
+    if log_format == "json":
+        common["log_config"] = None  # uvicorn's loggers propagate to the JSON handler
     if workers > 1:
         if not router.policy.gateway.keys:  # worker processes log through uvicorn's loggers only
             err.print("[yellow]warning:[/] no API keys in the policy's gateway.keys: this gateway is OPEN")
@@ -534,7 +546,7 @@ def usage(
         "llm-router-usage.sqlite3"
     ),
     since: Annotated[str | None, typer.Option(help="from this date (YYYY-MM-DD, UTC) on")] = None,
-    by: Annotated[str, typer.Option(help="group by model, key, task, day or outcome")] = "model",
+    by: Annotated[str, typer.Option(help="group by model, key, task, day, outcome or cache")] = "model",
     json_: JsonOpt = False,
 ) -> None:
     """Report requests, tokens, cost and latency from the gateway's usage ledger."""
@@ -580,6 +592,84 @@ def usage(
     out.print(f"[bold]total[/] {sum(r['requests'] for r in report)} requests, ${total:.6f}")
 
 
+def _cache_call(policy: Path | None, what: str) -> Any:
+    """Run the router's ``acache_stats`` or ``acache_clear`` (and close the router) in one event loop."""
+    import anyio
+
+    router = _router(policy)
+    if router.cache is None:
+        _fail(EXIT_BAD_INPUT, "the policy has no response cache (set cache: {exact: true} or cache.semantic)")
+
+    async def go() -> Any:
+        try:
+            return await (router.acache_stats() if what == "stats" else router.acache_clear())
+        finally:
+            await router.aclose()
+
+    return anyio.run(go)
+
+
+def cache_stats(policy: PolicyOpt = None, json_: JsonOpt = False) -> None:
+    """Entries, size and hit counts of the policy's response cache (the shared Redis back-end's; an in-memory
+    cache lives in the gateway's process: see its /metrics)."""
+    stats = _cache_call(policy, "stats")
+    if json_:
+        sys.stdout.write(json.dumps({"version": JSON_VERSION, **stats}, indent=2) + "\n")
+        return
+    for name, value in stats.items():
+        out.print(f"[bold]{escape(str(name))}[/] {escape(str(value))}")
+    if stats.get("backend") == "memory":
+        out.print("[yellow]note:[/] the memory back-end lives in each gateway process; this one is new and empty")
+
+
+def cache_clear(policy: PolicyOpt = None) -> None:
+    """Remove every answer from the policy's response cache (the shared Redis back-end's)."""
+    removed = _cache_call(policy, "clear")
+    out.print(f"removed {removed} cached answers")
+
+
+def calibrate_cache(
+    data: Annotated[
+        Path, typer.Option(help="labelled paraphrase pairs: JSONL text1/text2/label, or MRPC/PAWS/QQP TSV")
+    ],
+    embedder: Annotated[str, typer.Option(help="embedding back-end registered by a plugin")] = "e5",
+    target_false_hit: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="the highest acceptable false-hit rate")
+    ] = 0.01,
+    limit: Annotated[int | None, typer.Option(min=4, help="use the first N pairs only")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="embedding threads")] = 1,
+    json_: JsonOpt = False,
+) -> None:
+    """Pick the semantic cache's similarity threshold for a target false-hit rate, from labelled paraphrase pairs
+    (half calibrates, the other half is held out and reported)."""
+    from .cache.calibrate import calibrate, load_pairs
+    from .cache.semantic import resolve_embedder
+    from .plugins import PluginHost
+
+    try:
+        pairs = load_pairs(data)[:limit]
+        embed = resolve_embedder(embedder, PluginHost().embedders(), threads)
+        found = calibrate(pairs, embed, target_false_hit)
+    except (ValueError, ImportError) as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    if json_:
+        data_out = {"version": JSON_VERSION, "embedder": embedder, **found.to_json()}
+        sys.stdout.write(json.dumps(data_out, indent=2) + "\n")
+        return
+    table = Table(title=f"held-out half ({found.holdout_pairs} pairs)", title_justify="left")
+    for col in ("threshold", "hit rate", "false-hit rate"):
+        table.add_column(col, justify="right")
+    for t, hit, false in found.sweep:
+        table.add_row(f"{t:.2f}", f"{hit:.1%}", f"{false:.1%}")
+    out.print(table)
+    (ch, cf), (hh, hf) = found.calibration, found.holdout
+    out.print(
+        f"[bold green]threshold {found.threshold:.4f}[/] for a false-hit rate <= {target_false_hit:.1%}: "
+        f"calibration half hit {ch:.1%} / false {cf:.1%}; held-out half hit {hh:.1%} / false {hf:.1%}"
+    )
+    out.print(f"policy: cache: {{semantic: {{embedder: {embedder}, threshold: {found.threshold:.4f}}}}}")
+
+
 _COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("route", route),
     ("run", run),
@@ -613,6 +703,10 @@ def build_app(*, plugins: bool = True) -> typer.Typer:
     catalogue_app = typer.Typer(help="Review the built-in model catalogue's data.", no_args_is_help=True)
     catalogue_app.command("diff")(catalogue_diff)
     app.add_typer(catalogue_app, name="catalogue")
+    cache_app = typer.Typer(help="Inspect and clear the response cache.", no_args_is_help=True)
+    cache_app.command("stats")(cache_stats)
+    cache_app.command("clear")(cache_clear)
+    app.add_typer(cache_app, name="cache")
     if plugins:
         _add_plugin_commands(app)
     return app
@@ -641,6 +735,7 @@ def _add_plugin_commands(app: typer.Typer) -> None:
             help="Pick operating points and thresholds from data (added by plugins).", no_args_is_help=True
         ),
     )
+    groups.calibrate.command("cache")(calibrate_cache)
     host.add_commands(groups)
     for name, group in (("train", groups.train), ("eval", groups.eval), ("calibrate", groups.calibrate)):
         if group.registered_commands or group.registered_groups:
@@ -651,7 +746,7 @@ def main() -> None:
     """Entry point of the ``llm-router`` script. A core command (``route``, ``run``, ``serve``, …) is run
     without loading the plugins' commands: it creates its router, which loads the plugins it needs."""
     first = sys.argv[1] if len(sys.argv) > 1 else ""
-    core = {name for name, _ in _COMMANDS} | {"policy", "catalogue"}
+    core = {name for name, _ in _COMMANDS} | {"policy", "catalogue", "cache"}
     build_app(plugins=first not in core)()
 
 

@@ -160,9 +160,20 @@ class DecisionEngine:
     # the decision proper
 
     def decide(
-        self, request: RouteRequest, classification: Classification, t_start: float, *, executing: bool
+        self,
+        request: RouteRequest,
+        classification: Classification,
+        t_start: float,
+        *,
+        executing: bool,
+        marks: list[float] | None = None,
     ) -> RoutingDecision:
-        """Rank the candidates for ``request``; raise :class:`NoCandidatesError` when none survives."""
+        """Rank the candidates for ``request``; raise :class:`NoCandidatesError` when none survives.
+
+        :param marks: when given, ``perf_counter`` times are appended to it: decide start, constrained, scored
+            (the tracing spans of the phases)."""
+        if marks is not None:
+            marks.append(time.perf_counter())
         scope = self._scope(request, classification)
         input_tokens = count_message_tokens(request.messages)
         expected_output = request.max_tokens or self.taxonomy.expected_output_tokens(classification.task)
@@ -182,11 +193,15 @@ class DecisionEngine:
         skipped: list[SkippedComponent] = []
         candidates = self._estimate(scope.facts, input_tokens, expected_output)
         candidates, rejected = self._constrain(candidates, ctx, skipped)
+        if marks is not None:
+            marks.append(time.perf_counter())
         pinned = request.model
         if not candidates or (pinned is not None and not any(c.model.id == pinned for c in candidates)):
             mine = rejected if pinned is None else [r for r in rejected if r.model_id == pinned]
             raise NoCandidatesError(mine, classification.task)
         scores = self._score(candidates, ctx, scope.preferences, skipped)
+        if marks is not None:
+            marks.append(time.perf_counter())
         keys = [(-round(t, 9), c.estimated_cost, c.model.id) for t, c in zip(scores.totals, candidates, strict=True)]
         order = sorted(range(len(candidates)), key=keys.__getitem__)
         if pinned is not None:  # the caller's model first; the rest of the ranking are its fallbacks

@@ -20,12 +20,14 @@ from typing import Any, Protocol, TypeVar
 
 import anyio
 
+from .cache.service import Lookup, ResponseCache
 from .components import PostProcessor, Provider
 from .errors import PostprocessError, ProviderError, RouterError
 from .errors import TimeoutError as RouterTimeoutError
 from .policy import FallbackPolicy
 from .state import StateStore, blend
 from .tokens import count_text_tokens
+from .tracing import RequestTrace, Tracing
 from .types import (
     Attempt,
     CompletionRequest,
@@ -91,6 +93,7 @@ class _Call:
     started_at: float = field(default_factory=time.perf_counter)
     retry_same: bool = False
     error: RouterError | None = None
+    span: Any = None
 
     @property
     def model(self) -> ModelInfo:
@@ -112,6 +115,8 @@ class Executor:
         fallback: FallbackPolicy,
         postprocessors: Sequence[tuple[str, PostProcessor]],
         emit: Emit,
+        cache: ResponseCache | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.providers = providers
         self.provider_status = provider_status
@@ -119,14 +124,22 @@ class Executor:
         self.fallback = fallback
         self.postprocessors = tuple(postprocessors)
         self.emit = emit
+        self.cache = cache
+        self.tracing = tracing if tracing is not None and tracing.on else None
 
     # ----------------------------------------------------------------------------------------------
     # completions
 
     async def execute(self, request: RouteRequest, decision: RoutingDecision, t0: float) -> RoutingResult:
-        """Call down the ranking until a candidate answers; raise the last error (with ``attempts``) when
-        none does."""
-        run = _Run(self, request, decision)
+        """Answer from the cache when it holds the answer; else call down the ranking until a candidate
+        answers (and store its answer); raise the last error (with ``attempts``) when none does."""
+        found = await self.look_up(request)
+        if found is not None and found.answer is not None:
+            assert self.cache is not None
+            result = self.cache.hit_result(found, decision, t0)
+            await self.emit("on_result", result=result, request=request)
+            return result
+        run = _Run(self, request, decision, found)
         for call in run.calls():
             try:
                 response = await within(call.request.timeout_s, call.provider.complete(call.request))
@@ -146,9 +159,24 @@ class Executor:
             )
             self._learn_from_answer(call.model, latency, usage.output_tokens)
             result = run.result(call, response, usage, latency, t0)
+            if found is not None:
+                await self.cache.store(found, result)  # type: ignore[union-attr]
             await self.emit("on_result", result=result, request=request)
             return result
         raise await run.exhausted()
+
+    async def look_up(self, request: RouteRequest, context: Any = None) -> Lookup | None:
+        """The cache's answer for ``request`` (``None`` when the policy has no cache), in a span when tracing."""
+        cache = self.cache
+        if cache is None:
+            return None
+        tracing = self.tracing
+        if tracing is None or not tracing.recording(context):
+            return await cache.lookup(request)
+        span = tracing.span("llm_router.cache", {}, context)
+        found = await cache.lookup(request)
+        tracing.end_attempt(span, {"llm_router.cache": found.status})
+        return found
 
     async def postprocess(
         self, response: CompletionResponse, request: RouteRequest, model: ModelInfo
@@ -156,6 +184,20 @@ class Executor:
         """Run the policy's post-processors in order. A post-processor that raises anything but
         :class:`PostprocessError` is a broken plugin: its error becomes a ``PostprocessError`` (logged with
         the plugin's name), which falls back to the next candidate and never touches a circuit breaker."""
+        if self.tracing is not None and self.postprocessors and self.tracing.recording():
+            span = self.tracing.span("llm_router.postprocess", {"llm_router.model_id": model.id})
+            try:
+                response = await self._postprocess(response, request, model)
+            except PostprocessError as exc:
+                self.tracing.end_attempt(span, error=exc)
+                raise
+            self.tracing.end_attempt(span)
+            return response
+        return await self._postprocess(response, request, model)
+
+    async def _postprocess(
+        self, response: CompletionResponse, request: RouteRequest, model: ModelInfo
+    ) -> CompletionResponse:
         for name, post in self.postprocessors:
             try:
                 response = await post.process(response, request, model)
@@ -259,12 +301,16 @@ class Executor:
 class _Run:
     """One request's walk down the ranking: which call to make next, and what the calls did."""
 
-    def __init__(self, executor: Executor, request: RouteRequest, decision: RoutingDecision) -> None:
+    def __init__(
+        self, executor: Executor, request: RouteRequest, decision: RoutingDecision, found: Lookup | None = None
+    ) -> None:
         self.executor = executor
         self.request = request
         self.decision = decision
         self.attempts: list[Attempt] = []
         self.last_error: RouterError | None = None
+        self.cache_status = found.status if found is not None else None
+        self.trace_context: Any = None  # a stream's parent context for its attempts' spans
 
     def calls(self) -> Iterator[_Call]:
         """The calls to make, in order; each failed call says (through :meth:`failed`) whether to retry the
@@ -273,6 +319,7 @@ class _Run:
         an ``aclose`` on every request."""
         ex = self.executor
         fb = ex.fallback
+        tracing = ex.tracing if ex.tracing is not None and ex.tracing.recording(self.trace_context) else None
         for candidate in self.decision.best(fb.max_models):
             provider = ex.providers.get(candidate.model.provider)
             if provider is None:
@@ -281,6 +328,11 @@ class _Run:
             creq = ex.completion_request(self.request, candidate.model)
             for retry in range(fb.retries + 1):
                 call = _Call(candidate, provider, creq, retry)
+                if tracing is not None:
+                    model = candidate.model
+                    call.span = tracing.attempt(
+                        model.provider, model.model, model.id, retry, self.request, self.trace_context
+                    )
                 yield call
                 if not call.retry_same or retry >= fb.retries:
                     break
@@ -296,13 +348,35 @@ class _Run:
         ex = self.executor
         self.last_error = call.error = error
         self._record(call.model.id, error, call.elapsed_ms(), call.retry)
+        if call.span is not None and ex.tracing is not None:
+            ex.tracing.end_attempt(call.span, error=error)
+            call.span = None
         if isinstance(error, ProviderError):
             if error.health:
                 ex.state.record_failure(call.model.id, error.kind)
             call.retry_same = error.retryable and error.kind in ex.fallback.on
 
-    def succeeded(self, call: _Call, latency_ms: float) -> None:
+    def succeeded(self, call: _Call, latency_ms: float, response: CompletionResponse, usage: Usage) -> None:
         self._record(call.model.id, None, latency_ms, call.retry)
+        tracing = self.executor.tracing
+        if call.span is not None and tracing is not None:
+            tracing.end_attempt(
+                call.span,
+                {
+                    "gen_ai.response.model": response.model,
+                    "gen_ai.response.id": response.request_id,
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                },
+            )
+            call.span = None
+
+    def abandoned(self, call: _Call) -> None:
+        """The consumer stopped a stream midway: the attempt's span ends as cancelled."""
+        tracing = self.executor.tracing
+        if call.span is not None and tracing is not None:
+            tracing.end_attempt(call.span, {"error.type": "cancelled"})
+            call.span = None
 
     def _record(self, model_id: str, error: RouterError | None, latency_ms: float, retry: int) -> None:
         """One attempt: ``ok`` without an error, else ``error`` with the error's kind and message."""
@@ -321,7 +395,7 @@ class _Run:
     def result(
         self, call: _Call, response: CompletionResponse, usage: Usage, latency_ms: float, t0: float
     ) -> RoutingResult:
-        self.succeeded(call, latency_ms)
+        self.succeeded(call, latency_ms, response, usage)
         model = call.model
         return construct(
             RoutingResult,
@@ -333,6 +407,8 @@ class _Run:
             cost=prices(model, usage.input_tokens, usage.output_tokens),
             latency_ms=(time.perf_counter() - t0) * 1000,
             attempts=tuple(self.attempts),
+            cache=self.cache_status,
+            saved_cost=0.0,
         )
 
     def _unavailable(self, model: ModelInfo) -> None:
@@ -359,7 +435,8 @@ class RoutedStream:
 
     Iterate it (``async for chunk in stream``) once; falls back to the next candidate while nothing has been
     received, and raises the provider's error once text has arrived. ``model`` is the model streaming now;
-    ``result`` is set when the stream has ended normally; :meth:`settlement` says what the stream cost
+    ``result`` is set when the stream has ended normally (for a cache hit, as soon as the replay starts); ``cache``
+    says what the response cache did once the first chunk is out; :meth:`settlement` says what the stream cost
     whatever happened (completed, failed midway, or abandoned by the consumer). Use it as an async context
     manager (or call :meth:`aclose`) so an abandoned stream closes its upstream at once.
     """
@@ -375,6 +452,13 @@ class RoutedStream:
         self._run = _Run(executor, request, decision)
         self._parts: list[str] = []
         self._chunks: AsyncGenerator[StreamChunk, None] | None = None
+        self.cache: str | None = None
+        """What the response cache did (``hit``, ``semantic``, ``miss``, ``bypass``; ``None``: no cache)."""
+        self._found: Lookup | None = None
+        self.trace: RequestTrace | None = None
+        """The request's span, ended with the stream (set by ``Router.astream`` when tracing is on)."""
+        if executor.tracing is not None:
+            self._run.trace_context = executor.tracing.current()
 
     async def __aenter__(self) -> RoutedStream:
         return self
@@ -384,8 +468,24 @@ class RoutedStream:
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         if self._chunks is None:
-            self._chunks = self._walk()
+            self._chunks = self._walk() if self.trace is None else self._traced(self.trace)
         return self._chunks
+
+    async def _traced(self, trace: RequestTrace) -> AsyncGenerator[StreamChunk, None]:
+        """The stream, its request span ended when it ends (an error, or ``cancelled`` when abandoned)."""
+        error: BaseException | None = None
+        try:
+            async with aclosing(self._walk()) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if self.result is not None or isinstance(error, Exception):
+                trace.finish(result=self.result, decision=self.decision, error=error)
+            else:
+                trace.finish(decision=self.decision, attributes={"error.type": "cancelled"})
 
     async def aclose(self) -> None:
         """Stop the stream and close the upstream call (idempotent)."""
@@ -427,6 +527,13 @@ class RoutedStream:
 
     async def _walk(self) -> AsyncGenerator[StreamChunk, None]:
         run, ex = self._run, self._executor
+        found = self._found = await ex.look_up(self.request, run.trace_context)
+        if found is not None:
+            self.cache = run.cache_status = found.status
+            if found.answer is not None:
+                async for chunk in self._replay(found):
+                    yield chunk
+                return
         for call in run.calls():
             self.model = call.model
             self._parts = []
@@ -442,6 +549,9 @@ class RoutedStream:
                     raise await run.exhausted() from None
                 await run.before_retry(call)
                 continue
+            except BaseException:  # closed or cancelled by the consumer
+                run.abandoned(call)
+                raise
             self.result = await self._finish(call, attempt)
             return
         raise await run.exhausted()
@@ -465,18 +575,31 @@ class RoutedStream:
             raw=None,
         )
         result = self._run.result(call, response, usage, latency, self._t0)
+        if self._found is not None and not attempt.tool_calls:  # streamed tool calls are not replayed
+            await ex.cache.store(self._found, result)  # type: ignore[union-attr]
         await ex.emit("on_result", result=result, request=self.request)
         return result
+
+    async def _replay(self, found: Lookup) -> AsyncGenerator[StreamChunk, None]:
+        """A cache hit as a stream: the cached text in chunks, then the finish reason and usage."""
+        ex = self._executor
+        assert ex.cache is not None
+        assert found.answer is not None
+        self.result = result = ex.cache.hit_result(found, self.decision, self._t0)
+        for chunk in found.answer.chunks():
+            yield chunk
+        await ex.emit("on_result", result=result, request=self.request)
 
 
 class _StreamAttempt:
     """One streamed call: its chunks, and what they said (first-token time, usage, finish reason)."""
 
-    __slots__ = ("call", "finish_reason", "request_id", "started", "ttft_ms", "usage")
+    __slots__ = ("call", "finish_reason", "request_id", "started", "tool_calls", "ttft_ms", "usage")
 
     def __init__(self, call: _Call) -> None:
         self.call = call
         self.started = False
+        self.tool_calls = False
         self.ttft_ms: float | None = None
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
@@ -494,6 +617,7 @@ class _StreamAttempt:
                 if self.ttft_ms is None:
                     self.ttft_ms = call.elapsed_ms()
                 self.started = self.started or bool(chunk.text or chunk.tool_calls)
+                self.tool_calls = self.tool_calls or bool(chunk.tool_calls)
                 self.usage = chunk.usage or self.usage
                 self.finish_reason = chunk.finish_reason or self.finish_reason
                 self.request_id = chunk.request_id or self.request_id

@@ -140,6 +140,20 @@ def register_commands(cli: CommandGroups) -> None:
     """
 
 
+@hookspec
+def register_embedders(register: Callable[[str, Callable[[int], Callable[..., Any]]], None]) -> None:
+    """Register text-embedding back-ends by name (the semantic response cache uses them).
+
+    :param register: call ``register(name, factory)`` for each back-end; ``factory(threads)`` loads the model
+        and returns a function mapping a list of texts to an ``(n, d)`` array of embeddings. It is called once,
+        when the first semantic lookup needs it (in a worker thread), not at registration.
+
+    Called once per Router whose policy sets ``cache.semantic`` (``cache.semantic.embedder`` names the
+    back-end). The classify plugin registers its back-ends (``e5``, …) here. Two plugins registering one name:
+    the first loaded wins, and the other is logged.
+    """
+
+
 # --------------------------------------------------------------------------------------------------
 # Event hooks
 # --------------------------------------------------------------------------------------------------

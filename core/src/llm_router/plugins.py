@@ -51,7 +51,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "register_postprocessors": "postprocessor",
 }
 EVENT_HOOKS = ("on_decision", "on_result", "on_error", "on_feedback")
-OTHER_HOOKS = ("register_commands",)
+OTHER_HOOKS = ("register_commands", "register_embedders")
 
 Status = Literal["loaded", "failed", "blocked", "disabled"]
 
@@ -376,6 +376,30 @@ class PluginHost:
                 impl.function(cli=cli)
             except Exception as exc:
                 self._fail(record, exc, during="calling register_commands")
+
+    def embedders(self) -> dict[str, tuple[str, Callable[[int], Callable[..., Any]]]]:
+        """Every embedding back-end the plugins register (``register_embedders``): name → (plugin, factory)."""
+        found: dict[str, tuple[str, Callable[[int], Callable[..., Any]]]] = {}
+        for impl in reversed(self.pm.hook.register_embedders.get_hookimpls()):
+            if not self._loaded(impl.plugin_name):
+                continue
+
+            def register(
+                name: str, factory: Callable[[int], Callable[..., Any]], _plugin: str = impl.plugin_name
+            ) -> None:
+                if name in found:
+                    first = found[name][0]
+                    log.warning("embedder %r of plugin %r ignored: plugin %r registered it first", name, _plugin, first)
+                    return
+                found[name] = (_plugin, factory)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                record = self._record_of.get(impl.plugin_name)
+                if record is not None:
+                    self._fail(record, exc, during="calling register_embedders")
+        return found
 
     # ----------------------------------------------------------------------------------------------
     # events

@@ -20,8 +20,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .cache.config import CachePolicy
 from .errors import PolicyError, PolicyIssue
 from .taxonomy import DEFAULT_TASKS, TaskSpec, Taxonomy
+from .tracing import TelemetryPolicy
 from .types import Capabilities, Constraints, Preferences
 
 __all__ = [
@@ -273,6 +275,8 @@ class Policy(_Strict):
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     postprocess: list[ComponentSpec] = Field(default_factory=list)
     gateway: GatewayPolicy = Field(default_factory=GatewayPolicy)
+    cache: CachePolicy = Field(default_factory=CachePolicy)
+    telemetry: TelemetryPolicy = Field(default_factory=TelemetryPolicy)
 
     def build_taxonomy(self) -> Taxonomy:
         tasks = {} if self.taxonomy.replace else dict(DEFAULT_TASKS)

@@ -13,7 +13,9 @@ The API for faces and embedders (the CLI, the gateway, your app) is:
 - :meth:`Router.open_stream` — the same as a :class:`RoutedStream`, whose ``settlement()`` says what it
   cost however it ended;
 - :meth:`Router.afeedback`, :meth:`Router.provider_status`, :meth:`Router.awarm_up` (before serving),
-  ``catalogue``, ``policy``, ``warnings``.
+  ``catalogue``, ``policy``, ``warnings``;
+- :meth:`Router.start_trace` — a request's OpenTelemetry span (a no-op when tracing is off);
+  :meth:`Router.acache_stats`, :meth:`Router.acache_clear` — the response cache.
 
 ``route`` / ``route_and_execute`` / ``astream`` are the one-call conveniences built on them.
 """
@@ -31,6 +33,7 @@ import anyio
 from pydantic import ValidationError
 
 from .assembly import Assembly
+from .cache.service import ResponseCache
 from .components import Constraint, PostProcessor, Scorer
 from .decision import DecisionEngine
 from .errors import ComponentError, ConfigurationError, PolicyError, RouterError
@@ -40,6 +43,7 @@ from .plugins import PluginHost, PluginRecord
 from .policy import Policy, SourceMap, load_default_policy, load_policy, parse_policy
 from .state import MemoryState, StateStore
 from .tokens import count_text_tokens
+from .tracing import RequestTrace, Tracing
 from .types import (
     CompletionRequest,
     CompletionResponse,
@@ -76,6 +80,8 @@ class Router:
         ``LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD=1``).
     :param strict: any plugin failure raises (default: ``LLM_ROUTER_STRICT_PLUGINS``).
     :param block: entry-point names not to load (default: ``LLM_ROUTER_BLOCK_PLUGINS``).
+    :param tracer_provider: an OpenTelemetry tracer provider to trace with (switches tracing on; default: the
+        policy's ``telemetry.tracing`` with the global provider).
     :raises PolicyError: every problem of the policy, each with file:line and field.
     """
 
@@ -88,6 +94,7 @@ class Router:
         autoload: bool | None = None,
         strict: bool | None = None,
         block: Sequence[str] | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.policy, self.source, self.policy_dir = _resolve_policy(policy)
         self.plugins = PluginHost(plugins, autoload=autoload, strict=strict, block=block)
@@ -117,6 +124,8 @@ class Router:
             state=self.state,
             provider_status=self.provider_status,
         )
+        self.tracing = Tracing(self.policy.telemetry, tracer_provider)
+        self.cache = _response_cache(self.policy, self.source, self.plugins)
         self._executor = Executor(
             providers=self.providers,
             provider_status=self.provider_status,
@@ -124,6 +133,8 @@ class Router:
             fallback=fb,
             postprocessors=self.postprocessors,
             emit=self._emit,
+            cache=self.cache,
+            tracing=self.tracing,
         )
         self._loop = LoopThread()
         self._has_decision_listeners = self.plugins.has_listeners("on_decision")
@@ -175,17 +186,20 @@ class Router:
         :raises ConfigurationError: the request names an unknown model or scorer.
         """
         t0 = time.perf_counter()
+        marks: list[float] | None = [t0] if self.tracing.on else None
         try:
             if not self._decisions.sync_cascade:
                 classification = await self._decisions.aclassify(request)
-                decision = self._decisions.decide(request, classification, t0, executing=for_execution)
+                decision = self._decisions.decide(request, classification, t0, executing=for_execution, marks=marks)
             elif _prompt_chars(request) > OFFLOAD_CHARS:
-                decision = await anyio.to_thread.run_sync(self._decide_sync, request, for_execution, t0)
+                decision = await anyio.to_thread.run_sync(self._decide_sync, request, for_execution, t0, marks)
             else:
-                decision = self._decide_sync(request, for_execution, t0)
+                decision = self._decide_sync(request, for_execution, t0, marks)
         except RouterError as exc:
             await self._emit("on_error", error=exc, request=request, decision=None)
             raise
+        if marks is not None:
+            self.tracing.decision_spans(decision, marks)
         await self._decided(decision, request)
         return decision
 
@@ -204,7 +218,9 @@ class Router:
 
     async def aexecute(self, request: RouteRequest, decision: RoutingDecision | None = None) -> RoutingResult:
         """Call ``decision``'s winner (deciding first when it is ``None``), falling back down the ranking on
-        failure; post-process; emit ``on_result``.
+        failure; post-process; emit ``on_result``. With the policy's ``cache:`` section, a cached answer is
+        returned instead when there is one (``result.cache`` says what the cache did; ``request.cache`` controls
+        it per request) and a fresh answer is stored.
 
         :raises ProviderError: every candidate failed: the last error, with ``attempts`` listing each call.
         :raises PostprocessError: the last candidate's answer was refused by a post-processor.
@@ -262,6 +278,28 @@ class Router:
         """Every plugin the router saw: loaded, failed (with the error), blocked or disabled."""
         return list(self.plugins.records)
 
+    def start_trace(
+        self,
+        operation: str = "chat",
+        *,
+        model: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> RequestTrace:
+        """Start a request's span (continuing the ``traceparent`` in ``headers``); ``attach()`` it while
+        deciding and executing, ``finish(...)`` it when the request ends. A no-op object when tracing is off."""
+        return self.tracing.start_request(operation, model=model, headers=headers, request_id=request_id)
+
+    async def acache_stats(self) -> dict[str, Any]:
+        """The response cache's entries, size and hit counts (``{"enabled": False}`` without a cache)."""
+        if self.cache is None:
+            return {"enabled": False}
+        return {"enabled": True, **await self.cache.stats()}
+
+    async def acache_clear(self) -> int:
+        """Remove every cached answer (of the shared back-end too); return how many there were."""
+        return await self.cache.clear() if self.cache is not None else 0
+
     # ==============================================================================================
     # one-call conveniences
 
@@ -307,12 +345,15 @@ class Router:
     ) -> RoutingResult:
         """Decide, call the winner (falling back down the ranking on failure), post-process, report.
 
+        ``cache={"no_cache": ..., "no_store": ..., "ttl_s": ..., "semantic": ...}`` (a :class:`CacheOptions`)
+        controls the response cache for this request; with tracing on, the request is one span.
+
         :raises ProviderError: every candidate failed; this is the last provider's own error, with
             ``attempts`` listing every call.
         :raises NoCandidatesError: every model was rejected.
         """
         request = self.build_request(prompt, preferences=preferences, constraints=constraints, **fields)
-        result: RoutingResult = self._loop.call(self.aexecute, request)
+        result: RoutingResult = self._loop.call(self._traced_execute, request)
         return result
 
     async def aroute_and_execute(
@@ -324,7 +365,7 @@ class Router:
         **fields: Any,
     ) -> RoutingResult:
         """The async twin of :meth:`route_and_execute`."""
-        return await self.aexecute(
+        return await self._traced_execute(
             self.build_request(prompt, preferences=preferences, constraints=constraints, **fields)
         )
 
@@ -344,8 +385,19 @@ class Router:
         request = self.build_request(
             prompt, preferences=preferences, constraints=constraints, **{**fields, "stream": True}
         )
-        decision = await self.adecide(request, for_execution=True)
-        return self.open_stream(request, decision)
+        if not self.tracing.on:
+            decision = await self.adecide(request, for_execution=True)
+            return self.open_stream(request, decision)
+        trace = self.start_trace("chat", model=request.model or "auto", request_id=request.metadata.get("request_id"))
+        with trace.active():
+            try:
+                decision = await self.adecide(request, for_execution=True)
+            except BaseException as exc:
+                trace.finish(error=exc)
+                raise
+            stream = self.open_stream(request, decision)
+        stream.trace = trace  # ended with the stream
+        return stream
 
     def stream(self, prompt: PromptLike, **kwargs: Any) -> Generator[StreamChunk, None, RoutingResult]:
         """Sync twin of :meth:`astream`: yields chunks; the generator's return value is the result."""
@@ -374,7 +426,12 @@ class Router:
     # lifecycle
 
     async def aclose(self) -> None:
-        """Close every provider's connections."""
+        """Close every provider's connections (and the response cache's)."""
+        if self.cache is not None:
+            try:
+                await self.cache.aclose()
+            except Exception as exc:
+                log.warning("closing the response cache failed: %s", exc)
         for name, provider in self.providers.items():
             try:
                 await provider.aclose()
@@ -383,7 +440,7 @@ class Router:
 
     def close(self) -> None:
         """Close every provider's connections and stop the router's event loop thread."""
-        if self.providers:
+        if self.providers or self.cache is not None:
             if self._loop.running:
                 self._loop.call(self.aclose)
             else:
@@ -411,9 +468,27 @@ class Router:
     # ==============================================================================================
     # internals
 
-    def _decide_sync(self, request: RouteRequest, for_execution: bool, t0: float) -> RoutingDecision:
+    def _decide_sync(
+        self, request: RouteRequest, for_execution: bool, t0: float, marks: list[float] | None = None
+    ) -> RoutingDecision:
         engine = self._decisions
-        return engine.decide(request, engine.classify(request), t0, executing=for_execution)
+        return engine.decide(request, engine.classify(request), t0, executing=for_execution, marks=marks)
+
+    async def _traced_execute(self, request: RouteRequest) -> RoutingResult:
+        """:meth:`aexecute` in a request span when tracing is on."""
+        if not self.tracing.on:
+            return await self.aexecute(request)
+        trace = self.start_trace("chat", model=request.model or "auto", request_id=request.metadata.get("request_id"))
+        if self.tracing.log_prompts:
+            trace.record_prompt("\n".join(f"{m.role}: {m.text()}" for m in request.messages))
+        with trace.active():
+            try:
+                result = await self.aexecute(request)
+            except BaseException as exc:
+                trace.finish(error=exc)
+                raise
+        trace.finish(result=result)
+        return result
 
     async def _adecide_for(self, request: RouteRequest, for_execution: bool) -> RoutingDecision:
         return await self.adecide(request, for_execution=for_execution)
@@ -466,6 +541,24 @@ class Router:
 
 
 # --------------------------------------------------------------------------------------------------
+
+
+def _response_cache(policy: Policy, source: SourceMap, plugins: PluginHost) -> ResponseCache | None:
+    """The policy's response cache (``None`` without one); a :class:`PolicyError` at ``cache`` when it cannot be
+    built (no plugin provides the embedder, the redis package is missing)."""
+    spec = policy.cache
+    if not spec.enabled:
+        return None
+    metadata = frozenset(k for rule in policy.routes for k in (rule.when.metadata or {}))
+    try:
+        return ResponseCache(
+            spec,
+            route_metadata=metadata,
+            embedders=plugins.embedders() if spec.semantic is not None else None,
+        )
+    except (ValueError, ImportError) as exc:
+        where = ("cache", "semantic", "embedder") if isinstance(exc, ValueError) else ("cache", "backend")
+        raise PolicyError([source.issue(where, str(exc))]) from None
 
 
 def _prompt_chars(request: RouteRequest) -> int:

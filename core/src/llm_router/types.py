@@ -23,6 +23,7 @@ from pydantic import (
 
 __all__ = [
     "Attempt",
+    "CacheOptions",
     "Capabilities",
     "Classification",
     "CompletionRequest",
@@ -166,6 +167,24 @@ class Constraints(BaseModel):
         return Constraints.model_construct(**values)
 
 
+class CacheOptions(BaseModel):
+    """Per-request control of the response cache (``router.cache`` at the gateway, ``cache=`` in the library).
+
+    Without the policy's ``cache:`` section nothing is cached and these options change nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    no_cache: bool = Field(default=False, description="do not answer from the cache (the answer is still stored)")
+    no_store: bool = Field(default=False, description="do not store this answer")
+    ttl_s: Annotated[float, Field(gt=0)] | None = Field(default=None, description="keep this answer this long")
+    semantic: bool | None = Field(
+        default=None, description="look this request up semantically (the policy's cache.semantic must be set)"
+    )
+    partition: str | None = Field(
+        default=None, description="entries are shared only within one partition (the gateway sets the key's id)"
+    )
+
+
 class RouteRequest(BaseModel):
     """What the router decides on. Build it from a prompt string or a list of messages."""
 
@@ -188,6 +207,7 @@ class RouteRequest(BaseModel):
         description="a catalogue model id to try first (the rest of the ranking are its fallbacks); "
         "None lets the router pick",
     )
+    cache: CacheOptions | None = Field(default=None, description="per-request cache control (see CacheOptions)")
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -614,6 +634,10 @@ class RoutingResult(_Frozen):
     cost: float
     latency_ms: float
     attempts: tuple[Attempt, ...]
+    cache: Literal["hit", "semantic", "miss", "bypass"] | None = Field(
+        default=None, description="what the response cache did (None: the policy has no cache)"
+    )
+    saved_cost: float = Field(default=0.0, description="USD a cache hit saved: what the cached answer cost")
 
     @property
     def generated_response(self) -> str:
@@ -644,6 +668,8 @@ class RoutingResult(_Frozen):
             "cost_usd": self.cost,
             "latency_ms": round(self.latency_ms, 2),
             "attempts": [a.model_dump(mode="json") for a in self.attempts],
+            "cache": self.cache,
+            "saved_cost_usd": self.saved_cost,
             "decision": self.decision.to_json(),
         }
 

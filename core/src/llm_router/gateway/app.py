@@ -40,8 +40,10 @@ from ..errors import (
 from ..ids import new_request_id
 from ..policy import GatewayKey
 from ..router import RoutedStream, Router
+from ..tracing import NO_TRACE, RequestTrace
 from ..types import (
     Attempt,
+    CacheOptions,
     Constraints,
     Feedback,
     Message,
@@ -65,6 +67,7 @@ from .openai_types import (
     provider_error,
     validation_error,
 )
+from .requestlog import RequestLog
 
 __all__ = ["Gateway", "create_app"]
 
@@ -127,6 +130,9 @@ class _Call:
     status: int = 200
     fallbacks: int = 0
     error: str | None = None
+    cache: str | None = None
+    saved_cost: float = 0.0
+    trace: RequestTrace = NO_TRACE
 
 
 class SSEResponse(Response):
@@ -189,6 +195,11 @@ class Gateway:
         self.log_prompts = cfg.log_prompts
         self.ledger = Ledger(Path(ledger_path or cfg.ledger))  # a relative path is relative to the cwd
         self.metrics = Metrics()
+        self.cache_on = router.policy.cache.enabled
+        self.cache_per_key = router.policy.cache.scope == "key"
+        self.tracing = router.tracing.on
+        self.request_log = RequestLog(router.policy.telemetry.request_log)
+        self.cache_lookups = {r: self.metrics.cache.labels(r) for r in ("hit", "semantic", "miss", "bypass")}
         ids = [m.id for m in router.catalogue]
         self.all_models = frozenset(ids)
         self.key_models: dict[str, frozenset[str]] = {
@@ -354,6 +365,8 @@ class Gateway:
             "model": pinned,
             "metadata": {"request_id": request_id, **((body.router.metadata or {}) if body.router else {})},
         }
+        if self.cache_on and isinstance(body, ChatCompletionRequest):
+            fields["cache"] = self._cache_options(request, body, key)
         if isinstance(body, ChatCompletionRequest):
             fields["temperature"] = body.temperature
             fields["stop"] = (body.stop,) if isinstance(body.stop, str) else (tuple(body.stop) if body.stop else None)
@@ -362,6 +375,20 @@ class Gateway:
             return RouteRequest.model_validate(fields)
         except ValidationError as exc:
             raise validation_error(exc) from None
+
+    def _cache_options(self, request: Request, body: ChatCompletionRequest, key: GatewayKey | None) -> CacheOptions:
+        """``router.cache`` and ``Cache-Control`` as the request's cache options; under ``cache.scope: key`` the
+        entries are partitioned by the caller's key (a caller cannot choose another key's partition)."""
+        opts = body.router.cache if body.router is not None and body.router.cache is not None else None
+        values: dict[str, Any] = opts.model_dump(exclude_none=True) if opts is not None else {}
+        control = request.headers.get("cache-control")
+        if control:
+            directives = {d.strip().lower() for d in control.split(",")}
+            values["no_cache"] = values.get("no_cache", False) or "no-cache" in directives
+            values["no_store"] = values.get("no_store", False) or "no-store" in directives
+        if self.cache_per_key and key is not None:
+            values["partition"] = f"key:{key.id}"
+        return CacheOptions.model_construct(**values) if values else _NO_CACHE_OPTIONS
 
     async def _decide(self, route_request: RouteRequest, executing: bool) -> RoutingDecision:
         try:
@@ -396,6 +423,13 @@ class Gateway:
                 raise validation_error(exc) from None
             prompt = _prompt_text(body.messages) if self.log_prompts else None
             call = _Call(request_id, key, body.stream, t0, prompt)
+            if self.tracing:
+                call.trace = self.router.start_trace(
+                    "chat", model=body.model, headers=request.headers, request_id=request_id
+                )
+                if self.router.tracing.log_prompts:
+                    call.trace.record_prompt(prompt or _prompt_text(body.messages))
+                call.trace.attach()
             if self.log_prompts:
                 log.info("request %s prompt: %s", request_id, prompt)
             route_request = self._route_request(request, body, key, request_id)
@@ -410,6 +444,7 @@ class Gateway:
             if body.stream:
                 include_usage = bool(body.stream_options and body.stream_options.include_usage)
                 response = await self._stream(call, route_request, decision, include_usage)
+                call.trace.detach()
                 call, streaming = None, True  # the stream's own finaliser writes the ledger row
                 return response
             try:
@@ -437,6 +472,7 @@ class Gateway:
             if not streaming:
                 self.metrics.in_flight.dec()
             if call is not None:
+                call.trace.detach()
                 self._finish(call, "chat")
 
     def _headers(self, call: _Call) -> list[tuple[bytes, bytes]]:
@@ -465,6 +501,8 @@ class Gateway:
         if not call.stream:
             headers.append((b"x-router-cost", b"%.8f" % call.cost))
             headers.append((b"x-router-fallbacks", b"%d" % call.fallbacks))
+        if call.cache is not None:
+            headers.append((b"x-router-cache", call.cache.encode()))
         return headers
 
     def _succeeded(self, call: _Call, result: RoutingResult) -> None:
@@ -472,6 +510,7 @@ class Gateway:
         call.usage = result.usage
         call.cost = result.cost
         call.fallbacks = result.fallbacks
+        call.cache, call.saved_cost = result.cache, result.saved_cost
         self.metrics.attempts(result.attempts, result.selected_model.id)
         if result.fallbacks:
             _log_upstream_auth(call.request_id, result.attempts)
@@ -506,7 +545,12 @@ class Gateway:
         )
         if call.cost:
             m.cost.labels(model or "", call.key.id if call.key else "").inc(call.cost)
+        if call.cache is not None:
+            self.cache_lookups[call.cache].inc()
+            if call.saved_cost:
+                m.cache_saved.inc(call.saved_cost)
         decision = call.decision
+        self._observe(call, endpoint, model, latency)
         self.ledger.record(
             LedgerRow(
                 request_id=call.request_id,
@@ -526,8 +570,52 @@ class Gateway:
                 stream=call.stream,
                 error=call.error,
                 prompt=call.prompt,
+                cache=call.cache,
+                saved_cost_usd=call.saved_cost,
             )
         )
+
+    def _observe(self, call: _Call, endpoint: str, model: str | None, latency_ms: float) -> None:
+        """End the request's span and write its log line (both no-ops when switched off)."""
+        trace = call.trace
+        trace_id = trace.trace_id
+        if trace.span is not None:
+            usage = call.usage
+            trace.finish(
+                decision=call.decision,
+                error=RuntimeError(call.error or call.outcome) if call.status >= 400 else None,
+                attributes={
+                    "gen_ai.response.model": model,
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                    "llm_router.cost_usd": call.cost,
+                    "llm_router.cache": call.cache,
+                    "llm_router.saved_cost_usd": call.saved_cost if call.cache is not None else None,
+                    "llm_router.fallbacks": call.fallbacks,
+                    "http.response.status_code": call.status,
+                    "llm_router.key_id": call.key.id if call.key else None,
+                },
+            )
+        if self.request_log.enabled:
+            self.request_log.write(
+                request_id=call.request_id,
+                endpoint=endpoint,
+                key_id=call.key.id if call.key else None,
+                task=call.decision.classification.task if call.decision is not None else None,
+                model=model,
+                status=call.status,
+                outcome=call.outcome,
+                input_tokens=call.usage.input_tokens,
+                output_tokens=call.usage.output_tokens,
+                cost_usd=call.cost,
+                latency_ms=latency_ms,
+                cache=call.cache,
+                saved_cost_usd=call.saved_cost,
+                fallbacks=call.fallbacks,
+                stream=call.stream,
+                trace_id=trace_id,
+                error=call.error,
+            )
 
     async def _stream(
         self, call: _Call, route_request: RouteRequest, decision: RoutingDecision, include_usage: bool
@@ -546,6 +634,9 @@ class Gateway:
             raise
         if routed.model is not None:
             call.model = routed.model.id
+        call.cache = routed.cache
+        if routed.result is not None and routed.cache in ("hit", "semantic"):
+            call.model, call.saved_cost = routed.result.selected_model.id, routed.result.saved_cost
         self.metrics.ttft.labels(call.model or "").observe(time.perf_counter() - call.t0)
         writer = ChunkWriter(f"chatcmpl-{call.request_id}", call.model or decision.selected.id, include_usage)
         headers = self._headers(call)
@@ -657,6 +748,8 @@ class Gateway:
         await self.router.afeedback(fb)
         return _json({"status": "accepted", "request_id": fb.request_id})
 
+
+_NO_CACHE_OPTIONS = CacheOptions()
 
 UPSTREAM_AUTH_LOG = "request %s: the upstream provider rejected the gateway's credentials for %s: %s"
 
@@ -832,5 +925,11 @@ async def _openapi(request: Request) -> Response:
 
 
 def app_from_env() -> Starlette:
-    """uvicorn factory for ``--workers N`` (reads ``LLM_ROUTER_POLICY`` and ``LLM_ROUTER_LEDGER``)."""
+    """uvicorn factory for ``--workers N`` (reads ``LLM_ROUTER_POLICY``, ``LLM_ROUTER_LEDGER`` and the log
+    format and level ``llm-router serve`` was given)."""
+    fmt = os.environ.get("LLM_ROUTER_LOG_FORMAT")
+    if fmt in ("json", "text"):
+        from .requestlog import configure_logging
+
+        configure_logging(os.environ.get("LLM_ROUTER_LOG_LEVEL", "info"), fmt)
     return create_app()

@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS usage (
     fallbacks INTEGER NOT NULL DEFAULT 0,
     stream INTEGER NOT NULL DEFAULT 0,
     error TEXT,
-    prompt TEXT
+    prompt TEXT,
+    cache TEXT,
+    saved_cost_usd REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS usage_key_ts ON usage (key_id, ts);
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
@@ -67,6 +69,8 @@ class LedgerRow:
     stream: bool
     error: str | None = None
     prompt: str | None = None
+    cache: str | None = None
+    saved_cost_usd: float = 0.0
 
 
 _COLUMNS = [f.name for f in fields(LedgerRow)]
@@ -83,7 +87,19 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
+    _add_columns(conn)
     return conn
+
+
+ADDED_COLUMNS = {"cache": "TEXT", "saved_cost_usd": "REAL NOT NULL DEFAULT 0"}
+"""Columns added since the first ledger schema: a ledger written by an older version gets them on open."""
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+    for name, decl in ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {decl}")  # constant names, never user input
 
 
 def day_start(now: float) -> float:
@@ -230,11 +246,18 @@ class Ledger:
         log.error("ledger: %d rows could not be written to %s", len(rows), self.path)
 
 
-GROUPS = {"model": "model", "key": "key_id", "task": "task", "day": "date(ts, 'unixepoch')", "outcome": "outcome"}
+GROUPS = {
+    "model": "model",
+    "key": "key_id",
+    "task": "task",
+    "day": "date(ts, 'unixepoch')",
+    "outcome": "outcome",
+    "cache": "cache",
+}
 
 
 def usage_report(path: str | Path, *, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
-    """Totals per ``by`` (model, key, task, day, outcome) from ``since`` (epoch seconds) on."""
+    """Totals per ``by`` (model, key, task, day, outcome, cache) from ``since`` (epoch seconds) on."""
     if by not in GROUPS:
         raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
     if not Path(path).exists():
@@ -251,11 +274,12 @@ def _report(path: str | Path, since: float | None, by: str) -> list[dict[str, An
         sql = (
             f"SELECT {GROUPS[by]} AS grp,"  # noqa: S608 (`by` is checked against GROUPS above)
             " COUNT(*), SUM(outcome = 'ok'), SUM(outcome != 'ok'), "
-            "SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), AVG(latency_ms), SUM(fallbacks) "
+            "SUM(input_tokens), SUM(output_tokens), SUM(cost_usd), AVG(latency_ms), SUM(fallbacks), "
+            "SUM(cache IN ('hit', 'semantic')), SUM(saved_cost_usd) "
             "FROM usage WHERE ts >= ? GROUP BY grp ORDER BY SUM(cost_usd) DESC, grp"
         )
         out = []
-        for grp, n, ok, err, tin, tout, cost, lat, fbs in conn.execute(sql, (since or 0.0,)):
+        for grp, n, ok, err, tin, tout, cost, lat, fbs, hits, saved in conn.execute(sql, (since or 0.0,)):
             out.append(
                 {
                     by: grp,
@@ -267,6 +291,8 @@ def _report(path: str | Path, since: float | None, by: str) -> list[dict[str, An
                     "cost_usd": round(cost or 0.0, 10),
                     "avg_latency_ms": round(lat or 0.0, 2),
                     "fallbacks": fbs or 0,
+                    "cache_hits": hits or 0,
+                    "saved_cost_usd": round(saved or 0.0, 10),
                 }
             )
         return out

@@ -63,6 +63,11 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("llm_router_in_flight_requests", "Requests being answered", registry=r)
+        self.cache = Counter(
+            "llm_router_cache_lookups", "Response cache lookups by result (hit, semantic, miss, bypass)", ["result"],
+            registry=r,
+        )
+        self.cache_saved = Counter("llm_router_cache_saved_usd", "USD the response cache saved", registry=r)
         self._finished: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._tokens: dict[str, tuple[Any, Any]] = {}
         self._decision: dict[str, Any] = {}

@@ -85,6 +85,17 @@ Messages = Annotated[list[Message], Field(min_length=1), AfterValidator(_with_te
 Sendable = AfterValidator(_sendable)
 
 
+class RequestCacheOptions(BaseModel):
+    """``router.cache``: this request's use of the response cache (``Cache-Control: no-cache / no-store`` too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    no_cache: bool = False
+    no_store: bool = False
+    ttl_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    semantic: bool | None = None
+
+
 class RouterOptions(BaseModel):
     """The extra ``router`` body field: routing preferences and constraints for this request."""
 
@@ -93,6 +104,7 @@ class RouterOptions(BaseModel):
     preferences: dict[str, Any] | None = None
     constraints: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    cache: RequestCacheOptions | None = None
 
 
 class StreamOptions(BaseModel):

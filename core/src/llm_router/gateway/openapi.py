@@ -77,6 +77,22 @@ _ROUTER_HEADERS: list[dict[str, Any]] = [
     },
     {"$ref": "#/components/parameters/RequestId"},
 ]
+_CHAT_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": "cache-control",
+        "in": "header",
+        "required": False,
+        "description": "`no-cache`: not answered from the response cache; `no-store`: the answer is not stored",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "traceparent",
+        "in": "header",
+        "required": False,
+        "description": "W3C trace context, continued by the request's span when tracing is on",
+        "schema": {"type": "string"},
+    },
+]
 
 
 def _chat() -> dict[str, Any]:
@@ -90,6 +106,7 @@ def _chat() -> dict[str, Any]:
             ("x-router-cost", "USD charged (not on streams)"),
             ("x-router-fallbacks", "models that failed before the one that answered (not on streams)"),
             ("x-router-reason", "why the top model won, in one line"),
+            ("x-router-cache", "what the response cache did: hit, semantic, miss or bypass (with a cache policy)"),
         )
     }
     ok = _json(_ref("ChatCompletion"), "the completion (`stream: false`)", headers)
@@ -101,7 +118,7 @@ def _chat() -> dict[str, Any]:
             "summary": "OpenAI chat completions, routed (`model: auto`, an alias, or a catalogue id)",
             "operationId": "{operation}",
             "security": _AUTH,
-            "parameters": _ROUTER_HEADERS,
+            "parameters": [*_ROUTER_HEADERS, *_CHAT_HEADERS],
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _ref("ChatCompletionRequest")}},

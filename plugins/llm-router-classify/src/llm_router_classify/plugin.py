@@ -1,5 +1,6 @@
 """The ``llm_router`` entry point: classifiers ``learned``, ``fewshot``, ``llm`` and ``embeddings``; commands
-``train classifier``, ``eval classify``, ``calibrate classifier`` and ``classify``."""
+``train classifier``, ``eval classify``, ``calibrate classifier`` and ``classify``; the embedding back-ends (for
+the core's semantic cache)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from llm_router import Classifier, hookimpl
 
-from .embeddings import EmbeddingsClassifier
+from .embeddings import Embedder, EmbeddingsClassifier
 from .fewshot import FewShotClassifier
 from .learned import LearnedClassifier
 from .llm import LLMClassifier
@@ -23,6 +24,15 @@ def register_classifiers(register: Callable[[type[Classifier]], None]) -> None:
     register(LLMClassifier)
     register(EmbeddingsClassifier)
     register(FewShotClassifier)
+
+
+@hookimpl
+def register_embedders(register: Callable[[str, Callable[[int], Embedder]], None]) -> None:
+    """Every back-end of this plugin's embedder registry (``e5``, and whatever else is registered there)."""
+    from . import embeddings
+
+    for name in sorted(embeddings._factories):
+        register(name, lambda threads, _name=name: embeddings.get_embedder(_name, threads))
 
 
 @hookimpl
