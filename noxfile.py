@@ -13,6 +13,10 @@ Sessions:
   bench_fewshot  few-shot custom labels: fewshot stage vs TF-IDF + LR vs majority, p50/p99 per prompt; not default
   bench_cache    semantic cache lookup p99 at 100,000 entries; gateway CPU with the cache missing / tracing on vs.
                  both off, side by side; not default
+  bench_eval     eval route's sweep: a decision per prompt and point vs. one re-ranked, side by side (`-- --data F`)
+  web            rebuild the web app (web/, npm) into the core package; not default
+  browser        the web app in a real browser (Playwright + Debian's chromium); CI runs it
+  bench_ledger   psycopg 3 vs asyncpg writing ledger rows to a real PostgreSQL; not default
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ TEST_DEPS = [
     "openapi-spec-validator>=0.7,<1",  # the gateway's /openapi.json is checked against the OpenAPI 3.1 schema
 ]
 # the core with the response cache's Redis back-end and index, and the OpenTelemetry SDK + OTLP exporter (tests/cache)
-CORE_ALL = "./core[gateway-fast,cache-redis,otel,semantic-cache]"
+CORE_ALL = "./core[gateway-fast,cache-redis,otel,semantic-cache,redis,postgres]"
 # the fake upstreams (tests/fakes) are small Starlette apps served by uvicorn in a thread
 FAKE_DEPS = ["starlette>=0.37,<2", "uvicorn>=0.30,<1"]
 
@@ -173,6 +177,25 @@ def fuzz(session: nox.Session) -> None:
     session.run("python", "tests/fuzz/fuzz_gateway.py", *session.posargs)
 
 
+@nox.session(default=False, venv_backend="none")
+def web(session: nox.Session) -> None:
+    """Rebuild the web app (web/, Node 20+ and npm) into core/src/llm_router/gateway/static, with the stamp that
+    tests/unit/test_web_build.py checks; commit the result. ``nox -s web -- check`` also type-checks only."""
+    with session.chdir(ROOT / "web"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+        session.run("npm", "run", "typecheck" if "check" in session.posargs else "build", external=True)
+
+
+@nox.session(default=False)
+def browser(session: nox.Session) -> None:
+    """The web app in a real browser: Playwright driving Debian's chromium (`apt-get install -y chromium`;
+    LLM_ROUTER_CHROMIUM for another path) against `llm-router serve` and the fake OpenAI upstream (tests/browser).
+    ``LLM_ROUTER_DOCS_IMAGES=docs/images nox -s browser`` rewrites the screenshots of docs/web.md."""
+    session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai")
+    session.install(*TEST_DEPS, *FAKE_DEPS, "playwright>=1.45,<2")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/browser", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6,<1")
@@ -216,6 +239,25 @@ def bench_fewshot(session: nox.Session) -> None:
     _install_core(session)
     session.install("-e", "./plugins/llm-router-classify[train]")
     session.run("python", "benchmarks/bench_fewshot.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench_eval(session: nox.Session) -> None:
+    """``eval route``'s sweep, old (a full decision per prompt and operating point) against new (one decision per
+    prompt, re-ranked per point), side by side in one run, with the whole-file timing:
+    ``nox -s bench_eval -- --data ../shared/data/routing/mmlu-pair-train.jsonl [--prompts 500]``."""
+    _install_core(session)
+    session.install("-e", "./plugins/llm-router-learned[train]")
+    session.run("python", "benchmarks/bench_eval_route.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench_ledger(session: nox.Session) -> None:
+    """psycopg 3 vs asyncpg writing ledger rows to a real PostgreSQL (initdb in a temp dir); see
+    docs/reliability.md. ``nox -s bench_ledger -- --rows 20000 --rounds 3``."""
+    _install_core(session, "-e", "./core[postgres]")
+    session.install("asyncpg>=0.29,<1", "pytest>=8.2,<10")
+    session.run("python", "benchmarks/bench_ledger_pg.py", *session.posargs)
 
 
 @nox.session(default=False)

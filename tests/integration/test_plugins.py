@@ -336,9 +336,9 @@ def test_build_app_makes_a_new_command_line_each_time_with_the_plugins_commands(
         return {g.name: g.typer_instance for g in app.registered_groups}
 
     # eval got no command: not shown; calibrate has the core's `calibrate cache`
-    assert set(groups(first)) == {"policy", "catalogue", "cache", "train", "calibrate"}
+    assert set(groups(first)) == {"policy", "catalogue", "cache", "ab", "train", "calibrate"}
     assert groups(first)["train"] is not groups(second)["train"]
-    assert set(groups(bare)) == {"policy", "catalogue", "cache"}
+    assert set(groups(bare)) == {"policy", "catalogue", "cache", "ab"}
     result = CliRunner().invoke(first, ["train", "widget"])
     assert result.exit_code == 0, result.output
     assert "widget trained" in result.stdout

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
         RoutingContext,
         Scorer,
     )
+    from .decision import rank_order, weighted_totals
     from .errors import (
+        FeedbackError,
         NoCandidatesError,
         PluginError,
         PolicyError,
@@ -79,6 +81,7 @@ __all__ = [
     "Constraint",
     "Constraints",
     "Feedback",
+    "FeedbackError",
     "KeyedProvider",
     "Message",
     "ModelInfo",
@@ -104,6 +107,8 @@ __all__ = [
     "Taxonomy",
     "Usage",
     "hookimpl",
+    "rank_order",
+    "weighted_totals",
 ]
 
 _HOME: dict[str, str] = {
@@ -124,8 +129,11 @@ _HOME: dict[str, str] = {
         ],
         "components",
     ),
-    **dict.fromkeys(["NoCandidatesError", "PluginError", "PolicyError", "ProviderError", "RouterError"], "errors"),
+    **dict.fromkeys(
+        ["FeedbackError", "NoCandidatesError", "PluginError", "PolicyError", "ProviderError", "RouterError"], "errors"
+    ),
     "hookimpl": "hookspecs",
+    **dict.fromkeys(["rank_order", "weighted_totals"], "decision"),
     "Policy": "policy",
     "RoutedStream": "router",
     "Router": "router",

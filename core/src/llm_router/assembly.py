@@ -25,7 +25,7 @@ from .plugins import PluginHost
 from .policy import ComponentSpec, Policy, ProviderSpec, SourceMap, issues_from_validation, iter_model_refs
 from .state import StateStore
 from .taxonomy import Taxonomy
-from .types import CompletionRequest, CompletionResponse, ModelInfo
+from .types import CompletionRequest, CompletionResponse, ModelInfo, Preferences
 
 __all__ = ["Assembly"]
 
@@ -67,6 +67,7 @@ class Assembly:
         self.scorers: list[tuple[str, Scorer]] = self._build_list("score", "scorer")
         self.postprocessors: list[tuple[str, PostProcessor]] = self._build_list("postprocess", "postprocessor")
         self.routes = self._build_routes()
+        self._check_deployments()
         self._check_model_refs()
         self._check_tasks_and_weights()
         self._warn_lifecycle()
@@ -249,6 +250,22 @@ class Assembly:
                 hint = f"; did you mean {', '.join(close)}?" if close else "; `llm-router models` lists them"
             self.issues.append(self.source.issue(path, f"unknown model {ref!r}{hint}", exact=True))
 
+    def _check_deployments(self) -> None:
+        for model_id, spec in self.policy.deployments.items():
+            if model_id not in self.catalogue:
+                self.issues.append(
+                    self.source.issue(("deployments", model_id), f"unknown model {model_id!r}", exact=True)
+                )
+            for i, target in enumerate(spec.targets):
+                if target.provider not in self.policy.providers:
+                    self.issues.append(
+                        self.source.issue(
+                            ("deployments", model_id, "targets", i, "provider"),
+                            f"no provider named {target.provider!r} in `providers:` "
+                            f"(providers: {', '.join(sorted(self.policy.providers)) or 'none'})",
+                        )
+                    )
+
     def _warn_lifecycle(self) -> None:
         """Warn (file:line, field) about every deprecated or retired model the policy names."""
         refs = list(iter_model_refs(self.policy))
@@ -273,8 +290,14 @@ class Assembly:
                 self.source.issue(("taxonomy", "default_task"), f"unknown task {self.taxonomy.default_task!r}")
             )
         scorer_names = {spec.name for spec in self.policy.score}
-        prefs = [(("preferences",), self.policy.preferences)] + [
+        prefs: list[tuple[tuple[str | int, ...], Preferences]] = [(("preferences",), self.policy.preferences)] + [
             (("routes", i, "preferences"), r.preferences) for i, r in enumerate(self.policy.routes) if r.preferences
+        ]
+        prefs += [
+            (("experiments", i, "variants", name, "preferences"), v.preferences)
+            for i, exp in enumerate(self.policy.experiments)
+            for name, v in exp.variants.items()
+            if v.preferences
         ]
         for path, pref in prefs:
             for key in pref.weights:

@@ -482,7 +482,9 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="worker processes (budgets are per process between ledger reads)")
     ] = 1,
-    ledger: Annotated[Path | None, typer.Option(help="usage ledger (default: the policy's gateway.ledger)")] = None,
+    ledger: Annotated[
+        str | None, typer.Option(help="usage ledger: a SQLite file or a postgresql:// URL (default: gateway.ledger)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     log_format: Annotated[
         str, typer.Option(help="json: every log record one JSON object a line (the per-request lines too); text")
@@ -531,20 +533,27 @@ def serve(
     if workers > 1:
         if not router.policy.gateway.keys:  # worker processes log through uvicorn's loggers only
             err.print("[yellow]warning:[/] no API keys in the policy's gateway.keys: this gateway is OPEN")
+        if router.policy.state.backend == "memory" and any(k.limited for k in router.policy.gateway.keys):
+            err.print(
+                f"[yellow]warning:[/] state is in memory: each of the {workers} workers enforces the keys' budgets "
+                "and rate limits on its own (a burst may spend up to that many times a budget); "
+                "`state: {backend: redis}` shares them (docs/reliability.md)"
+            )
         router.close()
         if policy is not None:
             os.environ["LLM_ROUTER_POLICY"] = str(policy.resolve())
         if ledger is not None:
-            os.environ["LLM_ROUTER_LEDGER"] = str(ledger.resolve())
+            os.environ["LLM_ROUTER_LEDGER"] = ledger if "://" in ledger else str(Path(ledger).resolve())
         uvicorn.run("llm_router.gateway.app:app_from_env", factory=True, workers=workers, **common)
     else:
         uvicorn.run(create_app(router, ledger_path=ledger), **common)
 
 
 def usage(
-    ledger: Annotated[Path, typer.Option(help="the gateway's SQLite usage ledger", envvar="LLM_ROUTER_LEDGER")] = Path(
-        "llm-router-usage.sqlite3"
-    ),
+    ledger: Annotated[
+        str,
+        typer.Option(help="the gateway's usage ledger: a SQLite file or postgresql:// URL", envvar="LLM_ROUTER_LEDGER"),
+    ] = "llm-router-usage.sqlite3",
     since: Annotated[str | None, typer.Option(help="from this date (YYYY-MM-DD, UTC) on")] = None,
     by: Annotated[str, typer.Option(help="group by model, key, task, day, outcome or cache")] = "model",
     json_: JsonOpt = False,
@@ -553,6 +562,7 @@ def usage(
     from datetime import UTC, datetime
 
     from .gateway.ledger import GROUPS, usage_report
+    from .gateway.pg_ledger import redact
 
     if by not in GROUPS:
         _fail(EXIT_BAD_INPUT, f"--by must be one of {', '.join(GROUPS)}")
@@ -568,7 +578,7 @@ def usage(
         _fail(EXIT_BAD_INPUT, f"--ledger: {exc}")
     if json_:
         sys.stdout.write(
-            json.dumps({"version": JSON_VERSION, "ledger": str(ledger), "since": since, "by": by, "rows": report})
+            json.dumps({"version": JSON_VERSION, "ledger": redact(ledger), "since": since, "by": by, "rows": report})
             + "\n"
         )
         return
@@ -707,6 +717,9 @@ def build_app(*, plugins: bool = True) -> typer.Typer:
     cache_app.command("stats")(cache_stats)
     cache_app.command("clear")(cache_clear)
     app.add_typer(cache_app, name="cache")
+    from .abtest_cli import ab_app
+
+    app.add_typer(ab_app(), name="ab")
     if plugins:
         _add_plugin_commands(app)
     return app
@@ -746,7 +759,7 @@ def main() -> None:
     """Entry point of the ``llm-router`` script. A core command (``route``, ``run``, ``serve``, …) is run
     without loading the plugins' commands: it creates its router, which loads the plugins it needs."""
     first = sys.argv[1] if len(sys.argv) > 1 else ""
-    core = {name for name, _ in _COMMANDS} | {"policy", "catalogue", "cache"}
+    core = {name for name, _ in _COMMANDS} | {"policy", "catalogue", "cache", "ab"}
     build_app(plugins=first not in core)()
 
 

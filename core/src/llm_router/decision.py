@@ -17,7 +17,9 @@ from typing import NamedTuple
 from .catalogue import Catalogue
 from .components import Candidate, Classifier, Constraint, Prediction, RoutingContext, Scorer
 from .errors import ConfigurationError, NoCandidatesError
+from .experiments import Experiments
 from .ids import new_request_id
+from .pacing import PaceBook
 from .policy import Policy, RouteRule
 from .state import StateStore, blend
 from .taxonomy import Taxonomy
@@ -31,12 +33,13 @@ from .types import (
     Rejection,
     RouteRequest,
     RoutingDecision,
+    ScoredCandidate,
     SkippedComponent,
     StageResult,
     construct,
 )
 
-__all__ = ["CompiledRoute", "DecisionEngine", "ModelFacts", "Stage", "facts_of"]
+__all__ = ["CompiledRoute", "DecisionEngine", "ModelFacts", "Stage", "facts_of", "rank_order", "weighted_totals"]
 
 log = logging.getLogger("llm_router")
 
@@ -81,12 +84,13 @@ class CompiledRoute:
 
 
 class _Scope(NamedTuple):
-    """What the matching route gives a request: its models, label, weights and limits."""
+    """What the matching route gives a request: its models, label, weights and limits (and its variant)."""
 
     facts: list[ModelFacts]
     label: str
     preferences: Preferences
     constraints: Constraints
+    variant: str | None = None
 
 
 class _Scores(NamedTuple):
@@ -111,6 +115,8 @@ class DecisionEngine:
         routes: Sequence[CompiledRoute],
         state: StateStore,
         provider_status: Callable[[str], str | None],
+        pacing: PaceBook | None = None,
+        experiments: Experiments | None = None,
     ) -> None:
         self.policy = policy
         self.taxonomy = taxonomy
@@ -121,6 +127,8 @@ class DecisionEngine:
         self.routes = tuple(routes)
         self.state = state
         self.provider_status = provider_status
+        self.pacing = pacing if any(name == "cost" for name, _ in scorers) else None
+        self.experiments = experiments if experiments else None
         self.catalogue_facts = facts_of(list(catalogue))
         self.sync_cascade = all(not s.classifier.is_async for s in self.stages)
 
@@ -202,10 +210,7 @@ class DecisionEngine:
         scores = self._score(candidates, ctx, scope.preferences, skipped)
         if marks is not None:
             marks.append(time.perf_counter())
-        keys = [(-round(t, 9), c.estimated_cost, c.model.id) for t, c in zip(scores.totals, candidates, strict=True)]
-        order = sorted(range(len(candidates)), key=keys.__getitem__)
-        if pinned is not None:  # the caller's model first; the rest of the ranking are its fallbacks
-            order.sort(key=lambda i: candidates[i].model.id != pinned)
+        order = rank_order(scores.totals, candidates, pinned)
         return RoutingDecision.from_ranking(
             RankingSource(candidates, order, scores.names, scores.columns, scores.totals),
             request_id=str(request.metadata.get("request_id") or new_request_id()),
@@ -217,10 +222,12 @@ class DecisionEngine:
             expected_output_tokens=expected_output,
             skipped=tuple(skipped),
             routing_time_ms=(time.perf_counter() - t_start) * 1000,
+            variant=scope.variant,
         )
 
     def _scope(self, request: RouteRequest, classification: Classification) -> _Scope:
-        route = self._select_route(request, classification)
+        assigned = self.experiments.assign(request) if self.experiments is not None else None
+        route = self._select_route(request, classification, assigned.routes if assigned else None)
         prefs, constraints = self.policy.preferences, self.policy.constraints
         if route is None:
             facts, label = self.catalogue_facts, "catalogue"
@@ -228,6 +235,8 @@ class DecisionEngine:
             facts, label = route.facts, route.label
             prefs = prefs.merged(route.rule.preferences)
             constraints = constraints.merged(route.rule.constraints)
+        for arm in assigned.variants if assigned else ():
+            prefs, constraints = prefs.merged(arm.preferences), constraints.merged(arm.constraints)
         pinned = request.model
         if pinned is not None:
             info = self.catalogue.get(pinned)
@@ -235,10 +244,16 @@ class DecisionEngine:
                 raise ConfigurationError(f"unknown model {pinned!r}; `llm-router models` lists them")
             if all(f.model.id != pinned for f in facts):
                 facts = facts_of([info]) + facts
-        return _Scope(facts, label, prefs.merged(request.preferences), constraints.merged(request.constraints))
+        prefs = prefs.merged(request.preferences)
+        if prefs.pace is not None and self.pacing is not None:
+            prefs = self.pacing.adjust(prefs, request)
+        variant = assigned.label if assigned else None
+        return _Scope(facts, label, prefs, constraints.merged(request.constraints), variant)
 
-    def _select_route(self, request: RouteRequest, classification: Classification) -> CompiledRoute | None:
-        for route in self.routes:
+    def _select_route(
+        self, request: RouteRequest, classification: Classification, routes: Sequence[CompiledRoute] | None = None
+    ) -> CompiledRoute | None:
+        for route in self.routes if routes is None else routes:
             when = route.rule.when
             if route.tasks is not None and classification.task not in route.tasks:
                 continue
@@ -324,10 +339,31 @@ class DecisionEngine:
             total = sum(w for _, w, _ in columns)  # the weights of the scorers that answered, summing to 1
             columns = [(n, w / total, v) for n, w, v in columns] if total > 0 else []
             weights = {n: round(w, 6) for n, w, _ in columns}
-        totals = [0.0] * len(candidates)
-        for _, weight, values in columns:
-            totals = [t + weight * v for t, v in zip(totals, values, strict=True)]
+        totals = weighted_totals([(w, v) for _, w, v in columns], len(candidates))
         return _Scores([n for n, _, _ in columns], [v for _, _, v in columns], totals, weights)
+
+
+def weighted_totals(columns: Sequence[tuple[float, Sequence[float]]], n: int) -> list[float]:
+    """Each candidate's total: the sum of (weight × score) over the scorers' ``columns``, in their order.
+
+    The decision's own arithmetic, public so that an evaluation can re-rank a decision's breakdown at other
+    weights and get the choices a full decision would make (``eval route`` does)."""
+    totals = [0.0] * n
+    for weight, values in columns:
+        totals = [t + weight * v for t, v in zip(totals, values, strict=True)]
+    return totals
+
+
+def rank_order(
+    totals: Sequence[float], candidates: Sequence[Candidate | ScoredCandidate], pinned: str | None = None
+) -> list[int]:
+    """Candidate indices best first: highest total (rounded to 9 places), ties to the cheaper estimate, then
+    to the smaller model id; a ``pinned`` model id goes first (the rest are its fallbacks)."""
+    keys = [(-round(t, 9), c.estimated_cost, c.model.id) for t, c in zip(totals, candidates, strict=True)]
+    order = sorted(range(len(candidates)), key=keys.__getitem__)
+    if pinned is not None:  # the caller's model first; the rest of the ranking are its fallbacks
+        order.sort(key=lambda i: candidates[i].model.id != pinned)
+    return order
 
 
 def _checked(values: Sequence[float], n: int) -> Sequence[float]:

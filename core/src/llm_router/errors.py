@@ -24,6 +24,7 @@ __all__ = [
     "ContentFilteredError",
     "ContextLengthExceededError",
     "DuplicateComponentError",
+    "FeedbackError",
     "NoCandidatesError",
     "PermissionDeniedError",
     "PluginError",
@@ -95,6 +96,12 @@ class PluginError(RouterError):
 
 class DuplicateComponentError(PluginError):
     """Two plugins registered a component of the same kind under the same name."""
+
+
+class FeedbackError(RouterError):
+    """Feedback that cannot be taken: a listener does not know its request id (never decided here, or
+    expired), or it was rated already. Raised by an ``on_feedback`` listener; it reaches the caller of
+    :meth:`Router.feedback` (the gateway answers 404) instead of being logged like other listener errors."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ import anyio
 
 from .cache.service import Lookup, ResponseCache
 from .components import PostProcessor, Provider
-from .errors import PostprocessError, ProviderError, RouterError
+from .deployments import Deployment, DeploymentPool
+from .errors import PostprocessError, ProviderError, RateLimitError, RouterError
 from .errors import TimeoutError as RouterTimeoutError
 from .policy import FallbackPolicy
 from .state import StateStore, blend
@@ -93,11 +94,26 @@ class _Call:
     started_at: float = field(default_factory=time.perf_counter)
     retry_same: bool = False
     error: RouterError | None = None
+    deployment: Deployment | None = None
+    pool: DeploymentPool | None = None
+    passed_over: tuple[str, ...] = ()
+    switch: bool = False
+    """Failed on one deployment of its model: the next call goes to another one, without a retry's backoff."""
     span: Any = None
 
     @property
     def model(self) -> ModelInfo:
         return self.candidate.model
+
+    def end(self, latency_ms: float | None = None, tokens: int = 0, error: RouterError | None = None) -> None:
+        """Tell the deployment's pool the call ended (once): latency, tokens, and a cooldown after a 429."""
+        pool, dep = self.pool, self.deployment
+        if pool is None or dep is None:
+            return
+        self.pool = None
+        limited = isinstance(error, RateLimitError)
+        retry_after = error.retry_after_s if isinstance(error, RateLimitError) else None
+        pool.done(dep, latency_ms=latency_ms, tokens=tokens, retry_after_s=retry_after, limited=limited)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started_at) * 1000
@@ -115,6 +131,7 @@ class Executor:
         fallback: FallbackPolicy,
         postprocessors: Sequence[tuple[str, PostProcessor]],
         emit: Emit,
+        deployments: Mapping[str, DeploymentPool] | None = None,
         cache: ResponseCache | None = None,
         tracing: Tracing | None = None,
     ) -> None:
@@ -124,6 +141,7 @@ class Executor:
         self.fallback = fallback
         self.postprocessors = tuple(postprocessors)
         self.emit = emit
+        self.deployments: Mapping[str, DeploymentPool] = deployments or {}
         self.cache = cache
         self.tracing = tracing if tracing is not None and tracing.on else None
 
@@ -309,6 +327,8 @@ class _Run:
         self.decision = decision
         self.attempts: list[Attempt] = []
         self.last_error: RouterError | None = None
+        self._tried: frozenset[str] = frozenset()
+        """Deployments of the current candidate that failed for this request (the next call goes elsewhere)."""
         self.cache_status = found.status if found is not None else None
         self.trace_context: Any = None  # a stream's parent context for its attempts' spans
 
@@ -320,25 +340,90 @@ class _Run:
         ex = self.executor
         fb = ex.fallback
         tracing = ex.tracing if ex.tracing is not None and ex.tracing.recording(self.trace_context) else None
+        if not ex.deployments:  # the common case, kept as lean as it was
+            for candidate in self.decision.best(fb.max_models):
+                provider = ex.providers.get(candidate.model.provider)
+                if provider is None:
+                    self._unavailable(candidate.model)
+                    continue
+                creq = ex.completion_request(self.request, candidate.model)
+                for retry in range(fb.retries + 1):
+                    call = _Call(candidate, provider, creq, retry)
+                    if tracing is not None:
+                        self._span(tracing, call)
+                    yield call
+                    if not call.retry_same or retry >= fb.retries:
+                        break
+            return
+        yield from self._deployed_calls(tracing)
+
+    def _span(self, tracing: Tracing, call: _Call) -> None:
+        model = call.model
+        call.span = tracing.attempt(model.provider, model.model, model.id, call.retry, self.request, self.trace_context)
+
+    def _deployed_calls(self, tracing: Tracing | None) -> Iterator[_Call]:
+        """:meth:`calls` when some models have deployments: a call goes to the deployment its pool picks, and
+        after a failure on one deployment the next call goes to another (not counted as a retry)."""
+        ex = self.executor
+        fb = ex.fallback
         for candidate in self.decision.best(fb.max_models):
+            pool = ex.deployments.get(candidate.model.id)
             provider = ex.providers.get(candidate.model.provider)
-            if provider is None:
+            if provider is None and pool is None:
                 self._unavailable(candidate.model)
                 continue
             creq = ex.completion_request(self.request, candidate.model)
-            for retry in range(fb.retries + 1):
-                call = _Call(candidate, provider, creq, retry)
-                if tracing is not None:
-                    model = candidate.model
-                    call.span = tracing.attempt(
-                        model.provider, model.model, model.id, retry, self.request, self.trace_context
-                    )
-                yield call
-                if not call.retry_same or retry >= fb.retries:
+            self._tried = frozenset()
+            retry = 0
+            while retry <= fb.retries:
+                if pool is None:
+                    assert provider is not None
+                    call: _Call | None = _Call(candidate, provider, creq, retry)
+                else:
+                    call = self._deployed(candidate, pool, creq, retry)
+                if call is None:
                     break
+                if tracing is not None:
+                    self._span(tracing, call)
+                try:
+                    yield call
+                finally:
+                    call.end()  # a call abandoned (a cancelled request) leaves its deployment's in-flight count
+                if call.switch:
+                    self._tried |= {call.deployment.name} if call.deployment is not None else set()
+                    continue
+                if not call.retry_same:
+                    break
+                retry += 1
+                self._tried = frozenset()
+
+    def _deployed(
+        self, candidate: ScoredCandidate, pool: DeploymentPool, creq: CompletionRequest, retry: int
+    ) -> _Call | None:
+        """The call to the deployment ``pool`` picks; ``None`` (a failed attempt naming each deployment and
+        why) when none can take it now."""
+        ex, model = self.executor, candidate.model
+        dep, passed = pool.pick(self._tried)
+        provider = ex.providers.get(dep.provider) if dep is not None else None
+        if dep is None or provider is None:
+            if dep is not None:
+                pool.done(dep, latency_ms=None, tokens=0, retry_after_s=None, limited=False)
+                passed = (*passed, f"{dep.name}: {ex.provider_status(dep.provider) or 'not available'}")
+            error = RateLimitError(
+                f"every deployment of {model.id} is at its limit or cooling down: {'; '.join(passed)}",
+                provider=model.provider,
+                model=model.model,
+            )
+            self.last_error = error
+            self._record(model.id, error, 0.0, retry, None, passed)
+            return None
+        request = creq if dep.model == creq.model else creq.model_copy(update={"model": dep.model})
+        return _Call(candidate, provider, request, retry, deployment=dep, pool=pool, passed_over=passed)
 
     async def before_retry(self, call: _Call) -> None:
         """After ``call`` failed: wait the backoff when the same model is tried again."""
+        if call.switch:
+            return
         if call.retry_same and call.retry < self.executor.fallback.retries:
             await anyio.sleep(self.executor.backoff_s(call.retry, call.error))
 
@@ -347,7 +432,9 @@ class _Run:
         whether the same model is worth another try."""
         ex = self.executor
         self.last_error = call.error = error
-        self._record(call.model.id, error, call.elapsed_ms(), call.retry)
+        self._record(call.model.id, error, call.elapsed_ms(), call.retry, call.deployment, call.passed_over)
+        pool = call.pool
+        call.end(error=error)
         if call.span is not None and ex.tracing is not None:
             ex.tracing.end_attempt(call.span, error=error)
             call.span = None
@@ -355,9 +442,12 @@ class _Run:
             if error.health:
                 ex.state.record_failure(call.model.id, error.kind)
             call.retry_same = error.retryable and error.kind in ex.fallback.on
+            # another deployment of the same model may answer at once (a 429 or an outage of one key or region)
+            tried = self._tried | ({call.deployment.name} if call.deployment is not None else set())
+            call.switch = pool is not None and (error.retryable or error.health) and pool.any_ready(tried)
 
     def succeeded(self, call: _Call, latency_ms: float, response: CompletionResponse, usage: Usage) -> None:
-        self._record(call.model.id, None, latency_ms, call.retry)
+        self._record(call.model.id, None, latency_ms, call.retry, call.deployment, call.passed_over)
         tracing = self.executor.tracing
         if call.span is not None and tracing is not None:
             tracing.end_attempt(
@@ -378,7 +468,15 @@ class _Run:
             tracing.end_attempt(call.span, {"error.type": "cancelled"})
             call.span = None
 
-    def _record(self, model_id: str, error: RouterError | None, latency_ms: float, retry: int) -> None:
+    def _record(
+        self,
+        model_id: str,
+        error: RouterError | None,
+        latency_ms: float,
+        retry: int,
+        deployment: Deployment | None = None,
+        passed_over: tuple[str, ...] = (),
+    ) -> None:
         """One attempt: ``ok`` without an error, else ``error`` with the error's kind and message."""
         self.attempts.append(
             construct(
@@ -389,12 +487,16 @@ class _Run:
                 error=None if error is None else str(error),
                 latency_ms=latency_ms,
                 retry=retry,
+                deployment=deployment.name if deployment is not None else None,
+                passed_over=passed_over,
             )
         )
 
     def result(
         self, call: _Call, response: CompletionResponse, usage: Usage, latency_ms: float, t0: float
     ) -> RoutingResult:
+        if call.pool is not None:
+            call.end(latency_ms, usage.input_tokens + usage.output_tokens)
         self.succeeded(call, latency_ms, response, usage)
         model = call.model
         return construct(

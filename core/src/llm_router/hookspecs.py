@@ -203,4 +203,7 @@ def on_feedback(feedback: Feedback) -> Any:
     """A caller rated or reported the outcome of a past request (``Router.feedback()`` or the gateway).
 
     :param feedback: the request id, optional model id, rating in [0, 1], outcome and free-form metadata.
+
+    Raise :class:`~llm_router.FeedbackError` to refuse feedback meant for you that you cannot use (an unknown
+    or expired request id): it reaches the caller, where any other exception from an event hook is logged.
     """

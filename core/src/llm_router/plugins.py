@@ -31,7 +31,7 @@ import pluggy
 
 from . import hookspecs
 from .components import COMPONENT_KINDS, Component
-from .errors import DuplicateComponentError, PluginError
+from .errors import DuplicateComponentError, FeedbackError, PluginError
 
 if TYPE_CHECKING:
     from .commands import CommandGroups
@@ -404,6 +404,21 @@ class PluginHost:
     # ----------------------------------------------------------------------------------------------
     # events
 
+    def add_listener(self, listener: object, name: str) -> bool:
+        """Register the event hooks (``@hookimpl`` methods such as ``on_decision``, ``on_feedback``) of one
+        component instance, for this host only (a learning scorer hears its own router's events). Returns
+        whether ``listener`` has any; it is not listed among the plugins."""
+        marker = f"{hookspecs.PROJECT_NAME}_impl"
+        hooks = [h for h in EVENT_HOOKS if hasattr(getattr(type(listener), h, None), marker)]
+        if not hooks:
+            return False
+        self.pm.register(listener, name=name)
+        for hook in hooks:
+            self._events[hook] += [
+                (name, i.function) for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin_name == name
+            ]
+        return True
+
     def has_listeners(self, hook: str) -> bool:
         return bool(self._events[hook])
 
@@ -430,6 +445,8 @@ class PluginHost:
             self._event_failed(plugin_name, hook, exc)
 
     def _event_failed(self, plugin_name: str, hook: str, exc: Exception) -> None:
+        if isinstance(exc, FeedbackError):  # the feedback was refused: the caller must hear it
+            raise exc
         if self.strict:
             raise PluginError(f"plugin {plugin_name!r} raised in {hook}: {type(exc).__name__}: {exc}") from exc
         log.error("plugin %r raised in %s: %s: %s", plugin_name, hook, type(exc).__name__, exc, exc_info=exc)

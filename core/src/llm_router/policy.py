@@ -18,24 +18,27 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .cache.config import CachePolicy
 from .errors import PolicyError, PolicyIssue
 from .taxonomy import DEFAULT_TASKS, TaskSpec, Taxonomy
 from .tracing import TelemetryPolicy
-from .types import Capabilities, Constraints, Preferences
+from .types import Capabilities, Constraints, Pace, Preferences
 
 __all__ = [
     "ComponentSpec",
+    "DeploymentTarget",
     "FallbackPolicy",
     "GatewayKey",
     "GatewayPolicy",
+    "ModelDeployments",
     "ModelSpec",
     "Policy",
     "ProviderSpec",
     "RouteRule",
     "SourceMap",
+    "StatePolicy",
     "load_policy",
     "parse_policy",
 ]
@@ -148,6 +151,36 @@ class RouteRule(_Strict):
     constraints: Constraints | None = None
 
 
+class Variant(_Strict):
+    """One arm of an experiment: its share of the traffic and what it changes (on top of the policy and the
+    matching route; a caller's own preferences and constraints still win)."""
+
+    share: Annotated[float, Field(gt=0)] = Field(default=1.0, description="relative share of the traffic")
+    preferences: Preferences | None = None
+    constraints: Constraints | None = None
+    routes: list[RouteRule] | None = Field(default=None, description="replace the policy's routes for this variant")
+
+
+class Experiment(_Strict):
+    """An A/B test: the traffic is split between ``variants`` by a hash of the caller (sticky)."""
+
+    name: str = Field(min_length=1, pattern=r"^[^=;\s]+$")
+    split_by: Literal["user", "key"] = Field(
+        default="user",
+        description="user: the caller-given user id (metadata.user, OpenAI's `user`), else the API key; "
+        "key: the API key, else the user id. A request with neither gets a variant by its request id.",
+    )
+    variants: dict[str, Variant] = Field(min_length=2)
+
+    @field_validator("variants")
+    @classmethod
+    def _names(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        bad = [n for n in value if not n or any(ch in n for ch in "=; ")]
+        if bad:
+            raise ValueError(f"variant names may not be empty or contain '=', ';' or spaces: {bad}")
+        return value
+
+
 ErrorKind = Literal[
     "rate_limit",
     "timeout",
@@ -189,6 +222,21 @@ class GatewayKey(_Strict):
     allowed_models: list[str] = Field(default_factory=lambda: ["*"], description="model id globs this key may use")
     budget_usd_per_day: Annotated[float, Field(ge=0)] | None = None
     budget_usd_per_month: Annotated[float, Field(ge=0)] | None = None
+    pace: Pace | None = Field(default=None, description="pace this key's spend through the day (llm_router.pacing)")
+    rpm: Annotated[int, Field(gt=0)] | None = Field(default=None, description="requests per minute (sliding window)")
+    tpm: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="tokens per minute (sliding window; prompt + max output held until settled)"
+    )
+
+    @property
+    def limited(self) -> bool:
+        """Whether any budget or rate limit applies to this key."""
+        return (
+            self.budget_usd_per_day is not None
+            or self.budget_usd_per_month is not None
+            or self.rpm is not None
+            or self.tpm is not None
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -214,7 +262,11 @@ class GatewayPolicy(_Strict):
     """``llm-router serve``: API keys with budgets, the usage ledger, model aliases."""
 
     keys: list[GatewayKey] = Field(default_factory=list, description="no keys: an open gateway")
-    ledger: str = Field(default="./llm-router-usage.sqlite3", description="SQLite usage ledger path")
+    ledger: str = Field(
+        default="./llm-router-usage.sqlite3",
+        repr=False,  # a postgresql:// URL may hold a password
+        description="usage ledger: a SQLite file path, or postgresql://user:password@host:port/db for a fleet",
+    )
     log_prompts: bool = Field(default=False, description="log prompt text (off: prompts are never logged)")
     aliases: dict[str, list[str]] = Field(
         default_factory=dict, description="`model` names that route among these model globs (besides `auto`)"
@@ -224,6 +276,10 @@ class GatewayPolicy(_Strict):
         gt=0,
         description="largest request body accepted, in bytes (default 4 MiB); a larger one is answered 413 before "
         "it is read in full or parsed",
+    )
+    admin_keys: list[str] = Field(
+        default_factory=list,
+        description="ids of keys (from `keys`) that may read usage: the dashboard at /dashboard and /v1/usage/*",
     )
 
     @model_validator(mode="after")
@@ -235,6 +291,61 @@ class GatewayPolicy(_Strict):
         hashes = [k.key_sha256 for k in self.keys]
         if len(set(hashes)) != len(hashes):
             raise ValueError("two keys have the same secret")
+        return self
+
+    @field_validator("admin_keys")
+    @classmethod
+    def _admins_are_keys(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        ids = {k.id for k in info.data.get("keys", [])}
+        unknown = [a for a in value if a not in ids]
+        if unknown:
+            raise ValueError(f"not the id of a key in gateway.keys: {', '.join(unknown)}")
+        return value
+
+
+class DeploymentTarget(_Strict):
+    """One provider instance serving a model: its limits and weight."""
+
+    provider: str = Field(description="a provider name of `providers:` (another key, region, base URL or replica)")
+    model: str | None = Field(default=None, description="the model's name at that provider (default: the same)")
+    rpm: Annotated[int, Field(gt=0)] | None = None
+    tpm: Annotated[int, Field(gt=0)] | None = None
+    weight: Annotated[float, Field(ge=0)] = Field(default=1.0, description="share for `weighted` (0: standby)")
+
+
+class ModelDeployments(_Strict):
+    """The deployments of one model id and how calls are spread over them."""
+
+    strategy: Literal["least-busy", "latency", "usage", "weighted", "shuffle"] = "least-busy"
+    cooldown_s: Annotated[float, Field(ge=0)] = Field(
+        default=60, description="how long a deployment rests after a 429 without Retry-After"
+    )
+    targets: list[DeploymentTarget] = Field(min_length=1)
+
+
+class StatePolicy(_Strict):
+    """Where circuit breakers, live latency, rate windows and budget spend live: ``memory`` (this process,
+    the default) or ``redis`` (shared by every gateway instance and worker; see docs/reliability.md)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = Field(default=None, repr=False, description="redis://host:port/db (backend redis)")
+    on_outage: Literal["local", "refuse"] = Field(
+        default="local",
+        description="Redis unreachable: `local` keeps serving on this process's state (budgets are then enforced "
+        "per process), `refuse` answers 503 to keys with a budget or rate limit until Redis is back",
+    )
+    refresh_ms: Annotated[float, Field(gt=0)] = Field(
+        default=250, description="how often the local snapshot (circuits, latency, spend) is refreshed from Redis"
+    )
+    prefix: str = Field(default="llmr", min_length=1, description="prefix of every Redis key")
+    hold_s: Annotated[float, Field(gt=0)] = Field(
+        default=900, description="a budget reservation whose holder died is released after this long"
+    )
+
+    @model_validator(mode="after")
+    def _url(self) -> StatePolicy:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("backend redis needs `url` (redis://host:port/0)")
         return self
 
 
@@ -275,8 +386,13 @@ class Policy(_Strict):
     fallback: FallbackPolicy = Field(default_factory=FallbackPolicy)
     postprocess: list[ComponentSpec] = Field(default_factory=list)
     gateway: GatewayPolicy = Field(default_factory=GatewayPolicy)
+    state: StatePolicy = Field(default_factory=StatePolicy)
+    deployments: dict[str, ModelDeployments] = Field(
+        default_factory=dict, description="model id → the provider instances that serve it (docs/policy.md)"
+    )
     cache: CachePolicy = Field(default_factory=CachePolicy)
     telemetry: TelemetryPolicy = Field(default_factory=TelemetryPolicy)
+    experiments: list[Experiment] = Field(default_factory=list, description="A/B tests (docs/experiments.md)")
 
     def build_taxonomy(self) -> Taxonomy:
         tasks = {} if self.taxonomy.replace else dict(DEFAULT_TASKS)
@@ -707,3 +823,9 @@ def iter_model_refs(policy: Policy) -> Iterable[tuple[Path_, str]]:
         values = getattr(policy.constraints, name)
         for ref in sorted(values or ()):
             yield ("constraints", name), ref
+    for i, exp in enumerate(policy.experiments):
+        for vname, variant in exp.variants.items():
+            for j, rule in enumerate(variant.routes or ()):
+                if isinstance(rule.models, list):
+                    for k, ref in enumerate(rule.models):
+                        yield ("experiments", i, "variants", vname, "routes", j, "models", k), ref

@@ -35,12 +35,15 @@ from pydantic import ValidationError
 from .assembly import Assembly
 from .cache.service import ResponseCache
 from .components import Constraint, PostProcessor, Scorer
-from .decision import DecisionEngine
+from .decision import CompiledRoute, DecisionEngine
+from .deployments import build_pools
 from .errors import ComponentError, ConfigurationError, PolicyError, RouterError
 from .execution import Executor, RoutedStream, within
+from .experiments import Experiments
 from .lifecycle import LoopThread
+from .pacing import PaceBook
 from .plugins import PluginHost, PluginRecord
-from .policy import Policy, SourceMap, load_default_policy, load_policy, parse_policy
+from .policy import Policy, RouteRule, SourceMap, load_default_policy, load_policy, parse_policy
 from .state import MemoryState, StateStore
 from .tokens import count_text_tokens
 from .tracing import RequestTrace, Tracing
@@ -99,7 +102,7 @@ class Router:
         self.policy, self.source, self.policy_dir = _resolve_policy(policy)
         self.plugins = PluginHost(plugins, autoload=autoload, strict=strict, block=block)
         fb = self.policy.fallback
-        self.state: StateStore = state or MemoryState(fb.circuit_failures, fb.circuit_cooldown_s)
+        self.state: StateStore = state or _state_store(self.policy)
         parts = Assembly(self.policy, self.source, self.policy_dir, self.plugins, self.state, self._complete_for)
         if parts.issues:
             raise PolicyError(parts.issues)
@@ -113,6 +116,8 @@ class Router:
         self.warnings: tuple[str, ...] = tuple(parts.warnings)
         """Start-up problems that did not stop the router (a provider whose model listing failed)."""
         self._provider_problems = parts.provider_problems
+        self.pacing = PaceBook()
+        """The day's spend per pace scope (``preferences.pace``), fed by this router's results."""
         self._decisions = DecisionEngine(
             policy=self.policy,
             taxonomy=self.taxonomy,
@@ -123,6 +128,8 @@ class Router:
             routes=parts.routes,
             state=self.state,
             provider_status=self.provider_status,
+            pacing=self.pacing,
+            experiments=Experiments(self.policy.experiments, self._compile_routes),
         )
         self.tracing = Tracing(self.policy.telemetry, tracer_provider)
         self.cache = _response_cache(self.policy, self.source, self.plugins)
@@ -133,11 +140,27 @@ class Router:
             fallback=fb,
             postprocessors=self.postprocessors,
             emit=self._emit,
+            deployments=build_pools(self.policy.deployments, self.catalogue),
             cache=self.cache,
             tracing=self.tracing,
         )
         self._loop = LoopThread()
+        self.plugins.add_listener(self.pacing, f"pacing #{id(self.pacing)}")
+        for kind, named in (("scorer", self.scorers), ("constraint", self.constraints)):
+            for name, component in named:  # a component that learns hears its own router's events
+                self.plugins.add_listener(component, f"{kind} {name} #{id(component)}")
         self._has_decision_listeners = self.plugins.has_listeners("on_decision")
+
+    def _compile_routes(self, rules: list[RouteRule]) -> list[CompiledRoute]:
+        """An experiment variant's routes, resolved against the catalogue."""
+        return [
+            CompiledRoute(
+                rule.name or f"variant routes[{i}]",
+                rule,
+                list(self.catalogue) if rule.models == "*" else self.catalogue.match(rule.models),
+            )
+            for i, rule in enumerate(rules)
+        ]
 
     @classmethod
     def from_policy(cls, path: str | os.PathLike[str], **kwargs: Any) -> Router:
@@ -271,8 +294,12 @@ class Router:
                 log.warning("provider %r could not warm up: %s: %s", name, type(exc).__name__, exc)
 
     async def awarm_up(self) -> None:
-        """:meth:`warm_up` in a worker thread (importing is blocking work: the event loop stays free)."""
+        """:meth:`warm_up` in a worker thread (importing is blocking work: the event loop stays free); a shared
+        state store (``state.backend: redis``) connects and starts its background refresh here."""
         await anyio.to_thread.run_sync(self.warm_up)
+        start = getattr(self.state, "start", None)
+        if start is not None:
+            await start()
 
     def plugin_report(self) -> list[PluginRecord]:
         """Every plugin the router saw: loaded, failed (with the error), blocked or disabled."""
@@ -426,7 +453,10 @@ class Router:
     # lifecycle
 
     async def aclose(self) -> None:
-        """Close every provider's connections (and the response cache's)."""
+        """Close every provider's connections (and the response cache's, and a shared state store's)."""
+        close = getattr(self.state, "close", None)
+        if close is not None:
+            await close()
         if self.cache is not None:
             try:
                 await self.cache.aclose()
@@ -541,6 +571,16 @@ class Router:
 
 
 # --------------------------------------------------------------------------------------------------
+
+
+def _state_store(policy: Policy) -> StateStore:
+    """The policy's state backend: in memory, or shared on Redis (imported only then)."""
+    fb = policy.fallback
+    if policy.state.backend == "redis":
+        from .redis_state import RedisState
+
+        return RedisState(policy.state, fb.circuit_failures, fb.circuit_cooldown_s)
+    return MemoryState(fb.circuit_failures, fb.circuit_cooldown_s)
 
 
 def _response_cache(policy: Policy, source: SourceMap, plugins: PluginHost) -> ResponseCache | None:

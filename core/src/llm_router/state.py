@@ -132,6 +132,13 @@ class MemoryState:
     def latency_table(self) -> Mapping[str, LiveLatency]:
         return self._latency
 
+    def replace(self, circuits: Mapping[str, tuple[int, float | None]], latency: dict[str, LiveLatency]) -> None:
+        """Take a shared store's snapshot: circuits as (failures, monotonic time opened or ``None``), latency by
+        model id."""
+        with self._lock:
+            self._circuits = {m: CircuitState(f, o) for m, (f, o) in circuits.items()}
+            self._latency = latency
+
     def has_open_circuits(self) -> bool:
         return any(c.opened_at is not None for c in self._circuits.values())
 

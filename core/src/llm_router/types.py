@@ -88,16 +88,30 @@ class Message(_Frozen):
         )
 
 
+class Pace(BaseModel):
+    """Budget pacing: the cost weight follows the day's spend against an even plan (:mod:`llm_router.pacing`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    budget_usd_per_day: Annotated[float, Field(gt=0)]
+    gain: Annotated[float, Field(gt=0)] = Field(default=1.0, description="logits of cost weight per band overspent")
+    band: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.02, description="the overspend, as a share of the day's budget, that moves the weight one gain"
+    )
+
+
 class Preferences(BaseModel):
     """How to trade the scorers off: a weight per scorer name (``quality``, ``cost``, ``latency``, …).
 
     ``cost_weight`` is accepted for ``cost`` (and likewise for every scorer). Weights are non-negative and
-    are normalised to sum to 1 when they are used; a weight of 0 switches that scorer off.
+    are normalised to sum to 1 when they are used; a weight of 0 switches that scorer off. ``pace`` (not a
+    weight) paces the spend through the day by moving the cost weight (:class:`Pace`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     weights: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    pace: Pace | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -107,21 +121,25 @@ class Preferences(BaseModel):
         if isinstance(data, Mapping) and "weights" not in data:
             out: dict[str, Any] = {}
             for key, value in data.items():
+                if key == "pace":
+                    continue
                 if not isinstance(key, str):
                     raise ValueError(f"preference names are strings, got {key!r}")
                 name = key.removesuffix("_weight")
                 if name in out:
                     raise ValueError(f"preference {name!r} is given twice ({name!r} and {key!r})")
                 out[name] = value
-            return {"weights": out}
+            return {"weights": out, "pace": data["pace"]} if "pace" in data else {"weights": out}
         return data
 
     def merged(self, override: Preferences | None) -> Preferences:
         """These weights with ``override``'s on top, name by name: ``{"cost": 0.5}`` changes the cost
-        weight and keeps the others (set one to 0 to switch that scorer off)."""
-        if override is None or not override.weights:
+        weight and keeps the others (set one to 0 to switch that scorer off); ``override``'s pace, if any."""
+        if override is None or (not override.weights and override.pace is None):
             return self
-        return Preferences.model_construct(weights={**self.weights, **override.weights})
+        return Preferences.model_construct(
+            weights={**self.weights, **override.weights}, pace=override.pace or self.pace
+        )
 
     def normalised(self) -> dict[str, float]:
         """The weights scaled to sum to 1 (rounded to 6 places), without the zero ones."""
@@ -146,6 +164,12 @@ class Constraints(BaseModel):
         default=None, description="estimated time to the last token: first-token latency + output / speed"
     )
     min_context_window: Annotated[int, Field(gt=0)] | None = None
+    budget_usd: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="USD this request may spend at most (a key's remaining budget): a candidate whose worst-case "
+        "cost (counted prompt + the request's max_tokens, else the model's max output, at its prices) is above "
+        "it is rejected",
+    )
     max_output_tokens: Annotated[int, Field(gt=0)] | None = Field(
         default=None, description="the output the caller will ask for; checked against each model's limits"
     )
@@ -446,6 +470,9 @@ class RoutingDecision(_Frozen):
     skipped: tuple[SkippedComponent, ...] = Field(
         default=(), description="scorers and constraints that raised and were left out of this decision"
     )
+    variant: str | None = Field(
+        default=None, description="the A/B variants of this request: '<experiment>=<variant>', ';'-joined"
+    )
     _source: RankingSource | None = PrivateAttr(default=None)
     _ranking: tuple[ScoredCandidate, ...] | None = PrivateAttr(default=None)
 
@@ -552,6 +579,7 @@ class RoutingDecision(_Frozen):
             ],
             "rejected": [r.model_dump(mode="json") for r in self.rejected],
             "skipped": [s.model_dump(mode="json") for s in self.skipped],
+            **({"variant": self.variant} if self.variant else {}),
         }
 
 
@@ -621,6 +649,10 @@ class Attempt(_Frozen):
     error: str | None = None
     latency_ms: float
     retry: int = 0
+    deployment: str | None = None
+    """The deployment called (``provider/model``), when the model has several (``deployments:``)."""
+    passed_over: tuple[str, ...] = ()
+    """Why each other deployment of the model was not called."""
 
 
 class RoutingResult(_Frozen):

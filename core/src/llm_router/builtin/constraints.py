@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..components import Candidate, Constraint, RoutingContext
 from ..hookspecs import hookimpl
+from ..limits import BUDGET_REASON, worst_case_cost
 from ..model_lifecycle import LifecycleConstraint
 
 Reasons = list[str | None]
@@ -116,10 +117,12 @@ class CostConstraint(Constraint):
     name = "cost"
 
     def check(self, candidates: Sequence[Candidate], ctx: RoutingContext) -> Sequence[str | None]:
-        per_1k, per_request = ctx.constraints.max_cost_per_1k_tokens, ctx.constraints.max_cost_per_request
-        if per_1k is None and per_request is None:
+        c = ctx.constraints
+        per_1k, per_request, budget = c.max_cost_per_1k_tokens, c.max_cost_per_request, c.budget_usd
+        if per_1k is None and per_request is None and budget is None:
             return [None] * len(candidates)
         tokens = max(1, ctx.input_tokens + ctx.expected_output_tokens)
+        max_tokens = ctx.request.max_tokens
         out: Reasons = []
         for cand in candidates:
             blended = cand.estimated_cost / tokens * 1000
@@ -127,6 +130,8 @@ class CostConstraint(Constraint):
                 out.append(f"${blended:.5f} per 1k tokens > max_cost_per_1k_tokens ${per_1k:g}")
             elif per_request is not None and cand.estimated_cost > per_request:
                 out.append(f"estimated ${cand.estimated_cost:.6f} > max_cost_per_request ${per_request:g}")
+            elif budget is not None and (worst := worst_case_cost(cand.model, ctx.input_tokens, max_tokens)) > budget:
+                out.append(f"{BUDGET_REASON} ${worst:.6f} > remaining budget ${budget:.6f}")
             else:
                 out.append(None)
         return out

@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..errors import (
     AuthenticationError,
     ConfigurationError,
+    FeedbackError,
     NoCandidatesError,
     PermissionDeniedError,
     PostprocessError,
@@ -38,6 +38,7 @@ from ..errors import (
     RouterError,
 )
 from ..ids import new_request_id
+from ..limits import BUDGET_REASON, Hold, KeyBook, LimitRefused, budget_message, worst_case_cost
 from ..policy import GatewayKey
 from ..router import RoutedStream, Router
 from ..tracing import NO_TRACE, RequestTrace
@@ -55,7 +56,7 @@ from ..types import (
     Usage,
 )
 from .edge import Edge, header_value
-from .ledger import Ledger, LedgerRow
+from .ledger import Ledger, LedgerRow, open_ledger, record_feedback
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .openai_types import (
     ChatCompletionRequest,
@@ -67,7 +68,10 @@ from .openai_types import (
     provider_error,
     validation_error,
 )
+from .pg_ledger import PostgresLedger
 from .requestlog import RequestLog
+from .usage import UsageAPI, fallback_note, stream_report
+from .web import WebApp
 
 __all__ = ["Gateway", "create_app"]
 
@@ -122,6 +126,7 @@ class _Call:
     t0: float
     prompt: str | None
     reserved: float = 0.0
+    hold: Hold | None = None
     decision: RoutingDecision | None = None
     model: str | None = None
     usage: Usage = field(default_factory=Usage)
@@ -193,8 +198,9 @@ class Gateway:
         self.config = cfg
         self.keys: dict[str, GatewayKey] = {k.key_sha256: k for k in cfg.keys}
         self.log_prompts = cfg.log_prompts
-        self.ledger = Ledger(Path(ledger_path or cfg.ledger))  # a relative path is relative to the cwd
+        self.ledger = open_ledger(ledger_path or cfg.ledger)  # a relative path is relative to the cwd
         self.metrics = Metrics()
+        self.book: KeyBook = _key_book(router, self.ledger)
         self.cache_on = router.policy.cache.enabled
         self.cache_per_key = router.policy.cache.scope == "key"
         self.tracing = router.tracing.on
@@ -228,6 +234,7 @@ class Gateway:
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], GC_THRESHOLDS[0]), *GC_THRESHOLDS[1:])
         self.ledger.start()
+        await self.book.start()
         if not self.keys:
             log.warning("no API keys in the policy's gateway.keys: this gateway is OPEN (anyone can call it)")
         else:
@@ -237,6 +244,7 @@ class Gateway:
             yield
         finally:
             gc.set_threshold(*thresholds)
+            await self.book.close()
             await anyio.to_thread.run_sync(self.ledger.close)
             await self.router.aclose()
             log.info("gateway: ledger drained (%d rows written)", self.ledger.written)
@@ -265,24 +273,53 @@ class Gateway:
             raise GatewayHTTPError(401, "invalid API key", code="invalid_api_key", kind="auth")
         return key
 
-    def check_budget(self, key: GatewayKey | None, estimate: float) -> None:
-        if key is None or (key.budget_usd_per_day is None and key.budget_usd_per_month is None):
-            return
-        day, month = self.ledger.spend.spent(key.id)
-        for spent, budget, period in (
-            (day, key.budget_usd_per_day, "daily"),
-            (month, key.budget_usd_per_month, "monthly"),
-        ):
-            if budget is not None and spent + estimate > budget:
-                self.metrics.rejected.labels("budget").inc()
-                raise GatewayHTTPError(
-                    429,
-                    f"{period} budget of key {key.id!r} exceeded: ${spent:.6f} spent of ${budget:.6f}, "
-                    f"this request is estimated at ${estimate:.6f}",
-                    type="insufficient_quota",
-                    code="budget_exceeded",
-                    kind="budget",
-                )
+    async def _admit(
+        self, key: GatewayKey, request_id: str, route_request: RouteRequest, decision: RoutingDecision
+    ) -> Hold:
+        """Hold the worst case of every candidate the executor may call (the most expensive of them) and the
+        request's tokens against ``key``'s limits, atomically; a refusal is the OpenAI-format 429."""
+        tried = decision.best(self.router.policy.fallback.max_models)
+        max_tokens = route_request.max_tokens
+        cost = max(worst_case_cost(c.model, decision.input_tokens, max_tokens) for c in tried)
+        tokens = decision.input_tokens + (max_tokens or decision.expected_output_tokens)
+        try:
+            return await self.book.admit(key, request_id, cost, tokens, time.time())
+        except LimitRefused as exc:
+            raise self._refusal(exc) from None
+
+    def _refusal(self, exc: LimitRefused) -> GatewayHTTPError:
+        self.metrics.rejected.labels(exc.reason).inc()
+        headers = {"retry-after": str(max(1, math.ceil(exc.retry_after_s)))} if exc.retry_after_s else None
+        if exc.reason == "budget":
+            return GatewayHTTPError(
+                429, exc.message, type="insufficient_quota", code="budget_exceeded", kind="budget", headers=headers
+            )
+        if exc.reason == "state":
+            return GatewayHTTPError(503, exc.message, type="api_error", code="state_unavailable", kind="state")
+        return GatewayHTTPError(
+            429,
+            exc.message,
+            type="tokens" if exc.reason == "tpm" else "requests",
+            code="rate_limit_exceeded",
+            kind="rate_limit",
+            headers=headers,
+        )
+
+    def _over_budget(self, key: GatewayKey, route_request: RouteRequest, exc: NoCandidatesError) -> GatewayHTTPError:
+        """The 429 of a request no candidate of which fits the key's remaining budget."""
+        day, month, reserved = self.book.spent(key.id, time.time())
+        cheapest = min(
+            (float(r.reason.split("$", 1)[1].split()[0]) for r in exc.rejected if r.reason.startswith(BUDGET_REASON)),
+            default=0.0,
+        )
+        left_day = None if key.budget_usd_per_day is None else key.budget_usd_per_day - day - reserved
+        left_month = None if key.budget_usd_per_month is None else key.budget_usd_per_month - month - reserved
+        daily = left_month is None or (left_day is not None and left_day <= left_month)
+        budget = key.budget_usd_per_day if daily else key.budget_usd_per_month
+        message = budget_message(
+            key.id, "daily" if daily else "monthly", budget or 0.0, day if daily else month, reserved, cheapest
+        )
+        return self._refusal(LimitRefused("budget", message.replace("this request", "this request's cheapest model")))
 
     # ---------------------------------------------------------------------------------------------
     # building the route request
@@ -340,6 +377,9 @@ class Gateway:
         if body.router is not None:
             prefs.update(_finite(body.router.preferences or {}, "router.preferences"))
             cons.update(_finite(body.router.constraints or {}, "router.constraints"))
+        prefs.pop("pace", None)  # a caller does not set its own budget: the policy or its key does
+        if key is not None and key.pace is not None:
+            prefs["pace"] = key.pace
         try:
             preferences = Preferences.model_validate(prefs) if prefs else None
         except ValidationError as exc:
@@ -353,17 +393,28 @@ class Gateway:
                 globs = constraints.allowed_models
                 allowed = frozenset(i for i in allowed if i in globs or any(fnmatch.fnmatchcase(i, g) for g in globs))
             constraints = constraints.model_copy(update={"allowed_models": allowed})
+        remaining = self.book.remaining(key, time.time()) if key is not None and key.limited else None
+        if remaining is not None:
+            if constraints.budget_usd is not None:
+                remaining = min(remaining, constraints.budget_usd)
+            constraints = constraints.model_copy(update={"budget_usd": remaining})
         max_tokens = body.max_completion_tokens or body.max_tokens
         fields: dict[str, Any] = {
             "messages": tuple(body.messages),
             "preferences": preferences,
-            "constraints": constraints if (cons or allowed is not None) else None,
+            "constraints": constraints if (cons or allowed is not None or remaining is not None) else None,
             "max_tokens": max_tokens,
             "response_format": body.response_format,
             "tools": tuple(body.tools) if body.tools else None,
             "stream": body.stream,
             "model": pinned,
-            "metadata": {"request_id": request_id, **((body.router.metadata or {}) if body.router else {})},
+            "metadata": {
+                "request_id": request_id,
+                **((body.router.metadata or {}) if body.router else {}),
+                **({"pace_scope": f"key:{key.id}"} if key is not None and key.pace is not None else {}),
+                **({"key_id": key.id} if key is not None else {}),
+                **({"user": body.user} if isinstance(body, ChatCompletionRequest) and body.user else {}),
+            },
         }
         if self.cache_on and isinstance(body, ChatCompletionRequest):
             fields["cache"] = self._cache_options(request, body, key)
@@ -390,10 +441,14 @@ class Gateway:
             values["partition"] = f"key:{key.id}"
         return CacheOptions.model_construct(**values) if values else _NO_CACHE_OPTIONS
 
-    async def _decide(self, route_request: RouteRequest, executing: bool) -> RoutingDecision:
+    async def _decide(
+        self, route_request: RouteRequest, executing: bool, key: GatewayKey | None = None
+    ) -> RoutingDecision:
         try:
             return await self.router.adecide(route_request, for_execution=executing)
         except NoCandidatesError as exc:
+            if key is not None and any(r.reason.startswith(BUDGET_REASON) for r in exc.rejected):
+                raise self._over_budget(key, route_request, exc) from None
             self.metrics.rejected.labels("no_candidates").inc()
             only_health = bool(exc.rejected) and all(r.constraint == "health" for r in exc.rejected)
             raise GatewayHTTPError(
@@ -433,17 +488,16 @@ class Gateway:
             if self.log_prompts:
                 log.info("request %s prompt: %s", request_id, prompt)
             route_request = self._route_request(request, body, key, request_id)
-            decision = await self._decide(route_request, True)
+            decision = await self._decide(route_request, True, key)
             call.decision = decision
             self.metrics.decided("chat", decision.routing_time_ms / 1000)
-            estimate = decision.top.estimated_cost
-            self.check_budget(key, estimate)
-            if key is not None:
-                self.ledger.spend.reserve(key.id, estimate)
-                call.reserved = estimate
+            if key is not None and key.limited:
+                call.hold = await self._admit(key, request_id, route_request, decision)
+                call.reserved = call.hold.cost
             if body.stream:
                 include_usage = bool(body.stream_options and body.stream_options.include_usage)
-                response = await self._stream(call, route_request, decision, include_usage)
+                report = request.headers.get("x-router-stream-report") == "1"
+                response = await self._stream(call, route_request, decision, include_usage, report)
                 call.trace.detach()
                 call, streaming = None, True  # the stream's own finaliser writes the ledger row
                 return response
@@ -498,6 +552,8 @@ class Gateway:
             (b"x-router-estimated-cost", b"%.8f" % top.estimated_cost),
             (b"x-router-reason", _short_reason(decision, top)),
         ]
+        if decision.variant:
+            headers.append((b"x-router-variant", _name_header(decision.variant)))
         if not call.stream:
             headers.append((b"x-router-cost", b"%.8f" % call.cost))
             headers.append((b"x-router-fallbacks", b"%d" % call.fallbacks))
@@ -514,6 +570,7 @@ class Gateway:
         self.metrics.attempts(result.attempts, result.selected_model.id)
         if result.fallbacks:
             _log_upstream_auth(call.request_id, result.attempts)
+            call.error = fallback_note(result.attempts, call.model)  # the ledger says which models failed
 
     def _failed(self, call: _Call, exc: RouterError) -> None:
         call.outcome = "error"
@@ -531,8 +588,10 @@ class Gateway:
         now = time.time()
         latency = (time.perf_counter() - call.t0) * 1000
         model = call.model or (call.decision.selected.id if call.decision is not None else None)
-        if call.key is not None:
-            self.ledger.spend.settle(call.key.id, call.reserved, call.cost, now)
+        if call.hold is not None:
+            self.book.settle(call.hold, call.cost, call.usage.input_tokens + call.usage.output_tokens, now)
+        elif call.key is not None:
+            self.ledger.spend.settle(call.key.id, 0.0, call.cost, now)
         m = self.metrics
         usage = call.usage
         m.finished(
@@ -572,6 +631,7 @@ class Gateway:
                 prompt=call.prompt,
                 cache=call.cache,
                 saved_cost_usd=call.saved_cost,
+                variant=decision.variant if decision is not None else None,
             )
         )
 
@@ -618,7 +678,12 @@ class Gateway:
             )
 
     async def _stream(
-        self, call: _Call, route_request: RouteRequest, decision: RoutingDecision, include_usage: bool
+        self,
+        call: _Call,
+        route_request: RouteRequest,
+        decision: RoutingDecision,
+        include_usage: bool,
+        report: bool = False,
     ) -> Response:
         routed = self.router.open_stream(route_request, decision)
         iterator = routed.__aiter__()
@@ -653,6 +718,8 @@ class Gateway:
                 yield writer.finish(finish or "stop")
                 if result is not None:
                     yield writer.usage(result.usage)
+                    if report:  # header x-router-stream-report: 1 (the playground's)
+                        yield stream_report(result)
                 yield ChunkWriter.DONE
             except (ProviderError, PostprocessError) as exc:  # text was already sent: report in-band
                 self._failed(call, exc)
@@ -683,6 +750,8 @@ class Gateway:
             call.usage = settled.usage
             call.cost = settled.cost
             call.fallbacks = settled.fallbacks
+            if settled.fallbacks and call.outcome == "ok":
+                call.error = fallback_note(settled.attempts, call.model)
         if settled.completed:
             self.metrics.attempts(settled.attempts, call.model)
         self._finish(call, "chat")
@@ -696,7 +765,7 @@ class Gateway:
                 raise validation_error(exc) from None
             request_id = request.headers.get("x-request-id") or new_request_id()
             route_request = self._route_request(request, body, key, request_id)
-            decision = await self._decide(route_request, False)
+            decision = await self._decide(route_request, False, key)
         except GatewayHTTPError as err:
             self.metrics.requests.labels("route", "", str(err.status)).inc()
             return _error(err)
@@ -734,6 +803,8 @@ class Gateway:
         return _json({"status": "ok", "ready": ready, "providers": providers})
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        up = getattr(self.book, "up", True) and getattr(self.router.state, "up", True)
+        self.metrics.state_up.set(1 if up else 0)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def feedback(self, request: Request) -> Response:
@@ -745,13 +816,31 @@ class Gateway:
                 raise validation_error(exc) from None
         except GatewayHTTPError as err:
             return _error(err)
-        await self.router.afeedback(fb)
+        try:
+            await self.router.afeedback(fb)
+        except FeedbackError as exc:
+            return _error(GatewayHTTPError(404, str(exc), param="request_id", code="unknown_request_id"))
+        if fb.rating is not None or fb.outcome is not None:  # for `llm-router ab report`
+            await anyio.to_thread.run_sync(record_feedback, self.ledger.path, fb.request_id, fb.rating, fb.outcome)
         return _json({"status": "accepted", "request_id": fb.request_id})
 
 
 _NO_CACHE_OPTIONS = CacheOptions()
 
 UPSTREAM_AUTH_LOG = "request %s: the upstream provider rejected the gateway's credentials for %s: %s"
+
+
+def _key_book(router: Router, ledger: Ledger | PostgresLedger) -> KeyBook:
+    """The keys' budgets and rate windows: in this process, or shared on Redis (``state.backend``)."""
+    from .limits import MemoryBook
+
+    local = MemoryBook(ledger.spend)
+    state = router.policy.state
+    if state.backend != "redis":
+        return local
+    from ..redis_state import RedisBook
+
+    return RedisBook(state, local, ledger.spend, router.policy.gateway.keys)
 
 
 def _log_upstream_auth(request_id: str, attempts: tuple[Attempt, ...]) -> bool:
@@ -861,6 +950,8 @@ def create_app(
             Route("/health", endpoint(gw.health), methods=["GET"]),
             Route("/metrics", endpoint(gw.metrics_endpoint), methods=["GET"]),
             Route("/openapi.json", endpoint(_openapi), methods=["GET"]),
+            *UsageAPI(gw).routes(),  # /v1/usage/*: the dashboard's data, admin keys only
+            *WebApp().routes(),  # the web app: playground at /, dashboard at /dashboard
         ],
         lifespan=gw.lifespan,
         exception_handlers={

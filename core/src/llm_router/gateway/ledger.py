@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import logging
 import operator
+import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Ledger", "LedgerRow", "SpendCache", "usage_report"]
+if TYPE_CHECKING:
+    from .pg_ledger import PostgresLedger
+
+__all__ = ["Ledger", "LedgerRow", "SpendCache", "record_feedback", "usage_report"]
 
 log = logging.getLogger("llm_router.gateway")
 
@@ -43,10 +47,18 @@ CREATE TABLE IF NOT EXISTS usage (
     error TEXT,
     prompt TEXT,
     cache TEXT,
-    saved_cost_usd REAL NOT NULL DEFAULT 0
+    saved_cost_usd REAL NOT NULL DEFAULT 0,
+    variant TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_key_ts ON usage (key_id, ts);
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
+CREATE TABLE IF NOT EXISTS feedback (
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    rating REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
 """
 
 
@@ -71,6 +83,7 @@ class LedgerRow:
     prompt: str | None = None
     cache: str | None = None
     saved_cost_usd: float = 0.0
+    variant: str | None = None
 
 
 _COLUMNS = [f.name for f in fields(LedgerRow)]
@@ -91,7 +104,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-ADDED_COLUMNS = {"cache": "TEXT", "saved_cost_usd": "REAL NOT NULL DEFAULT 0"}
+ADDED_COLUMNS = {"cache": "TEXT", "saved_cost_usd": "REAL NOT NULL DEFAULT 0", "variant": "TEXT"}
 """Columns added since the first ledger schema: a ledger written by an older version gets them on open."""
 
 
@@ -100,6 +113,19 @@ def _add_columns(conn: sqlite3.Connection) -> None:
     for name, decl in ADDED_COLUMNS.items():
         if name not in have:
             conn.execute(f"ALTER TABLE usage ADD COLUMN {name} {decl}")  # constant names, never user input
+
+
+def record_feedback(path: str | Path, request_id: str, rating: float | None, outcome: str | None) -> None:
+    """Append one feedback (blocking: call it from a worker thread)."""
+    conn = connect(path)
+    try:
+        with conn:
+            conn.execute(
+                "INSERT INTO feedback (request_id, ts, rating, outcome) VALUES (?, ?, ?, ?)",
+                (request_id, time.time(), rating, outcome),
+            )
+    finally:
+        conn.close()
 
 
 def day_start(now: float) -> float:
@@ -135,6 +161,13 @@ class SpendCache:
             self.day = {k: float(v or 0) for k, v in day.items() if k is not None}
             self.month = {k: float(v or 0) for k, v in month.items() if k is not None}
 
+    def replace(self, day: dict[str, Any], month: dict[str, Any], now: float) -> None:
+        """Take totals read from a ledger (``key_id → USD`` for today and this month)."""
+        with self._lock:
+            self._day, self._month = day_start(now), month_start(now)
+            self.day = {k: float(v or 0) for k, v in day.items() if k is not None}
+            self.month = {k: float(v or 0) for k, v in month.items() if k is not None}
+
     def _roll(self, now: float) -> None:
         d0 = day_start(now)
         if d0 != self._day:
@@ -149,6 +182,29 @@ class SpendCache:
             self._roll(time.time() if now is None else now)
             r = self.reserved.get(key_id, 0.0)
             return self.day.get(key_id, 0.0) + r, self.month.get(key_id, 0.0) + r
+
+    def totals(self, key_id: str, now: float | None = None) -> tuple[float, float, float]:
+        """(today, this month, held by requests in flight), each apart."""
+        with self._lock:
+            self._roll(time.time() if now is None else now)
+            return self.day.get(key_id, 0.0), self.month.get(key_id, 0.0), self.reserved.get(key_id, 0.0)
+
+    def try_reserve(
+        self, key_id: str, amount: float, check: Callable[[float, float, float], None], now: float | None = None
+    ) -> None:
+        """``check(day, month, reserved)`` then hold ``amount``, in one step (``check`` raises to refuse)."""
+        with self._lock:
+            self._roll(time.time() if now is None else now)
+            reserved = self.reserved.get(key_id, 0.0)
+            check(self.day.get(key_id, 0.0), self.month.get(key_id, 0.0), reserved)
+            self.reserved[key_id] = reserved + amount
+
+    def raise_to(self, key_id: str, day: float, month: float, reserved: float) -> None:
+        """Take a shared store's last known totals (Redis going away): spend rises to them, never falls; the
+        fleet's in-flight holds count as spent until the store is back."""
+        with self._lock:
+            self.day[key_id] = max(self.day.get(key_id, 0.0), day + reserved)
+            self.month[key_id] = max(self.month.get(key_id, 0.0), month + reserved)
 
     def reserve(self, key_id: str, amount: float) -> None:
         with self._lock:
@@ -246,6 +302,16 @@ class Ledger:
         log.error("ledger: %d rows could not be written to %s", len(rows), self.path)
 
 
+def open_ledger(target: str | os.PathLike[str]) -> Ledger | PostgresLedger:
+    """The ledger at ``target``: a ``postgresql://`` URL (needs the ``postgres`` extra) or a SQLite path
+    (relative to the working directory)."""
+    if str(target).startswith(("postgresql://", "postgres://")):
+        from .pg_ledger import PostgresLedger
+
+        return PostgresLedger(str(target))
+    return Ledger(Path(target))
+
+
 GROUPS = {
     "model": "model",
     "key": "key_id",
@@ -257,9 +323,14 @@ GROUPS = {
 
 
 def usage_report(path: str | Path, *, since: float | None = None, by: str = "model") -> list[dict[str, Any]]:
-    """Totals per ``by`` (model, key, task, day, outcome, cache) from ``since`` (epoch seconds) on."""
+    """Totals per ``by`` (model, key, task, day, outcome, cache) from ``since`` (epoch seconds) on; ``path`` is a
+    SQLite file or a ``postgresql://`` URL."""
     if by not in GROUPS:
         raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from .pg_ledger import pg_usage_report
+
+        return pg_usage_report(str(path), since=since, by=by)
     if not Path(path).exists():
         raise FileNotFoundError(f"no ledger at {path}")
     try:
@@ -301,7 +372,12 @@ def _report(path: str | Path, since: float | None, by: str) -> list[dict[str, An
 
 
 def rows(path: str | Path) -> Iterable[dict[str, Any]]:
-    """Every ledger row as a dict (for tests and exports)."""
+    """Every ledger row as a dict (for tests and exports); ``path`` is a SQLite file or a ``postgresql://``
+    URL."""
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from .pg_ledger import pg_rows
+
+        return pg_rows(str(path))
     conn = sqlite3.connect(str(path))
     conn.row_factory = sqlite3.Row
     try:

@@ -63,6 +63,12 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("llm_router_in_flight_requests", "Requests being answered", registry=r)
+        self.state_up = Gauge(
+            "llm_router_state_backend_up",
+            "1 when the shared state store (Redis) answers (always 1 with state in memory), else 0",
+            registry=r,
+        )
+        self.state_up.set(1)
         self.cache = Counter(
             "llm_router_cache_lookups", "Response cache lookups by result (hit, semantic, miss, bypass)", ["result"],
             registry=r,

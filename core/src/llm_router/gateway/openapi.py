@@ -293,7 +293,73 @@ def _paths() -> dict[str, Any]:
             _json({"type": "object"}, "the OpenAPI document"), (500,), auth=False,
         ),
     }  # fmt: skip
+    paths.update(_usage_paths())
+    paths.update(_web_paths())
     return paths
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    schema = schema or {"type": "string"}
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+_RANGE = [
+    _query("since", "first UTC day `YYYY-MM-DD` or epoch seconds (default: 29 days before today)"),
+    _query("until", "last UTC day `YYYY-MM-DD` (included) or epoch seconds (excluded); default: today"),
+]
+_ROW_FILTERS = [
+    _query("model", "only this model id"),
+    _query("key", "only this key id"),
+    _query("task", "only this task"),
+    _query("outcome", "only this outcome (ok, error, cancelled, auth, budget, no_candidates, request)"),
+    _query("q", "case-insensitive text in the request id, key, model, task, outcome or error"),
+]
+
+
+def _usage_paths() -> dict[str, Any]:
+    """``/v1/usage/*`` (docs/web.md): admin keys only."""
+    obj = {"type": "object"}
+    rid = {"$ref": "#/components/parameters/RequestId"}
+    page = [_query("limit", "rows per page (1-1000, default 100)", {"type": "integer"}),
+            _query("offset", "rows to skip (default 0)", {"type": "integer"})]
+    dimension = {"name": "dimension", "in": "path", "required": True,
+                 "schema": {"enum": ["day", "model", "key", "task", "outcome", "provider"]}}
+    csv_ok = {"description": "the request log as CSV", "content": {"text/csv": {"schema": {"type": "string"}}},
+              "headers": {"x-request-id": _ref_header("RequestId")}}
+    errors = (401, 403, 422, 500)
+    return {
+        "/v1/usage/summary": _operation("get", "usageSummary", "totals and p50/p95 latency over a date range",
+                                        _json(obj, "the totals"), errors, parameters=[*_RANGE, *_ROW_FILTERS, rid]),
+        "/v1/usage/by/{dimension}": _operation("get", "usageBy", "totals per day, model, key, task, outcome, provider",
+                                               _json(obj, "one row per value"), (401, 403, 404, 422, 500),
+                                               parameters=[dimension, *_RANGE, *_ROW_FILTERS, rid]),
+        "/v1/usage/budgets": _operation("get", "usageBudgets", "per key: budgets, spend (today, month), reservations",
+                                        _json(obj, "the keys"), (401, 403, 500)),
+        "/v1/usage/live": _operation("get", "usageLive", "provider readiness, circuit breakers, live latencies",
+                                     _json(obj, "the live state"), (401, 403, 500)),
+        "/v1/usage/requests": _operation("get", "usageRequests", "the request log, newest first, searchable",
+                                         _json(obj, "a page of the log"), errors,
+                                         parameters=[*_RANGE, *_ROW_FILTERS, *page, rid]),
+        "/v1/usage/requests.csv": _operation("get", "usageRequestsCsv", "the request log as CSV (up to 100,000 rows)",
+                                             csv_ok, errors, parameters=[*_RANGE, *_ROW_FILTERS, rid]),
+    }  # fmt: skip
+
+
+def _web_paths() -> dict[str, Any]:
+    """The web app's pages and files (docs/web.md); no key needed to load them."""
+
+    def html(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    asset = {"description": "a built file (JavaScript, CSS)", "content": {"*/*": {"schema": {"type": "string"}}}}
+    return {
+        "/": _operation("get", "playground", "the playground page", html("the page"), (500,), auth=False),
+        "/dashboard": _operation("get", "dashboard", "the usage dashboard page", html("the page"), (500,), auth=False),
+        "/assets/{name}": _operation("get", "webAsset", "a file of the web app", asset, (500,), auth=False,
+                                     parameters=[name]),
+        "/icon.svg": _operation("get", "webIcon", "the web app's icon", asset, (500,), auth=False),
+    }  # fmt: skip
 
 
 @functools.cache

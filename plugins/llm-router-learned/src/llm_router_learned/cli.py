@@ -1,4 +1,4 @@
-"""``llm-router train router``, ``llm-router eval route`` and ``llm-router calibrate router``.
+"""``llm-router train router``, ``llm-router eval route`` / ``eval online`` and ``llm-router calibrate router``.
 
 This module is imported by the ``register_commands`` hook, i.e. by every ``llm-router`` command, ``route``
 included: the data, model and evaluation modules (numpy, scipy) and rich's progress bars are imported inside the
@@ -435,4 +435,7 @@ def add_commands(cli: CommandGroups) -> None:
     """Add the sub-commands to the command line's ``train``, ``eval`` and ``calibrate`` groups."""
     cli.train.command("router")(train_router)
     cli.eval.command("route")(eval_route)
+    from .online_cli import eval_online
+
+    cli.eval.command("online")(eval_online)
     cli.calibrate.command("router")(calibrate_router)

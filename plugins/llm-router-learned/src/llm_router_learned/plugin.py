@@ -1,5 +1,5 @@
-"""Hook implementations: the ``learned_quality`` scorer and the ``train router`` / ``eval route`` /
-``calibrate router`` commands."""
+"""Hook implementations: the ``learned_quality`` and ``online_quality`` scorers and the ``train router`` /
+``eval route`` / ``eval online`` / ``calibrate router`` commands."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import llm_router
 from llm_router import Scorer
 
+from .online import OnlineQualityScorer
 from .scorer import LearnedQualityScorer
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 @llm_router.hookimpl
 def register_scorers(register: Callable[[type[Scorer]], None]) -> None:
     register(LearnedQualityScorer)
+    register(OnlineQualityScorer)
 
 
 @llm_router.hookimpl

@@ -1,0 +1,184 @@
+"""A fleet on a real redis-server: two gateway instances (each its own Router, state and SQLite ledger) share
+budgets, rate windows, circuit breakers and live latency; Redis killed mid-run degrades to local state."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from _gateway_helpers import Server, wait_for
+from llm_router.policy import StatePolicy
+from llm_router_test_plugin import plugin as tp
+from services import RedisServer, redis_server
+from test_gateway_limits import LONG, MSG, burst, client, key_line, policy, spent, start
+
+pytest.importorskip("redis", reason="the redis extra is not installed (pip install 'llm-router[redis]')")
+
+from llm_router.redis_state import RedisState
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    tp.SCRIPTS.clear()
+    tp.CALLS.clear()
+
+
+def state_block(url: str, on_outage: str = "local") -> str:
+    return f"state: {{backend: redis, url: '{url}', refresh_ms: 20, on_outage: {on_outage}}}"
+
+
+def fleet(tmp_path: Path, write_policy: Callable[..., Path], text: str, n: int = 2) -> list[Server]:
+    return [start(tmp_path, write_policy, text, f"gw{i}") for i in range(n)]
+
+
+def stop(servers: list[Server]) -> None:
+    for s in servers:
+        if s.thread.is_alive():
+            s.stop()
+
+
+def state_up(server: Server) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    match = re.search(r"^llm_router_state_backend_up (\S+)$", text, re.M)
+    assert match is not None
+    return float(match.group(1))
+
+
+def test_two_instances_never_overspend_a_shared_budget(
+    tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer
+) -> None:
+    """Alone, each instance would admit up to the whole budget (2x overspend); on Redis the worst cases are
+    held in one Lua script, so both together spend at most the budget."""
+    tp.SCRIPTS["a"] = [LONG]
+    servers = fleet(tmp_path, write_policy, policy([key_line("dave", budget_usd_per_day=0.01)], state_block(redis.url)))
+    try:
+        results = burst(servers, "dave", 16)
+        answered = [r for r in results if not isinstance(r, Exception)]
+        refused = [r for r in results if isinstance(r, openai.RateLimitError)]
+        assert len(answered) + len(refused) == 16 and refused
+        assert {r.body["code"] for r in refused} == {"budget_exceeded"}  # type: ignore[index]
+        stop(servers)
+        total = spent(servers, "dave")
+        assert total == pytest.approx(len(answered) * 0.00301)
+        assert total <= 0.01
+        # Redis holds the fleet's spend (nano-dollars) and no reservation is left behind
+        day_fields = redis.cli("HGETALL", "llmr:{dave}:spend").split()
+        assert int(day_fields[1]) == round(total * 1e9)
+        assert redis.cli("HLEN", "llmr:{dave}:held") == "0"
+    finally:
+        stop(servers)
+
+
+def test_rpm_is_shared_by_the_fleet(tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer) -> None:
+    servers = fleet(tmp_path, write_policy, policy([key_line("gil", rpm=3)], state_block(redis.url)))
+    try:
+        results = burst(servers, "gil", 6)
+        refused = [r for r in results if isinstance(r, openai.RateLimitError)]
+        assert len(refused) == 3
+        assert all("requests-per-minute limit of key 'gil' reached: 3 used" in r.message for r in refused)
+    finally:
+        stop(servers)
+
+
+def test_redis_outage_degrades_to_local_and_replays(
+    tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer
+) -> None:
+    tp.SCRIPTS["a"] = ["text:one two three"]
+    keys = [key_line("ivy", budget_usd_per_day=1)]
+    (server,) = fleet(tmp_path, write_policy, policy(keys, state_block(redis.url)), 1)
+    try:
+        client(server, "ivy").chat.completions.create(model="auto", messages=MSG)
+        assert state_up(server) == 1
+        redis.stop()
+        # requests keep flowing on local state; the metric says Redis is away
+        for _ in range(3):
+            client(server, "ivy").chat.completions.create(model="auto", messages=MSG)
+        assert state_up(server) == 0
+        redis.start()  # back, empty: the spend of the outage is replayed, nothing is lost
+        wait_for(lambda: state_up(server) == 1, "the gateway to see Redis again")
+        per_call = round((10 + 3 * 2) / 1e6 * 1e9)
+        wait_for(lambda: redis.cli("HGETALL", "llmr:{ivy}:spend"), "the replayed spend")
+
+        def redis_spend() -> int:
+            values = redis.cli("HGETALL", "llmr:{ivy}:spend").split()
+            return int(values[1]) if len(values) > 1 else 0
+
+        # the three requests of the outage replayed; the first one's spend was in the Redis that died, and the
+        # seed from this instance's ledger restores it
+        wait_for(lambda: redis_spend() >= 4 * per_call, "the outage's spend in Redis")
+        assert redis_spend() == 4 * per_call
+    finally:
+        stop([server])
+
+
+def test_on_outage_refuse_answers_503_for_limited_keys(
+    tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer
+) -> None:
+    keys = [key_line("jo", budget_usd_per_day=1), key_line("kim")]
+    (server,) = fleet(tmp_path, write_policy, policy(keys, state_block(redis.url, "refuse")), 1)
+    try:
+        redis.stop()
+        with pytest.raises(openai.InternalServerError) as err:
+            client(server, "jo").chat.completions.create(model="auto", messages=MSG)
+        assert err.value.status_code == 503
+        assert err.value.body["code"] == "state_unavailable"  # type: ignore[index]
+        # a key without limits needs no shared state
+        assert client(server, "kim").chat.completions.create(model="auto", messages=MSG).choices
+    finally:
+        stop([server])
+
+
+# ------------------------------------------------------------------------------------------------
+# circuits and latency
+
+
+def test_circuits_and_latency_are_fleet_wide_with_one_probe(redis: RedisServer) -> None:
+    async def main() -> None:
+        cfg = StatePolicy(backend="redis", url=redis.url, refresh_ms=10)
+        a = RedisState(cfg, failure_threshold=2, cooldown_s=1.0)
+        b = RedisState(cfg, failure_threshold=2, cooldown_s=1.0)
+        await a.start()
+        await b.start()
+        try:
+            a.record_success("p/m", 120.0, 80.0)
+            await until(lambda: "p/m" in b.latency_table(), "b to see a's latency")
+            assert b.latency_table()["p/m"].ttft_ms == pytest.approx(120.0)
+            a.record_failure("p/m", "server_error")
+            a.record_failure("p/m", "server_error")
+            await until(lambda: b.open_circuit_reason("p/m") is not None, "b to see the circuit a opened")
+            # after the cooldown exactly one instance of the fleet gets the half-open probe
+            await until(
+                lambda: (a.open_circuit_reason("p/m") is None) != (b.open_circuit_reason("p/m") is None),
+                "one instance to claim the probe",
+            )
+            await asyncio.sleep(0.05)  # several refreshes later: still one
+            winner, loser = (a, b) if a.open_circuit_reason("p/m") is None else (b, a)
+            assert loser.open_circuit_reason("p/m") is not None
+            winner.record_success("p/m", None, None)  # the probe succeeded: closed for the whole fleet
+            await until(lambda: loser.open_circuit_reason("p/m") is None, "the loser to see the circuit closed")
+        finally:
+            await a.close()
+            await b.close()
+
+    asyncio.run(main())
+
+
+async def until(predicate: Callable[[], object], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10.0
+    while loop.time() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
