@@ -27,6 +27,10 @@ from .state import StateStore
 from .taxonomy import Taxonomy
 from .types import CompletionRequest, CompletionResponse, ModelInfo, Preferences
 
+RULES_BEFORE_LEARNER = 0.9
+"""The ``rules`` stage's threshold in the default cascade of a policy with its own labels (as in
+``examples/policies/hybrid_classify.yaml``): rules decide only when confident, the learner otherwise."""
+
 __all__ = ["Assembly"]
 
 log = logging.getLogger("llm_router")
@@ -104,9 +108,35 @@ class Assembly:
         self.issues.append(self.source.issue((*path, spec.name), message))
         return None
 
+    def _classify_specs(self) -> list[ComponentSpec]:
+        """The policy's ``classify:`` list. Without one, a policy whose taxonomy has labels of its own gets
+        ``rules`` (deciding when confident) then an installed stage that learns the taxonomy
+        (:attr:`Classifier.learns_taxonomy`, e.g. ``fewshot``), when there is one."""
+        policy = self.policy
+        if "classify" in policy.model_fields_set or not policy.taxonomy.tasks or len(self.taxonomy.tasks) < 2:
+            return policy.classify
+        learners = sorted(
+            (
+                r
+                for r in self.plugins.registry.all()
+                if r.kind == "classifier" and getattr(r.cls, "learns_taxonomy", False)
+            ),
+            key=lambda r: r.name,
+        )
+        if not learners:
+            return policy.classify
+        chosen = learners[0]
+        self.warnings.append(
+            f"classify: not set; the taxonomy's own labels are classified by rules (when confident), then "
+            f"{chosen.name!r} (plugin {chosen.plugin!r}); set `classify:` to choose"
+        )
+        rules = ComponentSpec(name="rules", params={"threshold": RULES_BEFORE_LEARNER})
+        return [rules, ComponentSpec(name=chosen.name)]
+
     def _build_stages(self) -> list[Stage]:
         out = []
-        for i, spec in enumerate(self.policy.classify):
+        specs = self._classify_specs()
+        for i, spec in enumerate(specs):
             params = dict(spec.params)
             threshold = params.pop("threshold", 0.0)
             if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
@@ -117,9 +147,14 @@ class Assembly:
                     )
                 )
                 continue
+            before = len(self.issues)
             classifier = self._instantiate("classifier", spec, ("classify", i), params)
             if classifier is not None:
                 out.append(Stage(spec.name, classifier, float(threshold)))
+            elif specs is not self.policy.classify and i > 0:
+                # the default learner the policy did not ask for: its failure is a warning, rules still decide
+                self.warnings.extend(f"classify: default stage off: {issue.message}" for issue in self.issues[before:])
+                del self.issues[before:]
         if not self.policy.classify:
             self.issues.append(self.source.issue(("classify",), "at least one classifier is needed"))
         return out

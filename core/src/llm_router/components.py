@@ -116,6 +116,10 @@ class Classifier(Component):
     """
 
     is_async: ClassVar[bool] = False
+    learns_taxonomy: ClassVar[bool] = False
+    """True for a stage that learns a policy's own labels from their names, descriptions, keywords and
+    examples (no training step): a policy with a taxonomy of its own and no ``classify:`` list gets ``rules``
+    then this stage by default."""
 
     def classify(self, request: RouteRequest) -> Prediction | None:
         raise NotImplementedError(f"{type(self).__name__} implements aclassify() only; use the async router")

@@ -141,6 +141,20 @@ def test_the_stage_learns_a_custom_taxonomy_from_a_few_examples() -> None:
     assert c.confidence == max(c.scores.values())
 
 
+def test_a_policy_with_its_own_labels_and_no_classify_list_uses_fewshot_by_default() -> None:
+    r = Router({"taxonomy": {"replace": True, "tasks": support_tasks()}})
+    assert any("'fewshot'" in w and "classify: not set" in w for w in r.warnings), r.warnings
+    test = rows(TEST)
+    decided = [r.route(o["prompt"]).classification for o in test]
+    assert sum(c.task == o["label"] for c, o in zip(decided, test, strict=True)) >= 8
+    assert {c.method for c in decided} <= {"rules", "fewshot"} and "fewshot" in {c.method for c in decided}
+    # an explicit classify list is kept as written; a policy without labels of its own keeps the default
+    assert not any("classify: not set" in w for w in fewshot_router(support_tasks()).warnings)
+    plain = Router({"providers": {}})
+    assert plain.route("hello there").classification.method == "rules"
+    assert not any("classify: not set" in w for w in plain.warnings)
+
+
 def test_zero_shot_from_names_and_descriptions_only() -> None:
     r = fewshot_router(support_tasks(with_examples=False))
     assert r.route("My invoice shows a charge I did not make").classification.task == "billing"

@@ -293,6 +293,7 @@ class FewShotClassifier(Classifier):
 
     name: ClassVar[str] = "fewshot"
     Config: ClassVar[type[BaseModel]] = FewShotConfig
+    learns_taxonomy: ClassVar[bool] = True  # the default stage of a policy with its own labels
 
     def __init__(self, config: BaseModel, context: ComponentContext) -> None:
         super().__init__(config, context)
