@@ -130,7 +130,9 @@ class FakeAzureOpenAI(FakeUpstream):
             return self.error(Script("error", error="auth"), request_id)
         return None
 
-    async def chat(self, request: Request) -> Response:
+    async def begin(self, request: Request) -> tuple[Recorded, str, Script] | Response:
+        """What every endpoint does first: record the request, refuse a wrong path or a missing key, and take
+        the next script (an error script is answered here)."""
         rec = await self.record(request)
         request_id = self.new_request_id()
         refused = self.refused(request, rec, request_id)
@@ -139,6 +141,13 @@ class FakeAzureOpenAI(FakeUpstream):
         script = await self.next_script(request)
         if script.kind == "error":
             return self.error(script, request_id)
+        return rec, request_id, script
+
+    async def chat(self, request: Request) -> Response:
+        begun = await self.begin(request)
+        if isinstance(begun, Response):
+            return begun
+        rec, request_id, script = begun
         body = rec.json or {}
         model = "gpt-4o-2024-11-20"  # Azure names the model behind the deployment
         prompt, completion = script.usage
@@ -213,14 +222,10 @@ class FakeAzureOpenAI(FakeUpstream):
         return events
 
     async def embeddings(self, request: Request) -> Response:
-        rec = await self.record(request)
-        request_id = self.new_request_id()
-        refused = self.refused(request, rec, request_id)
-        if refused is not None:
-            return refused
-        script = await self.next_script(request)
-        if script.kind == "error":
-            return self.error(script, request_id)
+        begun = await self.begin(request)
+        if isinstance(begun, Response):
+            return begun
+        rec, request_id, _script = begun
         inputs = (rec.json or {}).get("input")
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
         data = [{"object": "embedding", "index": i, "embedding": fake_vector(t)} for i, t in enumerate(texts)]
