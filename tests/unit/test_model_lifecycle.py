@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,3 +156,21 @@ def test_models_command_marks_lifecycle(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.stdout.splitlines() if "anthropic/claude-sonnet-4-0" in ln)
     assert "retired 2026-06-15" in line
+
+
+def test_policy_validate_prints_each_lifecycle_warning_once(write_policy: Callable[[str], Path]) -> None:
+    """The warning is logged when the router starts and printed by the command: a real process shows both
+    streams, so the command drops the log record it is about to print itself."""
+    path = write_policy(
+        (POLICY % ("2026-01-15", "")).replace("deprecated_on: 2026-01-01", "deprecated_on: 2020-01-01")
+        .replace("retires_on: 2026-02-01", "retires_on: 2099-02-01")
+    )
+    exe = Path(sys.executable).with_name("llm-router")
+    env = {**os.environ, "LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "300"}
+    done = subprocess.run(
+        [str(exe), "policy", "validate", str(path)], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    message = "model local/old is deprecated since 2020-01-01 (retires 2099-02-01); use local/new instead"
+    assert (done.stdout + done.stderr).count(message) == 1, done.stderr
+    assert f"warning: {path}:" in done.stderr

@@ -75,20 +75,25 @@ def lifecycle_warnings(
     on: datetime.date | None = None,
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """``(path, message)`` for every model ``refs`` name (ids or globs, with their path in the policy) that is
-    deprecated or retired ``on`` that date; a glob counts only when it matches no model that is still active
-    (``openai/*`` does not warn because one model in it is deprecated)."""
+    deprecated or retired ``on`` that date, once per model, at the first place that names it; a glob counts
+    only when it matches no model that is still active (``openai/*`` does not warn because one model in it is
+    deprecated)."""
     on = on or today()
     out: list[tuple[tuple[str | int, ...], str]] = []
+    warned: set[str] = set()
     for path, ref in refs:
         matched = [m for m in models if m.id == ref or fnmatch.fnmatchcase(m.id, ref)]
         if not matched or (ref not in {m.id for m in matched} and any(status(m, on) == "active" for m in matched)):
             continue
         for m in matched:
             state = status(m, on)
+            if state == "active" or m.id in warned:
+                continue
+            warned.add(m.id)
             if state == "deprecated":
                 when = f" (retires {m.retires_on})" if m.retires_on else ""
                 out.append((path, f"model {m.id} is deprecated since {m.deprecated_on}{when}{_successor(m)}"))
-            elif state == "retired":
+            else:
                 out.append(
                     (
                         path,
