@@ -110,11 +110,17 @@ class LifecycleConfig(BaseModel):
         default_factory=list, description="retired models (ids or globs) the policy keeps on purpose"
     )
     today: datetime.date | None = Field(default=None, description="the date to judge by (default: today, UTC)")
+    retiring_within_days: int = Field(
+        default=0,
+        ge=0,
+        description="also exclude models that retire within this many days (default 0: only retired ones)",
+    )
 
 
 class LifecycleConstraint(Constraint):
-    """Excludes models past their ``retires_on`` date (the provider has shut them down), naming the date and
-    the successor, unless ``pinned`` or named by the request's ``model``."""
+    """Excludes models past their ``retires_on`` date (the provider has shut them down), or within
+    ``retiring_within_days`` of it, naming the date and the successor, unless ``pinned`` or named by the
+    request's ``model``."""
 
     name: ClassVar[str] = "lifecycle"
     Config: ClassVar[type[BaseModel]] = LifecycleConfig
@@ -148,13 +154,19 @@ class LifecycleConstraint(Constraint):
                 continue
             reason = reasons.get(model.id, "")
             if reason == "":
-                reason = reasons[model.id] = (
-                    None if on < model.retires_on else f"retired on {model.retires_on}{_successor(model)}"
-                )
+                reason = reasons[model.id] = self._reason(model, model.retires_on, on)
             if reason is not None and (model.id == requested or (pinned and self._pinned(model.id))):
                 reason = None
             out.append(reason)
         return out
+
+    def _reason(self, model: ModelInfo, retires_on: datetime.date, on: datetime.date) -> str | None:
+        if on >= retires_on:
+            return f"retired on {retires_on}{_successor(model)}"
+        days = self.config.retiring_within_days
+        if days and on >= retires_on - datetime.timedelta(days=days):
+            return f"retires on {retires_on}, within {days} days (retiring_within_days){_successor(model)}"
+        return None
 
     def _pinned(self, model_id: str) -> bool:
         return any(model_id == p or fnmatch.fnmatchcase(model_id, p) for p in self.config.pinned)
