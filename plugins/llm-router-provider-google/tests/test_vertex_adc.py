@@ -10,7 +10,7 @@ the project-scoped Vertex path. Nothing leaves the machine.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,6 @@ pytestmark = pytest.mark.anyio
 
 EMAIL = "router-test@adc-project.iam.gserviceaccount.com"
 PATH = "/v1beta1/projects/my-project/locations/europe-west4/publishers/google/models/gemini-2.5-flash"
-
-
-@pytest.fixture(scope="module")
-def fake_gemini() -> Iterator[FakeGemini]:
-    with FakeGemini() as fake:
-        yield fake
-
-
-@pytest.fixture
-def upstream(fake_gemini: FakeGemini) -> FakeGemini:
-    fake_gemini.reset()
-    return fake_gemini
 
 
 def _key_file(directory: Path, token_uri: str) -> tuple[Path, bytes]:

@@ -16,7 +16,6 @@ import base64
 import builtins
 import contextvars
 import json
-import os
 import re
 import uuid
 from collections import OrderedDict
@@ -143,6 +142,7 @@ class GoogleProvider(KeyedProvider):
 
     name: ClassVar[str] = "google"
     default_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
+    default_key_envs: ClassVar[tuple[str, ...]] = KEY_ENVS
     Config: ClassVar[type[BaseModel]] = GoogleConfig
     config: GoogleConfig
 
@@ -158,22 +158,13 @@ class GoogleProvider(KeyedProvider):
 
     # -- keys -------------------------------------------------------------------------------------
 
-    def api_key(self) -> str | None:
-        """The policy's key, else ``api_key_env``, else ``GOOGLE_API_KEY`` or ``GEMINI_API_KEY`` (the SDK's
-        order)."""
-        if self.config.api_key is not None or self.config.api_key_env:
-            return super().api_key()
-        return next((os.environ[env] for env in KEY_ENVS if os.environ.get(env)), None)
-
     def key_hint(self) -> str:
         if self.config.vertexai and self.config.project:
             return (
                 "Vertex AI with a project uses application default credentials: set GOOGLE_APPLICATION_CREDENTIALS "
                 "to a service-account key file or run `gcloud auth application-default login`"
             )
-        if self.config.api_key_env:
-            return super().key_hint()
-        return f"set GEMINI_API_KEY or GOOGLE_API_KEY (or providers.{self.context.name}.api_key in the policy)"
+        return super().key_hint()
 
     def unavailable_reason(self) -> str | None:
         if self.config.vertexai and self.config.project:
