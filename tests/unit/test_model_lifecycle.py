@@ -215,3 +215,22 @@ def test_default_policy_avoids_models_retiring_within_a_week() -> None:
                 assert model.successor in router.catalogue, f"{model.id}: successor {model.successor} not routable"
     finally:
         router.close()
+
+
+def test_every_builtin_figure_cites_a_listed_source() -> None:
+    """Each model's quality, latency, specs and lifecycle source is a key of the file's `sources:`, and each
+    source says where (url), what (title) and when (retrieved)."""
+    from importlib import resources
+
+    import yaml
+    from llm_router.catalogue import builtin_sources
+
+    sources = builtin_sources()
+    assert all({"url", "title", "retrieved"} <= set(entry) for entry in sources.values())
+    text = resources.files("llm_router").joinpath("data/catalogue.yaml").read_text(encoding="utf-8")
+    for entry in yaml.safe_load(text)["models"]:
+        cited = [entry.get(k) for k in ("quality_source", "latency_source", "specs_source")]
+        cited.append((entry.get("lifecycle") or {}).get("source"))
+        missing = [key for key in cited if key is not None and key not in sources]
+        assert not missing, f"{entry['id']}: {missing}"
+        assert entry.get("quality_source") and entry.get("latency_source") and entry.get("specs_source"), entry["id"]
