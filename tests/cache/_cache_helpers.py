@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-from _gateway_helpers import Server as _GatewayServer  # noqa: E402
+from _gateway_helpers import Server as _GatewayServer
 
 
 class Server(_GatewayServer):

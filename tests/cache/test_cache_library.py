@@ -101,12 +101,11 @@ def test_the_decision_says_what_the_cache_did(make_router: Callable[..., Router]
         statuses.append(result.decision.cache)
     assert statuses == ["miss", "hit", "bypass"]
     gen = router.stream("decide")
-    while True:
-        try:
+    with pytest.raises(StopIteration) as stop:
+        while True:
             next(gen)
-        except StopIteration as stop:
-            assert stop.value.decision.cache == "hit" == stop.value.decision.to_json()["cache"]
-            break
+    streamed = stop.value.value
+    assert streamed.decision.cache == "hit" == streamed.decision.to_json()["cache"]
 
 
 def test_per_request_ttl_expires(make_router: Callable[..., Router]) -> None:
