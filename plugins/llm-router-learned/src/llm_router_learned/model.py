@@ -8,7 +8,8 @@ Methods
     *task prior* (a TF-IDF task classifier P(task | prompt) times the per-task mean quality of the model),
     (2) a per-model logistic regression over TF-IDF (1-2 grams), (3) similarity-weighted kNN (k = 40) over a
     64-d static model2vec embedding (PyPI ``tokenlearn-static-model``), (4) similarity-weighted kNN over the
-    TF-IDF. The stacker is fitted on 5-fold out-of-fold predictions.
+    TF-IDF. The stacker is fitted on 5-fold out-of-fold predictions. The five fold fits and the final fit are
+    independent: from 2,000 rows they run in up to 2 worker processes (``train(..., n_jobs=...)``).
   * ``"knn_tfidf"``: the baseline, similarity-weighted kNN (k = 40) over word-unigram TF-IDF.
 
 Training the stack needs scikit-learn (``pip install 'llm-router-learned[train]'``); serving needs numpy,
