@@ -290,6 +290,7 @@ def bench_cache(session: nox.Session) -> None:
     session.install(CORE_ALL)
     session.run("python", "benchmarks/bench_cache.py")
     session.run("python", "benchmarks/bench_cache_tracing_cpu.py", *session.posargs)
+    session.run("python", "benchmarks/bench_span_floor.py")
 
 
 @nox.session(default=False, venv_backend="none")

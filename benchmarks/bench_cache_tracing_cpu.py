@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_gateway_cpu import POLICY, PROMPT, instant_plugin
+from bench_gateway_cpu import POLICY, PROMPT, instant_plugin, one
 
 
 def null_tracer_provider(ratio: float | None = None) -> Any:
@@ -57,47 +57,6 @@ def make_app(workdir: Path, name: str, extra: str, tracer_provider: Any = None) 
     (workdir / f"{name}.yaml").write_text(POLICY + extra)
     router = Router(workdir / f"{name}.yaml", plugins=[instant_plugin()], tracer_provider=tracer_provider)
     return create_app(router, ledger_path=workdir / f"{name}.sqlite3")
-
-
-def scope_for(app: Any, length: int) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(length).encode())],
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "app": app,
-    }
-
-
-async def one(app: Any, body: bytes) -> None:
-    import anyio
-
-    done = False
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal done
-        if not done:
-            done = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope_for(app, len(body)), receive, send)
-    if status != 200:
-        raise SystemExit(f"the gateway answered {status}")
 
 
 def main() -> None:

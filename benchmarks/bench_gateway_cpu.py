@@ -59,6 +59,49 @@ def instant_plugin() -> Any:
     return Plugin()
 
 
+def scope_for(app: Any, length: int) -> dict[str, Any]:
+    """The ASGI scope of a POST /v1/chat/completions with a JSON body of ``length`` bytes."""
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(length).encode())],
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "app": app,
+    }
+
+
+async def one(app: Any, body: bytes) -> None:
+    """One chat completion request through the ASGI app; exits unless it answers 200."""
+    import anyio
+
+    done = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal done
+        if not done:
+            done = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope_for(app, len(body)), receive, send)
+    if status != 200:
+        raise SystemExit(f"the gateway answered {status}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
@@ -77,46 +120,10 @@ def main() -> None:
     router = Router(workdir / "policy.yaml", plugins=[instant_plugin()])
     app = create_app(router, ledger_path=workdir / "usage.sqlite3")
     body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": PROMPT}]}).encode()
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "app": app,
-    }
-
-    async def one() -> None:
-        done = False
-        status = 0
-
-        async def receive() -> dict[str, Any]:
-            nonlocal done
-            if not done:
-                done = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await anyio.sleep_forever()
-            raise AssertionError
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-
-        await app(scope, receive, send)
-        if status != 200:
-            raise SystemExit(f"the gateway answered {status}")
-
     async def run(n: int) -> float:
         t0 = time.perf_counter()
         for _ in range(n):
-            await one()
+            await one(app, body)
         return time.perf_counter() - t0
 
     async def bench() -> None:

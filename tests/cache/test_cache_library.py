@@ -89,6 +89,25 @@ def test_per_request_options(make_router: Callable[..., Router]) -> None:
     assert (hit.cache, hit.generated_response) == ("hit", "three")
 
 
+def test_the_decision_says_what_the_cache_did(make_router: Callable[..., Router]) -> None:
+    """A library user reading only the decision (or its JSON) sees the cache status too."""
+    router = make_router()
+    tp.SCRIPTS["a"] = ["text:one", "text:two", "text:three"]
+    statuses = []
+    for options in (None, None, {"no_cache": True}):
+        result = router.route_and_execute("decide", cache=options)
+        assert result.decision.cache == result.cache
+        assert result.decision.to_json()["cache"] == result.cache == result.to_json()["decision"]["cache"]
+        statuses.append(result.decision.cache)
+    assert statuses == ["miss", "hit", "bypass"]
+    gen = router.stream("decide")
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            next(gen)
+    streamed = stop.value.value
+    assert streamed.decision.cache == "hit" == streamed.decision.to_json()["cache"]
+
+
 def test_per_request_ttl_expires(make_router: Callable[..., Router]) -> None:
     import time
 
@@ -213,6 +232,7 @@ def test_no_cache_section_means_no_cache(write_policy: Callable[[str], Path]) ->
         router.route_and_execute("q")
         again = router.route_and_execute("q")
         assert again.cache is None and again.generated_response == "two"
+        assert again.decision.cache is None and "cache" not in again.decision.to_json()
     finally:
         router.close()
 

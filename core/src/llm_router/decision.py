@@ -223,6 +223,7 @@ class DecisionEngine:
             skipped=tuple(skipped),
             routing_time_ms=(time.perf_counter() - t_start) * 1000,
             variant=scope.variant,
+            cache=None,
         )
 
     def _scope(self, request: RouteRequest, classification: Classification) -> _Scope:

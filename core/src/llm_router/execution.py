@@ -152,6 +152,8 @@ class Executor:
         """Answer from the cache when it holds the answer; else call down the ranking until a candidate
         answers (and store its answer); raise the last error (with ``attempts``) when none does."""
         found = await self.look_up(request)
+        if found is not None:
+            decision.note_cache(found.status)
         if found is not None and found.answer is not None:
             assert self.cache is not None
             result = self.cache.hit_result(found, decision, t0)
@@ -632,6 +634,7 @@ class RoutedStream:
         found = self._found = await ex.look_up(self.request, run.trace_context)
         if found is not None:
             self.cache = run.cache_status = found.status
+            self.decision.note_cache(found.status)
             if found.answer is not None:
                 async for chunk in self._replay(found):
                     yield chunk

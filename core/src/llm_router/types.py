@@ -473,6 +473,9 @@ class RoutingDecision(_Frozen):
     variant: str | None = Field(
         default=None, description="the A/B variants of this request: '<experiment>=<variant>', ';'-joined"
     )
+    cache: Literal["hit", "semantic", "miss", "bypass"] | None = Field(
+        default=None, description="what the response cache did (None: the policy has no cache, or not executed)"
+    )
     _source: RankingSource | None = PrivateAttr(default=None)
     _ranking: tuple[ScoredCandidate, ...] | None = PrivateAttr(default=None)
 
@@ -483,6 +486,11 @@ class RoutingDecision(_Frozen):
         decision = construct(cls, **fields)
         object.__setattr__(decision, "__pydantic_private__", {"_source": source, "_ranking": None})
         return decision
+
+    def note_cache(self, status: Literal["hit", "semantic", "miss", "bypass"]) -> None:
+        """Record what the response cache did for this decision's request (the executor calls it once, right
+        after the lookup, on the decision it made for that request alone)."""
+        self.__dict__["cache"] = status
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -580,6 +588,7 @@ class RoutingDecision(_Frozen):
             "rejected": [r.model_dump(mode="json") for r in self.rejected],
             "skipped": [s.model_dump(mode="json") for s in self.skipped],
             **({"variant": self.variant} if self.variant else {}),
+            **({"cache": self.cache} if self.cache else {}),
         }
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -130,7 +130,7 @@ class CachedAnswer:
 class Lookup:
     """What a lookup found, and what storing the answer needs."""
 
-    status: str
+    status: Literal["hit", "semantic", "miss", "bypass"]
     answer: CachedAnswer | None = None
     key: str | None = None
     context: str | None = None
