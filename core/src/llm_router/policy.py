@@ -267,6 +267,15 @@ class GatewayPolicy(_Strict):
         repr=False,  # a postgresql:// URL may hold a password
         description="usage ledger: a SQLite file path, or postgresql://user:password@host:port/db for a fleet",
     )
+    ledger_spool: str = Field(
+        default=".",
+        description="directory where a postgresql:// ledger spools rows while PostgreSQL is unreachable (one "
+        "llm-router-ledger-spool-<pid>.jsonl per process, replayed when it is back; relative to the working "
+        "directory)",
+    )
+    ledger_spool_max_mb: Annotated[float, Field(gt=0)] = Field(
+        default=256, description="largest spool file of one process, in MiB; rows beyond it are lost and logged"
+    )
     log_prompts: bool = Field(default=False, description="log prompt text (off: prompts are never logged)")
     aliases: dict[str, list[str]] = Field(
         default_factory=dict, description="`model` names that route among these model globs (besides `auto`)"

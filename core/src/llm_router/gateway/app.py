@@ -198,7 +198,9 @@ class Gateway:
         self.config = cfg
         self.keys: dict[str, GatewayKey] = {k.key_sha256: k for k in cfg.keys}
         self.log_prompts = cfg.log_prompts
-        self.ledger = open_ledger(ledger_path or cfg.ledger)  # a relative path is relative to the cwd
+        self.ledger = open_ledger(  # a relative path is relative to the cwd
+            ledger_path or cfg.ledger, spool_dir=cfg.ledger_spool, spool_max_mb=cfg.ledger_spool_max_mb
+        )
         self.metrics = Metrics()
         self.book: KeyBook = _key_book(router, self.ledger)
         self.cache_on = router.policy.cache.enabled
