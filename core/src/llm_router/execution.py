@@ -25,6 +25,7 @@ from .components import PostProcessor, Provider
 from .deployments import Deployment, DeploymentPool
 from .errors import PostprocessError, ProviderError, RateLimitError, RouterError
 from .errors import TimeoutError as RouterTimeoutError
+from .limits import output_cap
 from .policy import FallbackPolicy
 from .state import StateStore, blend
 from .tokens import count_text_tokens
@@ -241,7 +242,11 @@ class Executor:
             CompletionRequest,
             model=model.model,
             messages=request.messages,
-            max_tokens=request.max_tokens,
+            max_tokens=(
+                request.max_tokens
+                if request.default_max_tokens is None
+                else output_cap(model, request.max_tokens, request.default_max_tokens)
+            ),
             temperature=request.temperature,
             stop=request.stop,
             response_format=request.response_format,
