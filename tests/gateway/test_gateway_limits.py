@@ -162,13 +162,18 @@ def test_rpm_and_tpm(tmp_path: Path, write_policy: Callable[..., Path]) -> None:
         server.stop()
 
 
-def test_default_max_tokens_caps_the_hold_and_is_sent_upstream(tmp_path: Path, write_policy: Callable[..., Path]) -> None:
+def test_default_max_tokens_caps_the_hold_and_is_sent_upstream(
+    tmp_path: Path, write_policy: Callable[..., Path]
+) -> None:
     """A request without max_tokens holds the model's whole max output (2,048 tokens here): a small budget
     refuses it, and the 429 says how to cap it. `gateway.default_max_tokens` (or the key's own) caps it: the
     cap is sent upstream as the call's max_tokens (within the model's max output), so the hold stays a bound."""
     tp.SCRIPTS["a"] = ["text:a short answer"]
     budget = 0.003  # < the uncapped worst case, 10 x $1/M + 2,048 x $2/M = $0.004106
-    keys = [key_line("fay", budget_usd_per_day=budget), key_line("gus", budget_usd_per_day=budget, default_max_tokens=100)]
+    keys = [
+        key_line("fay", budget_usd_per_day=budget),
+        key_line("gus", budget_usd_per_day=budget, default_max_tokens=100),
+    ]
     bare = start(tmp_path, write_policy, policy(keys), name="bare")
     try:
         with pytest.raises(openai.RateLimitError) as err:
