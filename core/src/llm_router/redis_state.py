@@ -4,9 +4,10 @@ Two parts, each with a local twin that keeps serving when Redis is away:
 
 - :class:`RedisState`, the router's :class:`~llm_router.state.StateStore`: circuit breakers (consecutive
   failures, open, half-open with ONE probe for the whole fleet, claimed with ``SET NX``) and live latency
-  (TTFT and output tokens/s per model, folded in Lua). The decision reads only the local snapshot
+  (TTFT and output tokens/s per model or deployment, folded in Lua), and the deployments' rpm/tpm windows and
+  429 cooldowns (:class:`~llm_router.deployments.SharedWindows`). The decision reads only the local snapshot
   (:class:`~llm_router.state.MemoryState`), which a background task refreshes every ``refresh_ms``
-  (short polling: two ``HGETALL`` per refresh, cheaper and simpler to recover than pub/sub, which loses
+  (short polling: two ``HGETALL`` and one script per deployment per refresh, cheaper and simpler to recover than pub/sub, which loses
   what is published while a subscriber reconnects); writes are queued and sent pipelined by another task.
 - :class:`RedisBook`, the gateway's :class:`~llm_router.limits.KeyBook`: budgets and rate windows of the
   keys, checked and held in ONE Lua script (atomic in Redis), so N workers and instances never together

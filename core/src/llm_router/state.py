@@ -5,6 +5,10 @@ shared backend (Redis, for several gateway instances) implements the same method
 (``open_circuit_reason``, ``latency_table``), so a shared backend can answer from a local snapshot it
 refreshes.
 
+State is keyed by model id, or for a model served by several deployments (``deployments:`` in the policy)
+by deployment (``model_id@provider/model``): each deployment has its own circuit and latency, and the
+model's view (:meth:`MemoryState.set_deployments`) is open only when all its deployments are.
+
 Latency is kept as two separate measurements per model, each with how many samples it rests on: time to
 first token (TTFT) and output speed (tokens per second). What a call may tell about them is decided by the
 executor (a stream measures both; a whole answer only bounds them); the decision blends each measurement
