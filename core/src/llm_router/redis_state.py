@@ -7,8 +7,8 @@ Two parts, each with a local twin that keeps serving when Redis is away:
   (TTFT and output tokens/s per model or deployment, folded in Lua), and the deployments' rpm/tpm windows and
   429 cooldowns (:class:`~llm_router.deployments.SharedWindows`). The decision reads only the local snapshot
   (:class:`~llm_router.state.MemoryState`), which a background task refreshes every ``refresh_ms``
-  (short polling: two ``HGETALL`` and one script per deployment per refresh, cheaper and simpler to recover than pub/sub, which loses
-  what is published while a subscriber reconnects); writes are queued and sent pipelined by another task.
+  (short polling: two ``HGETALL`` per refresh, and a script per deployment, cheaper and simpler to recover
+  than pub/sub, which loses what is published while a subscriber reconnects); writes are queued and sent pipelined by another task.
 - :class:`RedisBook`, the gateway's :class:`~llm_router.limits.KeyBook`: budgets and rate windows of the
   keys, checked and held in ONE Lua script (atomic in Redis), so N workers and instances never together
   spend more than a budget.
@@ -371,7 +371,8 @@ class RedisState:
     # deployments' windows and cooldowns, fleet-wide (deployments.SharedWindows)
 
     def _window_keys(self, key: str) -> list[str]:
-        return [self.link.key("deployment", key, "window"), self.link.key("deployment", key, "cool")]
+        tag = "{" + key + "}"  # one hash slot per deployment (Redis Cluster)
+        return [self.link.key("deployment", tag, "window"), self.link.key("deployment", tag, "cool")]
 
     def watch_deployments(self, keys: Iterable[str]) -> None:
         self._watched += [k for k in keys if k not in self._watched]
