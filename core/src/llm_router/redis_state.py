@@ -8,7 +8,8 @@ Two parts, each with a local twin that keeps serving when Redis is away:
   429 cooldowns (:class:`~llm_router.deployments.SharedWindows`). The decision reads only the local snapshot
   (:class:`~llm_router.state.MemoryState`), which a background task refreshes every ``refresh_ms``
   (short polling: two ``HGETALL`` per refresh, and a script per deployment, cheaper and simpler to recover
-  than pub/sub, which loses what is published while a subscriber reconnects); writes are queued and sent pipelined by another task.
+  than pub/sub, which loses what is published while a subscriber reconnects); writes are queued and sent
+  pipelined by another task.
 - :class:`RedisBook`, the gateway's :class:`~llm_router.limits.KeyBook`: budgets and rate windows of the
   keys, checked and held in ONE Lua script (atomic in Redis), so N workers and instances never together
   spend more than a budget.
