@@ -61,7 +61,7 @@ async def burst(routers: list[Router], requests: int, concurrency: int) -> dict[
 async def run(state: str, args: argparse.Namespace, tmp: Path) -> dict[str, int]:
     routers = []
     for i in range(2):
-        path = tmp / f"{state.split(':')[0] or 'memory'}-{i}.yaml"
+        path = tmp / f"{'redis' if state else 'memory'}-{i}.yaml"
         path.write_text(POLICY.format(rpm=args.rpm, state=state))
         router = Router(path)
         await router.awarm_up()
