@@ -259,3 +259,20 @@ def test_deployment_circuits_are_fleet_wide_and_per_deployment(
         wait_for(lambda: US in shared_b.latency_table(), "us's latency, measured per deployment")
     finally:
         stop([a, b])
+
+
+def test_deployments_keep_serving_on_local_windows_while_redis_is_away(
+    tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer
+) -> None:
+    """Redis killed: the fleet's windows are no longer read (a stale snapshot would hold eu at its limit for
+    ever); each gateway counts its own calls, and eu's rpm holds per process."""
+    (a,) = fleet(tmp_path, write_policy, DEPLOYED.format(state=state_block(redis.url)), 1)
+    try:
+        assert [ask(a) for _ in range(2)] == ["eu", "eu"]
+        shared = a.gateway.router.state
+        wait_for(lambda: (w := shared.fleet_window(EU)) is not None and w.requests == 2, "the fleet's window")
+        redis.stop()
+        wait_for(lambda: shared.fleet_window(EU) is None, "the gateway to see Redis away")
+        assert [ask(a) for _ in range(3)] == ["eu", "us", "us"]  # its own three calls of eu's rpm 3, then us
+    finally:
+        stop([a])
