@@ -21,23 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from deployed_policy import deployed_policy
 from llm_router import Router
 from services import redis_server
-
-POLICY = """
-providers:
-  eu: {{type: scripted, models: [small], price_in: 1, price_out: 2}}
-  us: {{type: scripted, models: [small], price_in: 1, price_out: 2}}
-routes:
-  - models: [eu/small]
-fallback: {{retries: 0, max_models: 1, timeout_s: 30}}
-deployments:
-  eu/small:
-    targets:
-      - {{provider: eu, rpm: {rpm}}}
-      - {{provider: us}}
-{state}
-"""
 
 
 async def burst(routers: list[Router], requests: int, concurrency: int) -> dict[str, int]:
@@ -62,7 +48,7 @@ async def run(state: str, args: argparse.Namespace, tmp: Path) -> dict[str, int]
     routers = []
     for i in range(2):
         path = tmp / f"{'redis' if state else 'memory'}-{i}.yaml"
-        path.write_text(POLICY.format(rpm=args.rpm, state=state))
+        path.write_text(deployed_policy(eu=f", rpm: {args.rpm}", extra=state))
         router = Router(path)
         await router.awarm_up()
         routers.append(router)

@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from _gateway_helpers import Server, wait_for
+from deployed_policy import deployed_policy
 from llm_router.policy import StatePolicy
 from llm_router_test_plugin import plugin as tp
 from services import RedisServer, redis_server
@@ -187,20 +188,11 @@ async def until(predicate: Callable[[], object], what: str) -> None:
 # ------------------------------------------------------------------------------------------------
 # deployments: windows, cooldowns and circuits shared by the fleet
 
-DEPLOYED = """
-providers:
-  eu: {{type: scripted, models: [small], price_in: 1, price_out: 2}}
-  us: {{type: scripted, models: [small], price_in: 1, price_out: 2}}
-routes:
-  - models: [eu/small]
-fallback: {{retries: 0, backoff_ms: 1, max_backoff_ms: 5, max_models: 1, timeout_s: 5, circuit_failures: 2}}
-deployments:
-  eu/small:
-    targets:
-      - {{provider: eu, rpm: 3}}
-      - {{provider: us}}
-{state}
-"""
+
+def deployed(redis_url: str) -> str:
+    """eu/small on two deployments, eu with rpm 3; circuits open after 2 failures; state on Redis."""
+    return deployed_policy(eu=", rpm: 3", fallback=", circuit_failures: 2", extra=state_block(redis_url))
+
 EU, US = "eu/small@eu/small", "eu/small@us/small"
 
 
@@ -218,7 +210,7 @@ def test_deployment_windows_and_cooldowns_are_fleet_wide(
 ) -> None:
     """Two gateways share one Redis: calls one makes count in the other's rpm window of a deployment, and a
     429's Retry-After rests the deployment for both."""
-    a, b = fleet(tmp_path, write_policy, DEPLOYED.format(state=state_block(redis.url)))
+    a, b = fleet(tmp_path, write_policy, deployed(redis.url))
     try:
         assert [ask(a) for _ in range(3)] == ["eu"] * 3  # eu's rpm is 3: a used all of it
         shared_b = b.gateway.router.state
@@ -246,7 +238,7 @@ def test_deployment_circuits_are_fleet_wide_and_per_deployment(
     tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer
 ) -> None:
     """eu failing opens eu's circuit for both gateways; us keeps serving the model on both."""
-    a, b = fleet(tmp_path, write_policy, DEPLOYED.format(state=state_block(redis.url)))
+    a, b = fleet(tmp_path, write_policy, deployed(redis.url))
     try:
         tp.SCRIPTS["eu"] = ["error:server_error"]
         assert [ask(a) for _ in range(2)] == ["us", "us"]  # eu fails, the call moves to us
@@ -266,7 +258,7 @@ def test_deployments_keep_serving_on_local_windows_while_redis_is_away(
 ) -> None:
     """Redis killed: the fleet's windows are no longer read (a stale snapshot would hold eu at its limit for
     ever); each gateway counts its own calls, and eu's rpm holds per process."""
-    (a,) = fleet(tmp_path, write_policy, DEPLOYED.format(state=state_block(redis.url)), 1)
+    (a,) = fleet(tmp_path, write_policy, deployed(redis.url), 1)
     try:
         assert [ask(a) for _ in range(2)] == ["eu", "eu"]
         shared = a.gateway.router.state

@@ -8,27 +8,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from deployed_policy import deployed_policy
 from llm_router import PolicyError, Router
 from llm_router.deployments import DeploymentPool
 from llm_router.errors import NoCandidatesError, RateLimitError, ServerError
 from llm_router.policy import ModelDeployments
 from llm_router_test_plugin import plugin as tp
-
-POLICY = """
-providers:
-  eu: {{type: scripted, models: [small], price_in: 1, price_out: 2}}
-  us: {{type: scripted, models: [small], price_in: 1, price_out: 2}}
-routes:
-  - models: [eu/small]
-fallback: {{retries: 0, backoff_ms: 1, max_backoff_ms: 5, max_models: 1, timeout_s: 5}}
-deployments:
-  eu/small:
-    strategy: {strategy}
-    cooldown_s: 300
-    targets:
-      - {{provider: eu{eu}}}
-      - {{provider: us{us}}}
-"""
 
 
 @pytest.fixture
@@ -36,7 +21,7 @@ def make(write_policy: Callable[[str], Path]) -> Iterator[Callable[..., Router]]
     routers: list[Router] = []
 
     def build(strategy: str = "least-busy", eu: str = "", us: str = "") -> Router:
-        router = Router(write_policy(POLICY.format(strategy=strategy, eu=eu, us=us)))
+        router = Router(write_policy(deployed_policy(strategy, eu, us)))
         routers.append(router)
         return router
 
@@ -103,7 +88,7 @@ def test_weighted_standby_and_least_busy(make: Callable[..., Router]) -> None:
 
 
 def test_policy_errors_name_the_deployment(write_policy: Callable[[str], Path]) -> None:
-    text = POLICY.format(strategy="least-busy", eu="", us="").replace("provider: us", "provider: asia")
+    text = deployed_policy().replace("provider: us", "provider: asia")
     with pytest.raises(PolicyError) as err:
         Router(write_policy(text))
     assert "deployments.eu/small.targets[1].provider: no provider named 'asia'" in str(err.value)
