@@ -7,7 +7,8 @@ give the same choices, and times the whole ``eval route`` path (training include
     python benchmarks/bench_eval_route.py --data ../shared/data/routing/mmlu-pair-train.jsonl \
         [--prompts 500] [--points 41] [--model router.npz] [--json]
 
-CPU seconds (process time) and wall seconds; single-threaded BLAS. Needs
+CPU seconds (process time) and wall seconds; single-threaded BLAS. Training the stack fits its fold and final
+models in up to 2 worker processes (``train(n_jobs=...)``), whose CPU the training's CPU seconds do not count. Needs
 ``pip install -e 'plugins/llm-router-learned[train]'``.
 """
 

@@ -22,6 +22,15 @@ Per the API reference (ai.google.dev/api/generate-content, cloud.google.com/vert
   (the Gemini API never answers 401 to a key); a long prompt is 400 ``INVALID_ARGUMENT`` ("The input token
   count ... exceeds the maximum"); 500 ``INTERNAL``; 503 ``UNAVAILABLE`` (overloaded). Google sends no request
   id header; a successful answer names itself with ``responseId``.
+- Vertex AI with a project (``/v1beta1/projects/P/locations/L/publishers/google/models/M:...``) takes an OAuth 2
+  access token (``Authorization: Bearer ...``), never an API key; without a valid token it answers 401
+  ``UNAUTHENTICATED``. Tokens come from ``POST /token``, this fake's stand-in for Google's OAuth 2 token
+  endpoint (a service account's ``token_uri``): the JWT-bearer grant of RFC 7523 (``grant_type=
+  urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=JWT``), whose RS256 signature must verify with the
+  public key of a service account registered with :meth:`FakeGemini.add_service_account`, ``aud`` must be
+  Google's token endpoint (``https://oauth2.googleapis.com/token``, whatever URL the grant is posted to, as
+  google-auth signs it) and ``scope`` must include ``cloud-platform``; the answer is ``{access_token, expires_in,
+  token_type}``, an error ``{error: invalid_grant, error_description}`` with status 400.
 """
 
 from __future__ import annotations
@@ -29,8 +38,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,6 +57,7 @@ PATH = re.compile(
 )
 
 _HELP = "https://ai.google.dev/gemini-api/docs/troubleshooting"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 ERRORS: dict[str, tuple[int, str, str, list[dict[str, Any]]]] = {
     "rate_limit": (
         429,
@@ -126,8 +139,44 @@ class FakeGemini(FakeUpstream):
     auth_status = 400  # the Gemini API answers a bad key with 400 INVALID_ARGUMENT / API_KEY_INVALID
     error_request_ids = False  # Google sends no request id with an error
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.service_accounts: dict[str, bytes] = {}  # client_email -> public key (PEM)
+        self.tokens: list[str] = []  # access tokens issued, oldest first
+
+    def add_service_account(self, email: str, public_key_pem: bytes) -> None:
+        """Accept JWT-bearer grants signed by this service account's key at ``POST /token``."""
+        self.service_accounts[email] = public_key_pem
+
+    def reset(self) -> None:
+        super().reset()
+        self.service_accounts.clear()
+        self.tokens.clear()
+
     def routes(self) -> list[Route]:
-        return [Route("/{path:path}", self.dispatch, methods=["POST"])]
+        return [Route("/token", self.token, methods=["POST"]), Route("/{path:path}", self.dispatch, methods=["POST"])]
+
+    async def token(self, request: Request) -> Response:
+        """The OAuth 2 token endpoint: an access token for a correctly signed JWT-bearer assertion."""
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or "assertion" not in form:
+            return self.oauth_error("unsupported_grant_type", "Invalid grant_type or no assertion.")
+        claims = _verified_claims(form["assertion"], self.service_accounts)
+        if claims is None:
+            return self.oauth_error("invalid_grant", "Invalid JWT Signature.")
+        now = time.time()
+        if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE or not claims.get("exp", 0) > now >= claims.get("iat", 0) - 60:
+            return self.oauth_error(
+                "invalid_grant", "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe."
+            )
+        if "https://www.googleapis.com/auth/cloud-platform" not in str(claims.get("scope", "")).split():
+            return self.oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+        token = f"ya29.fake-{uuid.uuid4().hex}"
+        self.tokens.append(token)
+        return self.json({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}, "")
+
+    def oauth_error(self, error: str, description: str) -> Response:
+        return self.json({"error": error, "error_description": description}, "", 400)
 
     async def record(self, request: Request) -> Recorded:
         base = await super().record(request)
@@ -153,6 +202,9 @@ class FakeGemini(FakeUpstream):
         assert isinstance(rec, GeminiRecorded)
         if not rec.rpc:
             return self.status(404, "NOT_FOUND", f"Requested entity was not found: {rec.path}", [])
+        if rec.project is not None and rec.headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
+            code, status, message, details = ERRORS["unauthenticated"]
+            return self.status(code, status, message, details)
         if rec.rpc == "batchEmbedContents":
             return await self.embed(request, rec)
         if rec.rpc not in ("generateContent", "streamGenerateContent"):
@@ -254,3 +306,28 @@ class FakeGemini(FakeUpstream):
         return self.json({"embeddings": [{"values": fake_vector(t)} for t in texts]}, "")
 
     _response_id = ""
+
+
+def _b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _verified_claims(assertion: str, keys: dict[str, bytes]) -> dict[str, Any] | None:
+    """The claims of an RS256 JWT whose issuer is a registered service account and whose signature verifies
+    with its key, else ``None``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    try:
+        head, body, signature = assertion.split(".")
+        header, claims = json.loads(_b64decode(head)), json.loads(_b64decode(body))
+        pem = keys.get(str(claims.get("iss")))
+        if header.get("alg") != "RS256" or pem is None:
+            return None
+        key = serialization.load_pem_public_key(pem)
+        assert isinstance(key, rsa.RSAPublicKey)
+        key.verify(_b64decode(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    except (ValueError, InvalidSignature):
+        return None
+    return dict(claims)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 
-from llm_router.errors import RateLimitError, ServerError, retry_after_from_headers, scrub
+from llm_router.errors import RateLimitError, ServerError, causes, retry_after_from_headers, scrub
 
 
 def test_retry_after_forms() -> None:
@@ -27,3 +27,16 @@ def test_scrub_and_error_text() -> None:
     )
     assert str(err) == "openai/gpt-4o: rate_limit: slow down (HTTP 429, request id req_1)"
     assert err.retryable and ServerError.retryable
+
+
+def test_causes_walks_the_raise_from_chain() -> None:
+    transport = OSError("connection refused")
+    wrapped = RuntimeError("connect timeout")
+    wrapped.__cause__ = transport
+    outer = ValueError("APITimeoutError")
+    outer.__cause__ = wrapped
+    outer.__context__ = KeyError("only a context, not a cause")
+    assert list(causes(outer)) == [wrapped, transport]
+    assert list(causes(transport)) == []
+    transport.__cause__ = outer  # a loop ends at the first repeat
+    assert list(causes(outer)) == [wrapped, transport]

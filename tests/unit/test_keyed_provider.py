@@ -77,3 +77,28 @@ def test_slots_keep_separate_clients_per_key_and_all_are_closed(monkeypatch: pyt
     assert own2 is not own and own2.key == "sk-two"
     anyio.run(provider.aclose)
     assert sdk.closed and own.closed and own2.closed
+
+
+class TwoVariables(Keyed):
+    default_key_env: ClassVar[str | None] = "KEYED_TEST_SECOND"
+    default_key_envs: ClassVar[tuple[str, ...]] = ("KEYED_TEST_FIRST", "KEYED_TEST_SECOND")
+
+
+def test_several_sdk_variables_in_the_sdks_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    context = ComponentContext(
+        name="two", policy_dir=Path("."), taxonomy=Taxonomy(tasks=dict(DEFAULT_TASKS)), state=MemoryState()
+    )
+    provider = TwoVariables(ApiKeyConfig(), context)
+    for env in ("KEYED_TEST_FIRST", "KEYED_TEST_SECOND", "KEYED_TEST_CHOSEN"):
+        monkeypatch.delenv(env, raising=False)
+    assert (
+        provider.unavailable_reason()
+        == "set KEYED_TEST_SECOND or KEYED_TEST_FIRST (or providers.two.api_key in the policy)"
+    )
+    monkeypatch.setenv("KEYED_TEST_SECOND", "sk-second")
+    assert provider.api_key() == "sk-second"
+    monkeypatch.setenv("KEYED_TEST_FIRST", "sk-first")
+    assert provider.api_key() == "sk-first", "the first variable in the SDK's order wins"
+    chosen = TwoVariables(ApiKeyConfig(api_key_env="KEYED_TEST_CHOSEN"), context)
+    assert chosen.api_key() is None, "api_key_env replaces the SDK's variables"
+    assert chosen.key_hint() == "set KEYED_TEST_CHOSEN (or providers.two.api_key in the policy)"

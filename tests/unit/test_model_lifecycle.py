@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,3 +156,81 @@ def test_models_command_marks_lifecycle(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.stdout.splitlines() if "anthropic/claude-sonnet-4-0" in ln)
     assert "retired 2026-06-15" in line
+
+
+def test_policy_validate_prints_each_lifecycle_warning_once(write_policy: Callable[[str], Path]) -> None:
+    """The warning is logged when the router starts and printed by the command: a real process shows both
+    streams, so the command drops the log record it is about to print itself."""
+    path = write_policy(
+        (POLICY % ("2026-01-15", ""))
+        .replace("deprecated_on: 2026-01-01", "deprecated_on: 2020-01-01")
+        .replace("retires_on: 2026-02-01", "retires_on: 2099-02-01")
+    )
+    exe = Path(sys.executable).with_name("llm-router")
+    env = {**os.environ, "LLM_ROUTER_DISABLE_PLUGIN_AUTOLOAD": "1", "COLUMNS": "300"}
+    done = subprocess.run(
+        [str(exe), "policy", "validate", str(path)], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    message = "model local/old is deprecated since 2020-01-01 (retires 2099-02-01); use local/new instead"
+    assert (done.stdout + done.stderr).count(message) == 1, done.stderr
+    assert f"warning: {path}:" in done.stderr
+
+
+def test_retiring_within_days_leaves_out_a_model_about_to_retire(write_policy: Callable[[str], Path]) -> None:
+    policy = (POLICY % ("2026-01-28", "")).replace(
+        "{today: 2026-01-28}", "{today: 2026-01-28, retiring_within_days: 7}"
+    )
+    router = Router(write_policy(policy))
+    try:
+        decision = router.route("hello", preferences={"cost": 1})
+        assert decision.selected.id == "local/new"
+        rejection = next(r for r in decision.rejected if r.model_id == "local/old")
+        assert rejection.reason == "retires on 2026-02-01, within 7 days (retiring_within_days); use local/new instead"
+        assert router.route("hello", model="local/old").selected.id == "local/old", "a request naming it keeps it"
+    finally:
+        router.close()
+    router = _router(write_policy, "2026-01-28")  # no margin: still routable until the day itself
+    try:
+        assert router.route("hello", preferences={"cost": 1}).selected.id == "local/old"
+    finally:
+        router.close()
+
+
+def test_default_policy_avoids_models_retiring_within_a_week() -> None:
+    """The built-in policy lists the default constraints (kept in step with the code's list) and routes to no
+    model that is retired or retires within seven days; each such model's successor is in the catalogue."""
+    from llm_router.policy import DEFAULT_CONSTRAINTS
+
+    router = Router()
+    try:
+        assert [s.name for s in router.policy.constrain] == list(DEFAULT_CONSTRAINTS)
+        on = datetime.datetime.now(datetime.UTC).date()
+        decision = router.route("write a python function that sorts a list")
+        rejected = {r.model_id for r in decision.rejected if r.constraint == "lifecycle"}
+        for model in router.catalogue:
+            soon = model.retires_on is not None and model.retires_on <= on + datetime.timedelta(days=7)
+            assert (model.id in rejected) == soon, model.id
+            if model.successor:
+                assert model.successor in router.catalogue, f"{model.id}: successor {model.successor} not routable"
+    finally:
+        router.close()
+
+
+def test_every_builtin_figure_cites_a_listed_source() -> None:
+    """Each model's quality, latency, specs and lifecycle source is a key of the file's `sources:`, and each
+    source says where (url), what (title) and when (retrieved)."""
+    from importlib import resources
+
+    import yaml
+    from llm_router.catalogue import builtin_sources
+
+    sources = builtin_sources()
+    assert all({"url", "title", "retrieved"} <= set(entry) for entry in sources.values())
+    text = resources.files("llm_router").joinpath("data/catalogue.yaml").read_text(encoding="utf-8")
+    for entry in yaml.safe_load(text)["models"]:
+        cited = [entry.get(k) for k in ("quality_source", "latency_source", "specs_source")]
+        cited.append((entry.get("lifecycle") or {}).get("source"))
+        missing = [key for key in cited if key is not None and key not in sources]
+        assert not missing, f"{entry['id']}: {missing}"
+        assert entry.get("quality_source") and entry.get("latency_source") and entry.get("specs_source"), entry["id"]

@@ -35,6 +35,11 @@ __all__ = ["Assembly"]
 
 log = logging.getLogger("llm_router")
 
+COLLECTED = "llm_router_collected"
+"""A log record carrying this attribute (``extra={COLLECTED: True}``) repeats a message that is also in
+``Router.warnings``: a face that prints those warnings itself (``llm-router policy validate``) drops such
+records so that each warning shows once."""
+
 Complete = Callable[[str, CompletionRequest], Awaitable[CompletionResponse]]
 
 
@@ -255,7 +260,7 @@ class Assembly:
             reason = f"listing its models failed ({type(exc).__name__}: {exc}); its own models are left out"
             self._listing_failed[name] = reason
             self.warnings.append(f"provider {name!r}: {reason}")
-            log.warning("provider %r: %s", name, reason)
+            log.warning("provider %r: %s", name, reason, extra={COLLECTED: True})
             return []
         return listed
 
@@ -308,7 +313,7 @@ class Assembly:
         for path, message in lifecycle_warnings(refs, list(self.catalogue)):
             warning = str(self.source.issue(path, message, exact=True))
             self.warnings.append(warning)
-            log.warning("%s", warning)
+            log.warning("%s", warning, extra={COLLECTED: True})
 
     def _check_tasks_and_weights(self) -> None:
         labels = set(self.taxonomy.tasks)

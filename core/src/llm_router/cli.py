@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 the model call failed (every candidate); 2 bad input (p
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from collections.abc import Callable
@@ -373,10 +374,19 @@ def plugins(
         raise typer.Exit(EXIT_PLUGIN if host.strict else EXIT_OK)
 
 
+def _drop_collected(record: logging.LogRecord) -> bool:
+    """A logging filter: False for a record whose message is also in ``Router.warnings``."""
+    from .assembly import COLLECTED
+
+    return not getattr(record, COLLECTED, False)
+
+
 def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")], json_: JsonOpt = False) -> None:
     """Check a policy file: syntax, fields, components, models, environment variables."""
     from .router import Router
 
+    logger = logging.getLogger("llm_router")
+    logger.addFilter(_drop_collected)  # printed below as `warning:` lines, once each
     try:
         router = Router(file)
     except PolicyError as exc:
@@ -399,6 +409,8 @@ def policy_validate(file: Annotated[Path, typer.Argument(help="the policy YAML")
         _fail(EXIT_BAD_INPUT, str(exc))
     except PluginError as exc:
         _fail(EXIT_PLUGIN, str(exc))
+    finally:
+        logger.removeFilter(_drop_collected)
     warnings = [
         f"provider {name!r}: {reason}"
         for name in router.policy.providers

@@ -248,6 +248,10 @@ class KeyedProvider(Provider):
     default_key_env: ClassVar[str | None] = None
     """The variable the vendor's SDK reads by default, e.g. ``OPENAI_API_KEY``."""
 
+    default_key_envs: ClassVar[tuple[str, ...]] = ()
+    """When the SDK reads more than one variable: all of them, in its order of precedence (the first one set
+    wins), e.g. ``("GOOGLE_API_KEY", "GEMINI_API_KEY")``; ``default_key_env`` is the one hints name first."""
+
     @property
     def key_env(self) -> str | None:
         return getattr(self.config, "api_key_env", None) or self.default_key_env
@@ -257,13 +261,23 @@ class KeyedProvider(Provider):
         key: SecretStr | None = getattr(self.config, "api_key", None)
         if key is not None:
             return key.get_secret_value() or None
-        env = self.key_env
-        return os.environ.get(env) or None if env else None
+        envs = self._key_envs()
+        return next((os.environ[env] for env in envs if os.environ.get(env)), None)
+
+    def _key_envs(self) -> tuple[str, ...]:
+        """The variables to read, in order: ``api_key_env`` alone when set, else the SDK's."""
+        chosen: str | None = getattr(self.config, "api_key_env", None)
+        if chosen:
+            return (chosen,)
+        if self.default_key_envs:
+            return self.default_key_envs
+        return (self.default_key_env,) if self.default_key_env else ()
 
     def key_hint(self) -> str:
         """What to do about a missing or rejected key."""
-        env = self.key_env or "an API key variable (api_key_env)"
-        return f"set {env} (or providers.{self.context.name}.api_key in the policy)"
+        envs = sorted(self._key_envs(), key=lambda env: env != self.key_env)  # the usual one first
+        named = " or ".join(envs) or "an API key variable (api_key_env)"
+        return f"set {named} (or providers.{self.context.name}.api_key in the policy)"
 
     def unavailable_reason(self) -> str | None:
         return self.key_hint() if self.api_key() is None else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -36,6 +36,7 @@ __all__ = [
     "RouterError",
     "ServerError",
     "TimeoutError",
+    "causes",
     "retry_after_from_headers",
     "scrub",
 ]
@@ -261,6 +262,20 @@ def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions ``exc`` was raised from (``raise ... from``), nearest first, ``exc`` itself left out.
+
+    For provider plugins whose SDK wraps a transport's error: ``any(isinstance(c, aiohttp.ClientConnectionError)
+    for c in causes(exc))`` tells a refused connection from a timeout the SDK reports for it. A chain that loops
+    back on itself ends at the first repeat."""
+    seen = {id(exc)}
+    cause = exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__
 
 
 def scrub(text: str, secret: str | None) -> str:

@@ -75,20 +75,25 @@ def lifecycle_warnings(
     on: datetime.date | None = None,
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """``(path, message)`` for every model ``refs`` name (ids or globs, with their path in the policy) that is
-    deprecated or retired ``on`` that date; a glob counts only when it matches no model that is still active
-    (``openai/*`` does not warn because one model in it is deprecated)."""
+    deprecated or retired ``on`` that date, once per model, at the first place that names it; a glob counts
+    only when it matches no model that is still active (``openai/*`` does not warn because one model in it is
+    deprecated)."""
     on = on or today()
     out: list[tuple[tuple[str | int, ...], str]] = []
+    warned: set[str] = set()
     for path, ref in refs:
         matched = [m for m in models if m.id == ref or fnmatch.fnmatchcase(m.id, ref)]
         if not matched or (ref not in {m.id for m in matched} and any(status(m, on) == "active" for m in matched)):
             continue
         for m in matched:
             state = status(m, on)
+            if state == "active" or m.id in warned:
+                continue
+            warned.add(m.id)
             if state == "deprecated":
                 when = f" (retires {m.retires_on})" if m.retires_on else ""
                 out.append((path, f"model {m.id} is deprecated since {m.deprecated_on}{when}{_successor(m)}"))
-            elif state == "retired":
+            else:
                 out.append(
                     (
                         path,
@@ -105,11 +110,17 @@ class LifecycleConfig(BaseModel):
         default_factory=list, description="retired models (ids or globs) the policy keeps on purpose"
     )
     today: datetime.date | None = Field(default=None, description="the date to judge by (default: today, UTC)")
+    retiring_within_days: int = Field(
+        default=0,
+        ge=0,
+        description="also exclude models that retire within this many days (default 0: only retired ones)",
+    )
 
 
 class LifecycleConstraint(Constraint):
-    """Excludes models past their ``retires_on`` date (the provider has shut them down), naming the date and
-    the successor, unless ``pinned`` or named by the request's ``model``."""
+    """Excludes models past their ``retires_on`` date (the provider has shut them down), or within
+    ``retiring_within_days`` of it, naming the date and the successor, unless ``pinned`` or named by the
+    request's ``model``."""
 
     name: ClassVar[str] = "lifecycle"
     Config: ClassVar[type[BaseModel]] = LifecycleConfig
@@ -143,13 +154,19 @@ class LifecycleConstraint(Constraint):
                 continue
             reason = reasons.get(model.id, "")
             if reason == "":
-                reason = reasons[model.id] = (
-                    None if on < model.retires_on else f"retired on {model.retires_on}{_successor(model)}"
-                )
+                reason = reasons[model.id] = self._reason(model, model.retires_on, on)
             if reason is not None and (model.id == requested or (pinned and self._pinned(model.id))):
                 reason = None
             out.append(reason)
         return out
+
+    def _reason(self, model: ModelInfo, retires_on: datetime.date, on: datetime.date) -> str | None:
+        if on >= retires_on:
+            return f"retired on {retires_on}{_successor(model)}"
+        days = self.config.retiring_within_days
+        if days and on >= retires_on - datetime.timedelta(days=days):
+            return f"retires on {retires_on}, within {days} days (retiring_within_days){_successor(model)}"
+        return None
 
     def _pinned(self, model_id: str) -> bool:
         return any(model_id == p or fnmatch.fnmatchcase(model_id, p) for p in self.config.pinned)

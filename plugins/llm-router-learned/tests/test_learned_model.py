@@ -43,6 +43,18 @@ def test_missing_scores_are_masked(tmp_path: Path, data_dir: Path) -> None:
     assert np.all(np.isfinite(qm.predict_matrix(["python loop bug"])))
 
 
+def test_parallel_fits_give_the_same_artifact(data_dir: Path) -> None:
+    """The stack's fold and final fits run in worker processes (n_jobs); the artifact must not depend on it."""
+    rows = load_rows([data_dir / "synth-train.jsonl"])
+    serial = train(rows, method="stack", folds=3, n_jobs=1)
+    parallel = train(rows, method="stack", folds=3, n_jobs=2)
+    assert serial.arrays.keys() == parallel.arrays.keys()
+    for key, value in serial.arrays.items():
+        assert np.array_equal(value, parallel.arrays[key]), key
+    assert serial.header["mean_prediction"] == parallel.header["mean_prediction"]
+    assert serial.header["hyper"] == parallel.header["hyper"]  # n_jobs is not a hyper-parameter
+
+
 def _save_raw(path: Path, header: object, **arrays: np.ndarray) -> None:
     hdr = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     with path.open("wb") as fh:

@@ -1,28 +1,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fakes import FakeCohere
-from llm_router.components import Provider
-from llm_router.testing import ProviderConformance, make_provider, request_for
+from llm_router.testing import ProviderConformance, make_provider, request_for, serve_upstream
 from llm_router_cohere import CohereProvider
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def fake_cohere() -> Iterator[FakeCohere]:
-    with FakeCohere() as fake:
-        yield fake
-
-
-@pytest.fixture
-def upstream(fake_cohere: FakeCohere) -> FakeCohere:
-    fake_cohere.reset()
-    return fake_cohere
+fake_cohere, upstream = serve_upstream(FakeCohere, "fake_cohere")
 
 
 @pytest.fixture
@@ -31,11 +20,8 @@ def model_id() -> str:
 
 
 class TestCohereConformance(ProviderConformance):
+    provider_type = CohereProvider
     key_env = "CO_API_KEY"
-
-    @pytest.fixture
-    def provider_class(self) -> type[Provider]:
-        return CohereProvider
 
 
 @pytest.fixture

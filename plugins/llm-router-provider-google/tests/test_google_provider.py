@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from fakes import FakeGemini
 from fakes.gemini_api import GeminiRecorded
-from llm_router.components import Provider
 from llm_router.errors import (
     AuthenticationError,
     BadRequestError,
@@ -33,18 +32,6 @@ TRANSPORTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def fake_gemini() -> Iterator[FakeGemini]:
-    with FakeGemini() as fake:
-        yield fake
-
-
-@pytest.fixture
-def upstream(fake_gemini: FakeGemini) -> FakeGemini:
-    fake_gemini.reset()
-    return fake_gemini
-
-
 @pytest.fixture(autouse=True)
 def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for env in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION"):
@@ -67,11 +54,8 @@ def provider_params(upstream: FakeGemini, api_key: str, transport: dict[str, Any
 
 
 class TestGoogleConformance(ProviderConformance):
+    provider_type = GoogleProvider
     key_env = "GEMINI_API_KEY"
-
-    @pytest.fixture
-    def provider_class(self) -> type[Provider]:
-        return GoogleProvider
 
 
 @pytest.fixture

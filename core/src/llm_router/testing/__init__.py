@@ -4,9 +4,11 @@ Enable it with ``pytest -p llm_router.testing`` or ``pytest_plugins = ["llm_rout
 ``conftest.py``, then subclass :class:`ProviderConformance` in a test module and override these fixtures:
 
 ``provider_class``
-    the :class:`~llm_router.Provider` subclass under test (installed, so its entry point registers it).
+    the :class:`~llm_router.Provider` subclass under test (installed, so its entry point registers it); or
+    set the class attribute ``provider_type`` of the subclass to it.
 ``upstream``
-    a running fake of the provider's API that satisfies :class:`Upstream` (below).
+    a running fake of the provider's API that satisfies :class:`Upstream` (below); :func:`serve_upstream`
+    makes it from a fake's class (started once per test module, reset for each test).
 ``provider_params``
     the policy parameters that point the provider at ``upstream`` with ``api_key``
     (e.g. ``{"base_url": upstream.base_url, "api_key": api_key}``).
@@ -41,9 +43,10 @@ status of the ``"auth"`` error, default 401; the Gemini API answers a bad key wi
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import anyio
 import pytest
@@ -61,7 +64,7 @@ from llm_router.policy import Policy
 from llm_router.state import MemoryState
 from llm_router.types import CompletionRequest, Message, StreamChunk
 
-__all__ = ["ProviderConformance", "RecordedRequest", "Upstream", "make_provider", "request_for"]
+__all__ = ["ProviderConformance", "RecordedRequest", "Upstream", "make_provider", "request_for", "serve_upstream"]
 
 FAKE_KEY = "sk-llmrouter-conformance-7f3a9c1e5b2d4680SECRET"
 
@@ -94,6 +97,36 @@ class Upstream(Protocol):
     def queue_error(self, kind: str, *, retry_after: float | None = None) -> None: ...
 
     def queue_stall(self, seconds: float) -> None: ...
+
+
+class Resettable(Protocol):
+    def reset(self) -> None: ...
+
+
+_U = TypeVar("_U", bound=Resettable)
+
+
+def serve_upstream(factory: Callable[[], AbstractContextManager[_U]], name: str) -> tuple[Any, Any]:
+    """Two fixtures for a fake upstream, to bind in a test module or ``conftest.py``::
+
+        fake_tinychat, upstream = serve_upstream(FakeTinyChat, "fake_tinychat")
+
+    ``name`` (module scope) enters ``factory()`` once per test module and leaves it after the module's last
+    test (a fake server starts and stops); ``upstream`` hands it to each test after ``reset()`` (its script
+    and recorded requests cleared)."""
+
+    @pytest.fixture(scope="module", name=name)
+    def running() -> Iterator[_U]:
+        with factory() as fake:
+            yield fake
+
+    @pytest.fixture(name="upstream")
+    def upstream(request: pytest.FixtureRequest) -> _U:
+        fake: _U = request.getfixturevalue(name)
+        fake.reset()
+        return fake
+
+    return running, upstream
 
 
 def make_provider(cls: type[Provider], params: Mapping[str, Any], name: str = "under_test") -> Provider:
@@ -185,6 +218,15 @@ class ProviderConformance:
 
     key_env: ClassVar[str | None] = None
     """The environment variable the provider reads its key from (``None``: a key is optional)."""
+
+    provider_type: ClassVar[type[Provider] | None] = None
+    """The provider class under test, when the subclass does not override the ``provider_class`` fixture."""
+
+    @pytest.fixture
+    def provider_class(self) -> type[Provider]:
+        if self.provider_type is None:
+            raise NotImplementedError("set `provider_type` or override the `provider_class` fixture")
+        return self.provider_type
 
     # -- completion and streaming ------------------------------------------------------------------
 

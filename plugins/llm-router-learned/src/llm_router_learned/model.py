@@ -8,7 +8,8 @@ Methods
     *task prior* (a TF-IDF task classifier P(task | prompt) times the per-task mean quality of the model),
     (2) a per-model logistic regression over TF-IDF (1-2 grams), (3) similarity-weighted kNN (k = 40) over a
     64-d static model2vec embedding (PyPI ``tokenlearn-static-model``), (4) similarity-weighted kNN over the
-    TF-IDF. The stacker is fitted on 5-fold out-of-fold predictions.
+    TF-IDF. The stacker is fitted on 5-fold out-of-fold predictions. The five fold fits and the final fit are
+    independent: from 2,000 rows they run in up to 2 worker processes (``train(..., n_jobs=...)``).
   * ``"knn_tfidf"``: the baseline, similarity-weighted kNN (k = 40) over word-unigram TF-IDF.
 
 Training the stack needs scikit-learn (``pip install 'llm-router-learned[train]'``); serving needs numpy,
@@ -398,10 +399,17 @@ def _x_arrays(x: sp.csr_matrix) -> dict[str, np.ndarray]:
 
 
 def train(
-    rows: Sequence[Mapping[str, Any]], method: str = "stack", progress: Progress | None = None, **hyper: Any
+    rows: Sequence[Mapping[str, Any]],
+    method: str = "stack",
+    progress: Progress | None = None,
+    n_jobs: int | None = None,
+    **hyper: Any,
 ) -> QualityModel:
     """Train on rows ``{"prompt", "task", "scores": {model: quality}}``. The models are the union of the
-    ``scores`` keys; a row may lack some models (they are masked for it)."""
+    ``scores`` keys; a row may lack some models (they are masked for it).
+
+    ``n_jobs``: processes fitting the stack's fold models and final model at once (default: up to 2, the
+    CPUs there are). The fits are independent and deterministic, so the artifact is the same for any value."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     if not rows:
@@ -443,30 +451,72 @@ def train(
         if len(rows) > 1:
             header["mean_prediction"] = _knn_loo_mean(x, x.T.tocsr(), arrays["Y"], int(h["k"]))
     else:
-        emb = _Embedder.encode(prompts)
-        m_count, folds = len(models), int(h["folds"])
-        total = folds + 2
-        step("features", 1, total)
-        fold = np.random.default_rng(h["seed"]).permutation(len(rows)) % folds
-        n_comp = 4 if int(h["tknn"]) > 0 else 3
-        oof = np.zeros((len(rows), m_count, n_comp))
-        for f in range(folds):
-            tr, va = fold != f, fold == f
-            part = QualityModel(
-                header=header, arrays={**arrays, **_fit_parts(x[tr], emb[tr], y[tr], task_idx[tr], len(tasks), h)}
-            )
-            oof[va] = part._components(x[va], emb[va])
-            step(f"fold {f + 1}/{folds}", 2 + f, total)
-        stack_w = np.zeros((m_count, n_comp))
-        stack_b = np.zeros(m_count)
-        z = _logit(oof)
-        for m in range(m_count):
-            stack_w[m], stack_b[m] = _fit_logreg(z[:, m, :], y[:, m], h["C_stack"])
-        # d̄ for ``fallback: difficulty``: the stacked out-of-fold predictions' mean (out of sample)
-        header["mean_prediction"] = float(_sigmoid(np.einsum("nmc,mc->nm", z, stack_w) + stack_b[None, :]).mean())
-        arrays.update(_fit_parts(x, emb, y, task_idx, len(tasks), h))
-        arrays["stack_w"] = stack_w
-        arrays["stack_b"] = stack_b
-        step("final fit", total, total)
+        _train_stack(header, arrays, x, _Embedder.encode(prompts), y, task_idx, step, n_jobs)
     header["train_seconds"] = round(time.perf_counter() - t0, 3)
     return QualityModel(header=header, arrays=arrays)
+
+
+_PARALLEL_MIN_ROWS = 2000
+
+
+def _fit_jobs(n_jobs: int | None, n_rows: int) -> int:
+    if n_jobs is not None:
+        return max(1, int(n_jobs))
+    if n_rows < _PARALLEL_MIN_ROWS:  # starting worker processes costs more than small fits
+        return 1
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _train_stack(
+    header: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    x: sp.csr_matrix,
+    emb: np.ndarray,
+    y: np.ndarray,
+    task_idx: np.ndarray,
+    step: Progress,
+    n_jobs: int | None,
+) -> None:
+    """The stack: the parts fitted on each fold's training rows (for the stacker's out-of-fold inputs) and on
+    all rows (the served parts), the six fits side by side in ``n_jobs`` processes (joblib, which
+    scikit-learn brings); then the per-model stacker on the out-of-fold predictions. Fills ``arrays``."""
+    h, n_tasks = header["hyper"], len(header["tasks"])
+    m_count, folds = y.shape[1], int(h["folds"])
+    total = folds + 2
+    step("features", 1, total)
+    fold = np.random.default_rng(h["seed"]).permutation(len(y)) % folds
+    n_comp = 4 if int(h["tknn"]) > 0 else 3
+    oof = np.zeros((len(y), m_count, n_comp))
+    sels = [fold != f for f in range(folds)] + [np.ones(len(y), dtype=bool)]
+    jobs = (_delayed(_fit_parts)(x[tr], emb[tr], y[tr], task_idx[tr], n_tasks, h) for tr in sels)
+    # the task classifier's multinomial fit dominates training (~25 s per fit on MMLU); order is kept
+    fits = _parallel(_fit_jobs(n_jobs, len(y)))(jobs)
+    for f, parts in enumerate(fits):
+        if f == folds:
+            arrays.update(parts)
+            break
+        va = fold == f
+        oof[va] = QualityModel(header=header, arrays={**arrays, **parts})._components(x[va], emb[va])
+        step(f"fold {f + 1}/{folds}", 2 + f, total)
+    stack_w = np.zeros((m_count, n_comp))
+    stack_b = np.zeros(m_count)
+    z = _logit(oof)
+    for m in range(m_count):
+        stack_w[m], stack_b[m] = _fit_logreg(z[:, m, :], y[:, m], h["C_stack"])
+    # d̄ for ``fallback: difficulty``: the stacked out-of-fold predictions' mean (out of sample)
+    header["mean_prediction"] = float(_sigmoid(np.einsum("nmc,mc->nm", z, stack_w) + stack_b[None, :]).mean())
+    arrays["stack_w"] = stack_w
+    arrays["stack_b"] = stack_b
+    step("final fit", total, total)
+
+
+def _delayed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    from joblib import delayed  # a scikit-learn dependency: training needs scikit-learn anyway
+
+    return delayed(fn)  # type: ignore[no-any-return]
+
+
+def _parallel(n_jobs: int) -> Any:
+    from joblib import Parallel
+
+    return Parallel(n_jobs=n_jobs, return_as="generator")

@@ -34,6 +34,7 @@ from llm_router.errors import (
     RateLimitError,
     ServerError,
     TimeoutError,
+    causes,
     retry_after_from_headers,
     scrub,
 )
@@ -410,12 +411,10 @@ def _failed_to_connect(exc: BaseException) -> bool:
     aiohttp = sys.modules.get("aiohttp")
     if aiohttp is None:
         return False
-    cause = exc.__cause__
-    while cause is not None:
-        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, builtins.TimeoutError):
-            return True
-        cause = cause.__cause__
-    return False
+    return any(
+        isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, builtins.TimeoutError)
+        for cause in causes(exc)
+    )
 
 
 def stream_transport_error(

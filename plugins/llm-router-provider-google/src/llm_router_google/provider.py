@@ -16,7 +16,6 @@ import base64
 import builtins
 import contextvars
 import json
-import os
 import re
 import uuid
 from collections import OrderedDict
@@ -143,6 +142,7 @@ class GoogleProvider(KeyedProvider):
 
     name: ClassVar[str] = "google"
     default_key_env: ClassVar[str | None] = "GEMINI_API_KEY"
+    default_key_envs: ClassVar[tuple[str, ...]] = KEY_ENVS
     Config: ClassVar[type[BaseModel]] = GoogleConfig
     config: GoogleConfig
 
@@ -158,17 +158,13 @@ class GoogleProvider(KeyedProvider):
 
     # -- keys -------------------------------------------------------------------------------------
 
-    def api_key(self) -> str | None:
-        """The policy's key, else ``api_key_env``, else ``GOOGLE_API_KEY`` or ``GEMINI_API_KEY`` (the SDK's
-        order)."""
-        if self.config.api_key is not None or self.config.api_key_env:
-            return super().api_key()
-        return next((os.environ[env] for env in KEY_ENVS if os.environ.get(env)), None)
-
     def key_hint(self) -> str:
-        if self.config.api_key_env:
-            return super().key_hint()
-        return f"set GEMINI_API_KEY or GOOGLE_API_KEY (or providers.{self.context.name}.api_key in the policy)"
+        if self.config.vertexai and self.config.project:
+            return (
+                "Vertex AI with a project uses application default credentials: set GOOGLE_APPLICATION_CREDENTIALS "
+                "to a service-account key file or run `gcloud auth application-default login`"
+            )
+        return super().key_hint()
 
     def unavailable_reason(self) -> str | None:
         if self.config.vertexai and self.config.project:
@@ -563,13 +559,15 @@ def _usage(meta: Mapping[str, Any] | None) -> Usage | None:
 
 
 def _sdk_errors() -> tuple[type[BaseException], ...]:
-    """What a call may raise: the SDK's ``APIError`` (an error answer), the HTTP libraries' errors and the
-    timeout (no answer)."""
+    """What a call may raise: the SDK's ``APIError`` (an error answer), the HTTP libraries' errors, the
+    timeout (no answer) and google-auth's errors (Vertex AI's application default credentials missing, or
+    refused by the token endpoint)."""
     import aiohttp
     import httpx2
+    from google.auth.exceptions import GoogleAuthError
     from google.genai import errors
 
-    return errors.APIError, aiohttp.ClientError, httpx2.HTTPError, builtins.TimeoutError
+    return errors.APIError, aiohttp.ClientError, httpx2.HTTPError, builtins.TimeoutError, GoogleAuthError
 
 
 def retry_delay(details: object) -> float | None:
@@ -595,9 +593,15 @@ def map_error(exc: BaseException, *, provider: str, model: str, key: str | None,
     """The core's error kind for a google-genai failure (no secret in the message)."""
     import aiohttp
     import httpx2
+    from google.auth.exceptions import GoogleAuthError
     from google.genai import errors
 
     kw: dict[str, Any] = {"provider": provider, "model": model}
+    if isinstance(exc, GoogleAuthError):
+        # google-auth's message is the token endpoint's error (``invalid_grant: Invalid JWT Signature.``) or
+        # where it looked for credentials; the first argument only, never the response it came with
+        reason = scrub(str(exc.args[0] if exc.args else ""), key)
+        return AuthenticationError(f"Vertex AI credentials: {type(exc).__name__}: {reason} ({key_hint})", **kw)
     if isinstance(exc, builtins.TimeoutError | httpx2.TimeoutException):
         return TimeoutError("the request timed out", **kw)
     if isinstance(exc, aiohttp.ClientError | httpx2.HTTPError):

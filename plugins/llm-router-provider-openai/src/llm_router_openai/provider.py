@@ -40,6 +40,7 @@ from llm_router.errors import (
     RateLimitError,
     ServerError,
     TimeoutError,
+    causes,
     retry_after_from_headers,
     scrub,
 )
@@ -740,12 +741,10 @@ def _failed_to_connect(exc: BaseException) -> bool:
         import aiohttp
     except ImportError:  # the httpx client: its errors are mapped as they are
         return False
-    cause = exc.__cause__
-    while cause is not None:
-        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, builtins.TimeoutError):
-            return True
-        cause = cause.__cause__
-    return False
+    return any(
+        isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, builtins.TimeoutError)
+        for cause in causes(exc)
+    )
 
 
 def status_error(
