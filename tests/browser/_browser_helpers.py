@@ -55,9 +55,9 @@ fallback: {{retries: 0, backoff_ms: 1, max_models: 2, timeout_s: 20}}
 gateway:
   keys:
     - {{id: admin, key: "{admin}"}}
-    # dev's budget holds two side-by-side runs at once: each holds its worst case until it settles (prompt +
-    # the whole 128k context of premium/large as output at $30/Mtok = $3.84), so $5 refused the second one
-    - {{id: dev, key: "{dev}", budget_usd_per_day: 50}}
+    # the playground sends no max_tokens: dev's default_max_tokens caps each side-by-side run's output (sent
+    # upstream), so each holds prompt + 1,024 tokens ($0.03 at $30/Mtok), not the whole 128k context ($3.84)
+    - {{id: dev, key: "{dev}", budget_usd_per_day: 5, default_max_tokens: 1024}}
     - {{id: broke, key: "{broke}", budget_usd_per_day: 0.000000001}}
   admin_keys: [admin]
   log_prompts: true

@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from _gateway_helpers import Server, wait_for
+from deployed_policy import deployed_policy
 from llm_router.policy import StatePolicy
 from llm_router_test_plugin import plugin as tp
 from services import RedisServer, redis_server
@@ -182,3 +183,88 @@ async def until(predicate: Callable[[], object], what: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# ------------------------------------------------------------------------------------------------
+# deployments: windows, cooldowns and circuits shared by the fleet
+
+
+def deployed(redis_url: str) -> str:
+    """eu/small on two deployments, eu with rpm 3; circuits open after 2 failures; state on Redis."""
+    return deployed_policy(eu=", rpm: 3", fallback=", circuit_failures: 2", extra=state_block(redis_url))
+
+EU, US = "eu/small@eu/small", "eu/small@us/small"
+
+
+def ask(server: Server) -> str:
+    """One chat request through ``server``; the provider (deployment) that answered it."""
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions", json={"model": "auto", "messages": MSG}, timeout=10
+    ).raise_for_status()
+    assert answer.json()["choices"][0]["message"]["content"]
+    return tp.CALLS[-1][0]
+
+
+def test_deployment_windows_and_cooldowns_are_fleet_wide(
+    tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer
+) -> None:
+    """Two gateways share one Redis: calls one makes count in the other's rpm window of a deployment, and a
+    429's Retry-After rests the deployment for both."""
+    a, b = fleet(tmp_path, write_policy, deployed(redis.url))
+    try:
+        assert [ask(a) for _ in range(3)] == ["eu"] * 3  # eu's rpm is 3: a used all of it
+        shared_b = b.gateway.router.state
+        wait_for(lambda: (w := shared_b.fleet_window(EU)) is not None and w.requests >= 3, "b to see a's calls")
+        assert ask(b) == "us"  # b alone has made no call: without the shared window it would pick eu
+        assert ask(a) == "us"
+        # a 429 with Retry-After 30 s on the other deployment rests it for the whole fleet
+        tp.SCRIPTS["us"] = ["error:rate_limit=30", "text:from us"]
+        with pytest.raises(httpx.HTTPStatusError) as err:
+            ask(a)  # eu at its rpm limit, us answers 429: nothing left
+        assert err.value.response.status_code == 429
+        wait_for(lambda: (w := shared_b.fleet_window(US)) is not None and w.cool_until > 0, "b to see the cooldown")
+        tp.CALLS.clear()
+        with pytest.raises(httpx.HTTPStatusError) as err:
+            ask(b)
+        assert err.value.response.status_code == 429 and not tp.CALLS  # b did not call either deployment
+        message = err.value.response.json()["error"]["message"]
+        assert "eu/small: at its rpm limit (3)" in message
+        assert re.search(r"us/small: cooling down after a 429 for (29|30)s more", message), message
+    finally:
+        stop([a, b])
+
+
+def test_deployment_circuits_are_fleet_wide_and_per_deployment(
+    tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer
+) -> None:
+    """eu failing opens eu's circuit for both gateways; us keeps serving the model on both."""
+    a, b = fleet(tmp_path, write_policy, deployed(redis.url))
+    try:
+        tp.SCRIPTS["eu"] = ["error:server_error"]
+        assert [ask(a) for _ in range(2)] == ["us", "us"]  # eu fails, the call moves to us
+        shared_b = b.gateway.router.state
+        wait_for(lambda: shared_b.open_circuit_reason(EU) is not None, "b to see eu's circuit open")
+        assert shared_b.open_circuit_reason(US) is None
+        assert shared_b.open_circuit_reason("eu/small") is None  # the model is served by us
+        tp.CALLS.clear()
+        assert ask(b) == "us" and [name for name, _ in tp.CALLS] == ["us"]  # b does not try eu at all
+        wait_for(lambda: US in shared_b.latency_table(), "us's latency, measured per deployment")
+    finally:
+        stop([a, b])
+
+
+def test_deployments_keep_serving_on_local_windows_while_redis_is_away(
+    tmp_path: Path, write_policy: Callable[..., Path], redis: RedisServer
+) -> None:
+    """Redis killed: the fleet's windows are no longer read (a stale snapshot would hold eu at its limit for
+    ever); each gateway counts its own calls, and eu's rpm holds per process."""
+    (a,) = fleet(tmp_path, write_policy, deployed(redis.url), 1)
+    try:
+        assert [ask(a) for _ in range(2)] == ["eu", "eu"]
+        shared = a.gateway.router.state
+        wait_for(lambda: (w := shared.fleet_window(EU)) is not None and w.requests == 2, "the fleet's window")
+        redis.stop()
+        wait_for(lambda: shared.fleet_window(EU) is None, "the gateway to see Redis away")
+        assert [ask(a) for _ in range(3)] == ["eu", "us", "us"]  # its own three calls of eu's rpm 3, then us
+    finally:
+        stop([a])

@@ -160,3 +160,44 @@ def test_rpm_and_tpm(tmp_path: Path, write_policy: Callable[..., Path]) -> None:
         assert rows[0]["outcome"] == "rate_limit"
     finally:
         server.stop()
+
+
+def test_default_max_tokens_caps_the_hold_and_is_sent_upstream(
+    tmp_path: Path, write_policy: Callable[..., Path]
+) -> None:
+    """A request without max_tokens holds the model's whole max output (2,048 tokens here): a small budget
+    refuses it, and the 429 says how to cap it. `gateway.default_max_tokens` (or the key's own) caps it: the
+    cap is sent upstream as the call's max_tokens (within the model's max output), so the hold stays a bound."""
+    tp.SCRIPTS["a"] = ["text:a short answer"]
+    budget = 0.003  # < the uncapped worst case, 10 x $1/M + 2,048 x $2/M = $0.004106
+    keys = [
+        key_line("fay", budget_usd_per_day=budget),
+        key_line("gus", budget_usd_per_day=budget, default_max_tokens=100),
+    ]
+    bare = start(tmp_path, write_policy, policy(keys), name="bare")
+    try:
+        with pytest.raises(openai.RateLimitError) as err:
+            client(bare, "fay").chat.completions.create(model="auto", messages=MSG)
+        assert "no max_tokens was sent, so the model's whole max output is held" in err.value.message
+        assert "gateway.keys[fay].default_max_tokens or gateway.default_max_tokens" in err.value.message
+        assert not tp.CALLS
+        client(bare, "gus").chat.completions.create(model="auto", messages=MSG)  # the key's own cap fits
+        assert tp.CALLS[-1][1].max_tokens == 100
+    finally:
+        bare.stop()
+    hal = key_line("hal", budget_usd_per_day=0.005, default_max_tokens=5000)
+    ivy = key_line("ivy", budget_usd_per_day=0.001)
+    capped = start(tmp_path, write_policy, policy([*keys, hal, ivy], "  default_max_tokens: 500"), name="capped")
+    try:
+        for key, sent in (("fay", 500), ("gus", 100), ("hal", 2048)):  # hal's cap is above the model's max output
+            answer = client(capped, key).chat.completions.create(model="auto", messages=MSG)
+            assert answer.choices[0].message.content == "a short answer"
+            assert tp.CALLS[-1][1].max_tokens == sent, key
+        client(capped, "fay").chat.completions.create(model="auto", messages=MSG, max_tokens=7)
+        assert tp.CALLS[-1][1].max_tokens == 7  # the request's own max_tokens wins
+        # a cap that does not fit either: the 429 names the field that set it
+        with pytest.raises(openai.RateLimitError) as err:  # 10 x $1/M + 500 x $2/M = $0.00101 held
+            client(capped, "ivy").chat.completions.create(model="auto", messages=MSG)
+        assert "output capped at 500 tokens by gateway.default_max_tokens" in err.value.message
+    finally:
+        capped.stop()

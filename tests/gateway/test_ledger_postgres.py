@@ -223,3 +223,32 @@ def test_usage_api_feedback_and_ab_report_read_the_postgres_ledger(
     assert sorted(v["rating"] for v in variants if v["rating"] is not None) == [1.0]
     report = ab_report(variants, None, None)
     assert report["experiment"] == "thrift"
+
+
+def test_spool_directory_and_bound_come_from_the_policy(
+    tmp_path: Path, write_policy: Callable[..., Path], url: str, pg: PostgresServer
+) -> None:
+    """`gateway.ledger_spool` names the spool's directory (created if missing) and `ledger_spool_max_mb` bounds
+    one process's spool: rows beyond it are counted lost (`failed`), never written past the bound."""
+    spool_dir = tmp_path / "spool" / "gw1"
+    extra = f"  ledger_spool: {spool_dir}\n  ledger_spool_max_mb: 0.001\n"  # 1,048 bytes: two or three rows
+    pg.stop()
+    try:
+        server = start(tmp_path, write_policy, policy([key_line("cy")], extra), ledger=url)
+        try:
+            for _ in range(6):
+                client(server, "cy").chat.completions.create(model="auto", messages=MSG)
+            ledger = server.gateway.ledger
+            wait_for(lambda: ledger.spooled + ledger.failed == 6, "six rows spooled or counted lost")
+        finally:
+            server.stop()
+    finally:
+        pg.start()
+    assert isinstance(ledger, PostgresLedger)
+    assert ledger.spool.parent == spool_dir.resolve()
+    assert ledger.spooled >= 1 and ledger.failed >= 1
+    assert ledger.spool.stat().st_size <= 1024 * 1024 * 0.001
+    assert not list(tmp_path.glob("llm-router-ledger-spool-*.jsonl"))  # not in the working directory
+    PostgresLedger(url, spool_dir=spool_dir).close()  # the next start in that directory replays it
+    assert len(list(rows(url))) == ledger.spooled
+    assert not list(spool_dir.glob("*.jsonl"))

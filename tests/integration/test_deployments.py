@@ -8,27 +8,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from deployed_policy import deployed_policy
 from llm_router import PolicyError, Router
 from llm_router.deployments import DeploymentPool
-from llm_router.errors import RateLimitError
+from llm_router.errors import NoCandidatesError, RateLimitError, ServerError
 from llm_router.policy import ModelDeployments
 from llm_router_test_plugin import plugin as tp
-
-POLICY = """
-providers:
-  eu: {{type: scripted, models: [small], price_in: 1, price_out: 2}}
-  us: {{type: scripted, models: [small], price_in: 1, price_out: 2}}
-routes:
-  - models: [eu/small]
-fallback: {{retries: 0, backoff_ms: 1, max_backoff_ms: 5, max_models: 1, timeout_s: 5}}
-deployments:
-  eu/small:
-    strategy: {strategy}
-    cooldown_s: 300
-    targets:
-      - {{provider: eu{eu}}}
-      - {{provider: us{us}}}
-"""
 
 
 @pytest.fixture
@@ -36,7 +21,7 @@ def make(write_policy: Callable[[str], Path]) -> Iterator[Callable[..., Router]]
     routers: list[Router] = []
 
     def build(strategy: str = "least-busy", eu: str = "", us: str = "") -> Router:
-        router = Router(write_policy(POLICY.format(strategy=strategy, eu=eu, us=us)))
+        router = Router(write_policy(deployed_policy(strategy, eu, us)))
         routers.append(router)
         return router
 
@@ -103,7 +88,7 @@ def test_weighted_standby_and_least_busy(make: Callable[..., Router]) -> None:
 
 
 def test_policy_errors_name_the_deployment(write_policy: Callable[[str], Path]) -> None:
-    text = POLICY.format(strategy="least-busy", eu="", us="").replace("provider: us", "provider: asia")
+    text = deployed_policy().replace("provider: us", "provider: asia")
     with pytest.raises(PolicyError) as err:
         Router(write_policy(text))
     assert "deployments.eu/small.targets[1].provider: no provider named 'asia'" in str(err.value)
@@ -161,3 +146,44 @@ def test_a_stream_moves_to_the_other_deployment_before_any_text(make: Callable[.
     tp.SCRIPTS["eu"] = ["text:eu"]
     router.route_and_execute("hello")
     assert called() == ["eu"]
+
+
+def test_rpm_counts_each_call_once(make: Callable[..., Router]) -> None:
+    """A call that ended with tokens is still one request of the rpm window (it was counted twice)."""
+    router = make(eu=", rpm: 2")
+    tp.SCRIPTS["eu"] = ["text:one two three"]
+    assert [router.route_and_execute("hello").attempts[0].deployment for _ in range(3)] == [
+        "eu/small",
+        "eu/small",
+        "us/small",
+    ]
+
+
+def test_circuits_and_latency_are_per_deployment(make: Callable[..., Router]) -> None:
+    """One deployment failing opens its own circuit: the other keeps serving the model, which the health
+    constraint still admits; only when every deployment's circuit is open is the model unavailable. Latency is
+    measured per deployment and folded into the model's."""
+    router = make()
+    router.state.failure_threshold = 2  # type: ignore[attr-defined]
+    tp.SCRIPTS["eu"] = ["error:server_error"]
+    tp.SCRIPTS["us"] = ["text:from us"]
+    for _ in range(2):  # eu fails, us answers: eu's circuit counts two failures
+        assert router.route_and_execute("hello").response.text == "from us"
+    assert router.state.open_circuit_reason("eu/small@eu/small") is not None
+    assert router.state.open_circuit_reason("eu/small@us/small") is None
+    assert router.state.open_circuit_reason("eu/small") is None  # the model is still served
+    tp.CALLS.clear()
+    result = router.route_and_execute("hello")
+    assert called() == ["us"]  # eu is not even tried while its circuit is open
+    assert result.attempts[0].passed_over[0].startswith("eu/small: its circuit open after 2 consecutive failures")
+    table = router.state.latency_table()
+    assert "eu/small@us/small" in table and "eu/small" in table and "eu/small@eu/small" not in table
+    tp.SCRIPTS["us"] = ["error:server_error"]
+    for _ in range(2):
+        with pytest.raises(ServerError):  # eu's circuit open, us failing: no other candidate routes
+            router.route_and_execute("hello")
+    reason = router.state.open_circuit_reason("eu/small")
+    assert reason is not None and reason.startswith("every deployment's circuit is open")
+    with pytest.raises(NoCandidatesError) as err:  # the health constraint now sees the model as unavailable
+        router.route("hello")
+    assert "eu/small: health: every deployment's circuit is open" in str(err.value)

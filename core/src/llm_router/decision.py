@@ -185,6 +185,8 @@ class DecisionEngine:
         scope = self._scope(request, classification)
         input_tokens = count_message_tokens(request.messages)
         expected_output = request.max_tokens or self.taxonomy.expected_output_tokens(classification.task)
+        if request.max_tokens is None and request.default_max_tokens is not None:
+            expected_output = min(expected_output, request.default_max_tokens)
         if request.max_tokens is None and scope.constraints.max_output_tokens is not None:
             expected_output = min(expected_output, scope.constraints.max_output_tokens)
         ctx = RoutingContext(

@@ -25,6 +25,7 @@ from .components import PostProcessor, Provider
 from .deployments import Deployment, DeploymentPool
 from .errors import PostprocessError, ProviderError, RateLimitError, RouterError
 from .errors import TimeoutError as RouterTimeoutError
+from .limits import output_cap
 from .policy import FallbackPolicy
 from .state import StateStore, blend
 from .tokens import count_text_tokens
@@ -105,6 +106,11 @@ class _Call:
     def model(self) -> ModelInfo:
         return self.candidate.model
 
+    @property
+    def circuit(self) -> str:
+        """The key of this call's circuit breaker and latency: its deployment's, else its model's."""
+        return self.deployment.key if self.deployment is not None else self.candidate.model.id
+
     def end(self, latency_ms: float | None = None, tokens: int = 0, error: RouterError | None = None) -> None:
         """Tell the deployment's pool the call ended (once): latency, tokens, and a cooldown after a 429."""
         pool, dep = self.pool, self.deployment
@@ -177,7 +183,7 @@ class Executor:
             usage = response.usage or Usage(
                 input_tokens=decision.input_tokens, output_tokens=self.output_tokens(call.model, response.text)
             )
-            self._learn_from_answer(call.model, latency, usage.output_tokens)
+            self._learn_from_answer(call.model, latency, usage.output_tokens, call.circuit)
             result = run.result(call, response, usage, latency, t0)
             if found is not None:
                 await self.cache.store(found, result)  # type: ignore[union-attr]
@@ -243,7 +249,11 @@ class Executor:
             CompletionRequest,
             model=model.model,
             messages=request.messages,
-            max_tokens=request.max_tokens,
+            max_tokens=(
+                request.max_tokens
+                if request.default_max_tokens is None
+                else output_cap(model, request.max_tokens, request.default_max_tokens)
+            ),
             temperature=request.temperature,
             stop=request.stop,
             response_format=request.response_format,
@@ -297,25 +307,28 @@ class Executor:
             blend(model.tokens_per_second, live.tokens_per_second, live.tps_samples),
         )
 
-    def _learn_from_answer(self, model: ModelInfo, latency_ms: float, output_tokens: int) -> None:
+    def _learn_from_answer(self, model: ModelInfo, latency_ms: float, output_tokens: int, key: str) -> None:
         """A whole (non-streamed) answer cannot separate time to first token from generation: its latency
         is an upper bound on TTFT, and ``tokens / latency`` a lower bound on output speed. Each bound is
-        recorded only where it proves the current estimate wrong (TTFT lower, speed higher)."""
+        recorded only where it proves the current estimate wrong (TTFT lower, speed higher), under ``key`` (the
+        call's deployment, else its model)."""
         ttft_est, tps_est = self._estimates(model)
         ttft = latency_ms if latency_ms < ttft_est else None
         tps = None
         if output_tokens >= MIN_SPEED_TOKENS and latency_ms > 0:
             floor = output_tokens / (latency_ms / 1000)
             tps = floor if floor > tps_est else None
-        self.state.record_success(model.id, ttft, tps)
+        self.state.record_success(key, ttft, tps)
 
-    def learn_from_stream(self, model: ModelInfo, ttft_ms: float | None, latency_ms: float, output_tokens: int) -> None:
+    def learn_from_stream(
+        self, model: ModelInfo, ttft_ms: float | None, latency_ms: float, output_tokens: int, key: str | None = None
+    ) -> None:
         """A stream measures both: TTFT to its first chunk, speed over the rest (given enough tokens)."""
         tps = None
         generation_s = (latency_ms - (ttft_ms or 0.0)) / 1000
         if output_tokens >= MIN_SPEED_TOKENS and generation_s > 0:
             tps = output_tokens / generation_s
-        self.state.record_success(model.id, ttft_ms, tps)
+        self.state.record_success(key or model.id, ttft_ms, tps)
 
 
 class _Run:
@@ -442,7 +455,7 @@ class _Run:
             call.span = None
         if isinstance(error, ProviderError):
             if error.health:
-                ex.state.record_failure(call.model.id, error.kind)
+                ex.state.record_failure(call.circuit, error.kind)
             call.retry_same = error.retryable and error.kind in ex.fallback.on
             # another deployment of the same model may answer at once (a 429 or an outage of one key or region)
             tried = self._tried | ({call.deployment.name} if call.deployment is not None else set())
@@ -668,7 +681,7 @@ class RoutedStream:
         usage = attempt.usage or Usage(
             input_tokens=self.decision.input_tokens, output_tokens=ex.output_tokens(model, text)
         )
-        ex.learn_from_stream(model, attempt.ttft_ms, latency, usage.output_tokens)
+        ex.learn_from_stream(model, attempt.ttft_ms, latency, usage.output_tokens, call.circuit)
         response = construct(
             CompletionResponse,
             text=text,

@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from .policy import GatewayKey
     from .types import ModelInfo
 
-__all__ = ["BUDGET_REASON", "PROMPT_MARGIN", "Hold", "KeyBook", "LimitRefused", "worst_case_cost"]
+__all__ = [
+    "BUDGET_REASON",
+    "PROMPT_MARGIN",
+    "Hold",
+    "KeyBook",
+    "LimitRefused",
+    "output_cap",
+    "worst_case_cost",
+]
 
 BUDGET_REASON = "worst-case cost"
 """How the ``cost`` constraint's budget rejections begin (the gateway answers them 429, not 400)."""
@@ -34,21 +42,33 @@ WINDOW_S = 60
 """The rate windows: requests and tokens in the last 60 seconds."""
 
 
-def worst_case_output(model: ModelInfo, max_tokens: int | None) -> int:
-    """The most output tokens a call may produce: the request's ``max_tokens``, else the model's maximum."""
-    return max_tokens if max_tokens is not None else model.max_output_tokens
+def output_cap(model: ModelInfo, max_tokens: int | None, default_max_tokens: int | None = None) -> int | None:
+    """The ``max_tokens`` a call to ``model`` asks for: the request's, else its default cap (``default_max_tokens``,
+    within the model's max output), else none (the provider's own limit)."""
+    if max_tokens is not None or default_max_tokens is None:
+        return max_tokens
+    return min(default_max_tokens, model.max_output_tokens)
+
+
+def worst_case_output(model: ModelInfo, max_tokens: int | None, default_max_tokens: int | None = None) -> int:
+    """The most output tokens a call may produce: what it asks for (:func:`output_cap`), else the model's
+    maximum. Exact only because the cap is sent upstream as the call's ``max_tokens``."""
+    cap = output_cap(model, max_tokens, default_max_tokens)
+    return cap if cap is not None else model.max_output_tokens
 
 
 def worst_case_prompt(model: ModelInfo, input_tokens: int) -> int:
     return input_tokens if model.tokenizer_exact else math.ceil(input_tokens * (1 + PROMPT_MARGIN))
 
 
-def worst_case_cost(model: ModelInfo, input_tokens: int, max_tokens: int | None) -> float:
+def worst_case_cost(
+    model: ModelInfo, input_tokens: int, max_tokens: int | None, default_max_tokens: int | None = None
+) -> float:
     """USD a call may cost at most: the counted prompt and the maximum output at ``model``'s prices."""
     price = model.price
     return (
         worst_case_prompt(model, input_tokens) * price.input_per_mtok
-        + worst_case_output(model, max_tokens) * price.output_per_mtok
+        + worst_case_output(model, max_tokens, default_max_tokens) * price.output_per_mtok
     ) / 1_000_000
 
 

@@ -227,6 +227,12 @@ class GatewayKey(_Strict):
     tpm: Annotated[int, Field(gt=0)] | None = Field(
         default=None, description="tokens per minute (sliding window; prompt + max output held until settled)"
     )
+    default_max_tokens: Annotated[int, Field(gt=0)] | None = Field(
+        default=None,
+        description="output cap of this key's requests that send no max_tokens (overrides "
+        "gateway.default_max_tokens): sent upstream as the call's max_tokens, so the budget holds it, not the "
+        "model's whole max output",
+    )
 
     @property
     def limited(self) -> bool:
@@ -266,6 +272,21 @@ class GatewayPolicy(_Strict):
         default="./llm-router-usage.sqlite3",
         repr=False,  # a postgresql:// URL may hold a password
         description="usage ledger: a SQLite file path, or postgresql://user:password@host:port/db for a fleet",
+    )
+    ledger_spool: str = Field(
+        default=".",
+        description="directory where a postgresql:// ledger spools rows while PostgreSQL is unreachable (one "
+        "llm-router-ledger-spool-<pid>.jsonl per process, replayed when it is back; relative to the working "
+        "directory)",
+    )
+    ledger_spool_max_mb: Annotated[float, Field(gt=0)] = Field(
+        default=256, description="largest spool file of one process, in MiB; rows beyond it are lost and logged"
+    )
+    default_max_tokens: Annotated[int, Field(gt=0)] | None = Field(
+        default=None,
+        description="output cap of requests that send no max_tokens (a key's own default_max_tokens wins): sent "
+        "upstream as the call's max_tokens (within each model's max output), so a budget holds this many output "
+        "tokens, not the model's whole max output; none: the model's max output is held",
     )
     log_prompts: bool = Field(default=False, description="log prompt text (off: prompts are never logged)")
     aliases: dict[str, list[str]] = Field(

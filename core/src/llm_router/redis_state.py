@@ -4,10 +4,12 @@ Two parts, each with a local twin that keeps serving when Redis is away:
 
 - :class:`RedisState`, the router's :class:`~llm_router.state.StateStore`: circuit breakers (consecutive
   failures, open, half-open with ONE probe for the whole fleet, claimed with ``SET NX``) and live latency
-  (TTFT and output tokens/s per model, folded in Lua). The decision reads only the local snapshot
+  (TTFT and output tokens/s per model or deployment, folded in Lua), and the deployments' rpm/tpm windows and
+  429 cooldowns (:class:`~llm_router.deployments.SharedWindows`). The decision reads only the local snapshot
   (:class:`~llm_router.state.MemoryState`), which a background task refreshes every ``refresh_ms``
-  (short polling: two ``HGETALL`` per refresh, cheaper and simpler to recover than pub/sub, which loses
-  what is published while a subscriber reconnects); writes are queued and sent pipelined by another task.
+  (short polling: two ``HGETALL`` per refresh, and a script per deployment, cheaper and simpler to recover
+  than pub/sub, which loses what is published while a subscriber reconnects); writes are queued and sent
+  pipelined by another task.
 - :class:`RedisBook`, the gateway's :class:`~llm_router.limits.KeyBook`: budgets and rate windows of the
   keys, checked and held in ONE Lua script (atomic in Redis), so N workers and instances never together
   spend more than a budget.
@@ -24,9 +26,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .deployments import FleetWindow
 from .limits import WINDOW_S, Hold, LimitRefused, check_budgets, rate_message, remaining_of
 from .state import LiveLatency, MemoryState
 
@@ -138,6 +141,36 @@ mt, nt = fold(mt, nt, ttft, alpha)
 ms, ns = fold(ms, ns, tps, alpha)
 redis.call('HSET', KEYS[3], ARGV[1], tostring(mt or '') .. ':' .. nt .. ':' .. tostring(ms or '') .. ':' .. ns)
 return 1
+"""
+
+
+_WINDOW_ADD = """
+local sec = ARGV[1]
+if tonumber(ARGV[2]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'r:' .. sec, ARGV[2]) end
+if tonumber(ARGV[3]) ~= 0 then redis.call('HINCRBY', KEYS[1], 't:' .. sec, ARGV[3]) end
+redis.call('PEXPIRE', KEYS[1], 61000)
+return 1
+"""
+
+_COOL = """
+local now, untl = tonumber(ARGV[1]), tonumber(ARGV[2])
+if untl > tonumber(redis.call('GET', KEYS[1]) or '0') and untl > now then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', untl - now)
+end
+return 1
+"""
+
+_WINDOW_READ = """
+local sec = tonumber(ARGV[1])
+local reqs, toks = 0, 0
+local w = redis.call('HGETALL', KEYS[1])
+for i = 1, #w, 2 do
+  local kind, s = string.match(w[i], '(%a):(%d+)')
+  if tonumber(s) <= sec - 60 then redis.call('HDEL', KEYS[1], w[i])
+  elseif kind == 'r' then reqs = reqs + tonumber(w[i + 1])
+  else toks = toks + tonumber(w[i + 1]) end
+end
+return {reqs, toks, redis.call('GET', KEYS[2]) or '0'}
 """
 
 
@@ -300,6 +333,11 @@ class RedisState:
         self._started = False
         self._failure: Any = self.link.redis.register_script(_FAILURE)
         self._success: Any = self.link.redis.register_script(_SUCCESS)
+        self._window_add: Any = self.link.redis.register_script(_WINDOW_ADD)
+        self._cool: Any = self.link.redis.register_script(_COOL)
+        self._window_read: Any = self.link.redis.register_script(_WINDOW_READ)
+        self._watched: list[str] = []
+        self._fleet: dict[str, FleetWindow] = {}
 
     @property
     def up(self) -> bool:
@@ -322,9 +360,48 @@ class RedisState:
         self.local.record_success(model_id, ttft_ms, tokens_per_second)
         if self._started:
             link = self.link
-            keys = [link.key("circuits"), link.key("probe", model_id), link.key("latency")]
-            args = [model_id, "" if ttft_ms is None else ttft_ms, tokens_per_second or "", self.local.alpha]
-            link.queue(self._success, keys, args)
+            parent = self.local.parent.get(model_id)  # a deployment's sample is also its model's
+            for key in (model_id,) if parent is None else (model_id, parent):
+                keys = [link.key("circuits"), link.key("probe", key), link.key("latency")]
+                args = [key, "" if ttft_ms is None else ttft_ms, tokens_per_second or "", self.local.alpha]
+                link.queue(self._success, keys, args)
+
+    def set_deployments(self, model_id: str, keys: list[str]) -> None:
+        self.local.set_deployments(model_id, keys)
+
+    # deployments' windows and cooldowns, fleet-wide (deployments.SharedWindows)
+
+    def _window_keys(self, key: str) -> list[str]:
+        tag = "{" + key + "}"  # one hash slot per deployment (Redis Cluster)
+        return [self.link.key("deployment", tag, "window"), self.link.key("deployment", tag, "cool")]
+
+    def watch_deployments(self, keys: Iterable[str]) -> None:
+        self._watched += [k for k in keys if k not in self._watched]
+
+    def fleet_window(self, key: str) -> FleetWindow | None:
+        return self._fleet.get(key) if self.link.up else None
+
+    def add_to_window(self, key: str, requests: int, tokens: int) -> None:
+        if self._started:
+            self.link.queue(self._window_add, self._window_keys(key)[:1], [int(time.time()), requests, tokens])
+
+    def cool_deployment(self, key: str, until: float) -> None:
+        if self._started:
+            self.link.queue(self._cool, self._window_keys(key)[1:], [int(time.time() * 1000), int(until * 1000)])
+
+    async def _refresh_windows(self) -> None:
+        """Take the fleet's window and cooldown of every watched deployment into the local snapshot."""
+        if not self._watched:
+            return
+        read_at, sec = time.monotonic(), int(time.time())
+        async with self.link.redis.pipeline(transaction=False) as pipe:
+            for key in self._watched:
+                await self._window_read(keys=self._window_keys(key), args=[sec], client=pipe)
+            values = await pipe.execute()
+        self._fleet = {
+            key: FleetWindow(int(r), int(t), int(cool) / 1000, read_at)
+            for key, (r, t, cool) in zip(self._watched, values, strict=True)
+        }
 
     def record_failure(self, model_id: str, kind: str) -> None:
         self.local.record_failure(model_id, kind)
@@ -377,6 +454,7 @@ class RedisState:
             a, b, c, d = value.split(":")
             latency[model_id] = LiveLatency(float(a) if a else None, int(b), float(c) if c else None, int(d))
         self.local.replace(circuits, latency)
+        await self._refresh_windows()
 
 
 class RedisBook:

@@ -140,7 +140,7 @@ class Router:
             fallback=fb,
             postprocessors=self.postprocessors,
             emit=self._emit,
-            deployments=build_pools(self.policy.deployments, self.catalogue),
+            deployments=build_pools(self.policy.deployments, self.catalogue, self.state),
             cache=self.cache,
             tracing=self.tracing,
         )

@@ -5,6 +5,10 @@ shared backend (Redis, for several gateway instances) implements the same method
 (``open_circuit_reason``, ``latency_table``), so a shared backend can answer from a local snapshot it
 refreshes.
 
+State is keyed by model id, or for a model served by several deployments (``deployments:`` in the policy)
+by deployment (``model_id@provider/model``): each deployment has its own circuit and latency, and the
+model's view (:meth:`MemoryState.set_deployments`) is open only when all its deployments are.
+
 Latency is kept as two separate measurements per model, each with how many samples it rests on: time to
 first token (TTFT) and output speed (tokens per second). What a call may tell about them is decided by the
 executor (a stream measures both; a whole answer only bounds them); the decision blends each measurement
@@ -90,16 +94,32 @@ class MemoryState:
         self._circuits: dict[str, CircuitState] = {}
         self._latency: dict[str, LiveLatency] = {}
         self._lock = threading.Lock()
+        self._deployments: dict[str, tuple[str, ...]] = {}
+        """Model id → its deployments' keys (circuits and latency are kept per deployment)."""
+        self.parent: dict[str, str] = {}
+        """Deployment key → its model id."""
+
+    def set_deployments(self, model_id: str, keys: list[str]) -> None:
+        """``model_id`` is served by deployments with these keys: each has its own circuit and latency; the
+        model's circuit is open only when every deployment's is, and its latency folds every deployment's."""
+        self._deployments[model_id] = tuple(keys)
+        self.parent.update(dict.fromkeys(keys, model_id))
 
     def record_success(self, model_id: str, ttft_ms: float | None, tokens_per_second: float | None) -> None:
         with self._lock:
             self._circuits.pop(model_id, None)
             if ttft_ms is None and not tokens_per_second:
                 return
-            old = self._latency.get(model_id) or LiveLatency(None, 0, None, 0)
-            ttft, n_ttft = self._fold(old.ttft_ms, old.ttft_samples, ttft_ms)
-            tps, n_tps = self._fold(old.tokens_per_second, old.tps_samples, tokens_per_second or None)
-            self._latency[model_id] = LiveLatency(ttft, n_ttft, tps, n_tps)
+            self._fold_latency(model_id, ttft_ms, tokens_per_second)
+            parent = self.parent.get(model_id)
+            if parent is not None:  # a deployment's sample is also its model's
+                self._fold_latency(parent, ttft_ms, tokens_per_second)
+
+    def _fold_latency(self, key: str, ttft_ms: float | None, tokens_per_second: float | None) -> None:
+        old = self._latency.get(key) or LiveLatency(None, 0, None, 0)
+        ttft, n_ttft = self._fold(old.ttft_ms, old.ttft_samples, ttft_ms)
+        tps, n_tps = self._fold(old.tokens_per_second, old.tps_samples, tokens_per_second or None)
+        self._latency[key] = LiveLatency(ttft, n_ttft, tps, n_tps)
 
     def _fold(self, mean: float | None, n: int, sample: float | None) -> tuple[float | None, int]:
         """The running mean with ``sample`` in: a plain mean while samples are few, then an exponential
@@ -119,6 +139,13 @@ class MemoryState:
                 circuit.opened_at = time.monotonic()
 
     def open_circuit_reason(self, model_id: str) -> str | None:
+        keys = self._deployments.get(model_id)
+        if keys is not None:
+            reasons = [self.open_circuit_reason(k) for k in keys]
+            if not all(reasons):
+                return None  # a deployment still serves the model
+            each = "; ".join(f"{k}: {r}" for k, r in zip(keys, reasons, strict=True))
+            return f"every deployment's circuit is open ({each})"
         circuit = self._circuits.get(model_id)
         if circuit is None or circuit.opened_at is None:
             return None

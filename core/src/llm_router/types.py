@@ -218,6 +218,11 @@ class RouteRequest(BaseModel):
     preferences: Preferences | None = None
     constraints: Constraints | None = None
     max_tokens: Annotated[int, Field(gt=0)] | None = None
+    default_max_tokens: Annotated[int, Field(gt=0)] | None = Field(
+        default=None,
+        description="output cap when max_tokens is not given: each call asks its model for this many tokens at "
+        "most (within the model's max output), so a budget holds this, not the model's whole max output",
+    )
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     stop: tuple[str, ...] | None = None
     response_format: dict[str, Any] | None = None

@@ -122,7 +122,7 @@ class CostConstraint(Constraint):
         if per_1k is None and per_request is None and budget is None:
             return [None] * len(candidates)
         tokens = max(1, ctx.input_tokens + ctx.expected_output_tokens)
-        max_tokens = ctx.request.max_tokens
+        max_tokens, cap, tokens_in = ctx.request.max_tokens, ctx.request.default_max_tokens, ctx.input_tokens
         out: Reasons = []
         for cand in candidates:
             blended = cand.estimated_cost / tokens * 1000
@@ -130,7 +130,7 @@ class CostConstraint(Constraint):
                 out.append(f"${blended:.5f} per 1k tokens > max_cost_per_1k_tokens ${per_1k:g}")
             elif per_request is not None and cand.estimated_cost > per_request:
                 out.append(f"estimated ${cand.estimated_cost:.6f} > max_cost_per_request ${per_request:g}")
-            elif budget is not None and (worst := worst_case_cost(cand.model, ctx.input_tokens, max_tokens)) > budget:
+            elif budget is not None and (worst := worst_case_cost(cand.model, tokens_in, max_tokens, cap)) > budget:
                 out.append(f"{BUDGET_REASON} ${worst:.6f} > remaining budget ${budget:.6f}")
             else:
                 out.append(None)

@@ -67,7 +67,7 @@ def _parts(request: RouteRequest, messages: list[tuple[Any, ...]], route_metadat
             request.preferences.weights if request.preferences is not None else None,
             cons,
             meta,
-            request.max_tokens,
+            request.max_tokens if request.max_tokens is not None else request.default_max_tokens,
             request.temperature,
             request.stop,
             request.response_format,

@@ -198,7 +198,9 @@ class Gateway:
         self.config = cfg
         self.keys: dict[str, GatewayKey] = {k.key_sha256: k for k in cfg.keys}
         self.log_prompts = cfg.log_prompts
-        self.ledger = open_ledger(ledger_path or cfg.ledger)  # a relative path is relative to the cwd
+        self.ledger = open_ledger(  # a relative path is relative to the cwd
+            ledger_path or cfg.ledger, spool_dir=cfg.ledger_spool, spool_max_mb=cfg.ledger_spool_max_mb
+        )
         self.metrics = Metrics()
         self.book: KeyBook = _key_book(router, self.ledger)
         self.cache_on = router.policy.cache.enabled
@@ -279,13 +281,33 @@ class Gateway:
         """Hold the worst case of every candidate the executor may call (the most expensive of them) and the
         request's tokens against ``key``'s limits, atomically; a refusal is the OpenAI-format 429."""
         tried = decision.best(self.router.policy.fallback.max_models)
-        max_tokens = route_request.max_tokens
-        cost = max(worst_case_cost(c.model, decision.input_tokens, max_tokens) for c in tried)
+        max_tokens, default = route_request.max_tokens, route_request.default_max_tokens
+        cost = max(worst_case_cost(c.model, decision.input_tokens, max_tokens, default) for c in tried)
         tokens = decision.input_tokens + (max_tokens or decision.expected_output_tokens)
         try:
             return await self.book.admit(key, request_id, cost, tokens, time.time())
         except LimitRefused as exc:
+            if exc.reason == "budget":
+                exc.message += self._cap_hint(key, route_request)
             raise self._refusal(exc) from None
+
+    def _default_max_tokens(self, key: GatewayKey | None) -> tuple[int | None, str]:
+        """The output cap of ``key``'s requests without ``max_tokens``, and the policy field it comes from."""
+        if key is not None and key.default_max_tokens is not None:
+            return key.default_max_tokens, f"gateway.keys[{key.id}].default_max_tokens"
+        return self.config.default_max_tokens, "gateway.default_max_tokens"
+
+    def _cap_hint(self, key: GatewayKey, route_request: RouteRequest) -> str:
+        """What a budget 429 adds about the request's output cap: which field capped it, or how to cap it."""
+        if route_request.max_tokens is not None:
+            return f"; max_tokens {route_request.max_tokens} was sent"
+        cap, field = self._default_max_tokens(key)
+        if cap is not None:
+            return f"; no max_tokens was sent: output capped at {cap} tokens by {field}"
+        return (
+            "; no max_tokens was sent, so the model's whole max output is held: send max_tokens, or set "
+            f"gateway.keys[{key.id}].default_max_tokens or gateway.default_max_tokens"
+        )
 
     def _refusal(self, exc: LimitRefused) -> GatewayHTTPError:
         self.metrics.rejected.labels(exc.reason).inc()
@@ -319,7 +341,8 @@ class Gateway:
         message = budget_message(
             key.id, "daily" if daily else "monthly", budget or 0.0, day if daily else month, reserved, cheapest
         )
-        return self._refusal(LimitRefused("budget", message.replace("this request", "this request's cheapest model")))
+        message = message.replace("this request", "this request's cheapest model") + self._cap_hint(key, route_request)
+        return self._refusal(LimitRefused("budget", message))
 
     # ---------------------------------------------------------------------------------------------
     # building the route request
@@ -404,6 +427,7 @@ class Gateway:
             "preferences": preferences,
             "constraints": constraints if (cons or allowed is not None or remaining is not None) else None,
             "max_tokens": max_tokens,
+            "default_max_tokens": None if max_tokens is not None else self._default_max_tokens(key)[0],
             "response_format": body.response_format,
             "tools": tuple(body.tools) if body.tools else None,
             "stream": body.stream,

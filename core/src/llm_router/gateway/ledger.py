@@ -1,6 +1,7 @@
 """The usage ledger: one SQLite row per gateway request, written by a thread so the event loop never waits.
 
-Rows are queued with :meth:`Ledger.record` (a non-blocking ``put``); the writer thread commits them in
+Rows are queued with :meth:`Ledger.record` (a non-blocking ``put``); the writer thread
+(:class:`~llm_router.gateway.writer.QueuedWriter`, shared with the PostgreSQL ledger) commits them in
 batches; :meth:`Ledger.close` drains the queue before returning, so no row is lost on a clean shutdown.
 Budget spend per key (today, this month, UTC) is read from the ledger at start and kept in memory.
 """
@@ -8,9 +9,7 @@ Budget spend per key (today, this month, UTC) is read from the ledger at start a
 from __future__ import annotations
 
 import logging
-import operator
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -19,6 +18,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .writer import QueuedWriter
 
 if TYPE_CHECKING:
     from .pg_ledger import PostgresLedger
@@ -88,7 +89,6 @@ class LedgerRow:
 
 
 _COLUMNS = [f.name for f in fields(LedgerRow)]
-_values = operator.attrgetter(*_COLUMNS)  # a row's values in column order (dataclasses.astuple deep-copies)
 # constant column names, never user input
 _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 
@@ -221,16 +221,12 @@ class SpendCache:
                 self.month[key_id] = self.month.get(key_id, 0.0) + actual
 
 
-_STOP = object()
-
-
-class Ledger:
+class Ledger(QueuedWriter):
     """A SQLite file and the thread that writes it."""
 
     def __init__(self, path: str | Path, *, batch: int = 512, linger_s: float = 0.02, refresh_s: float = 5.0) -> None:
+        super().__init__(LedgerRow, batch=batch, linger_s=linger_s)
         self.path = Path(path)
-        self.batch = batch
-        self.linger_s = linger_s  # after a commit, let rows gather this long: fewer, larger transactions
         self.refresh_s = refresh_s
         self._loaded = time.monotonic()
         self.spend = SpendCache()
@@ -239,19 +235,7 @@ class Ledger:
             self.spend.load(conn)
         finally:
             conn.close()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self.written = 0
-        self.failed = 0
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="llm-router-ledger", daemon=True)
-            self._thread.start()
-
-    def record(self, row: LedgerRow) -> None:
-        """Queue ``row`` (never blocks)."""
-        self._queue.put(row)
+        self._conn: sqlite3.Connection | None = None
 
     def record_feedback(self, request_id: str, rating: float | None, outcome: str | None) -> None:
         """Append one feedback to the ``feedback`` table (blocking: call it from a worker thread)."""
@@ -263,41 +247,23 @@ class Ledger:
 
         return SQLiteReader(self.path)
 
-    def close(self, timeout: float | None = 30) -> None:
-        """Write every queued row, then stop the writer."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-            self._thread = None
+    # the writer thread
 
-    def _run(self) -> None:
-        conn = connect(self.path)
-        try:
-            stop = False
-            while not stop:
-                item = self._queue.get()
-                rows: list[tuple[Any, ...]] = []
-                while True:
-                    if item is _STOP:
-                        stop = True
-                    else:
-                        rows.append(_values(item))
-                    if stop or len(rows) >= self.batch:
-                        break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                if rows:
-                    self._write(conn, rows)
-                    if time.monotonic() - self._loaded >= self.refresh_s:
-                        # other workers write the same ledger: take their spend into account too
-                        self.spend.load(conn)
-                        self._loaded = time.monotonic()
-                if not stop and self.linger_s:
-                    time.sleep(self.linger_s)
-        finally:
-            conn.close()
+    def opened(self) -> None:
+        self._conn = connect(self.path)
+
+    def finished(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def write_batch(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        assert self._conn is not None
+        self._write(self._conn, rows)
+        if time.monotonic() - self._loaded >= self.refresh_s:
+            # other workers write the same ledger: take their spend into account too
+            self.spend.load(self._conn)
+            self._loaded = time.monotonic()
 
     def _write(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         for attempt in range(5):
@@ -313,13 +279,16 @@ class Ledger:
         log.error("ledger: %d rows could not be written to %s", len(rows), self.path)
 
 
-def open_ledger(target: str | os.PathLike[str]) -> Ledger | PostgresLedger:
-    """The ledger at ``target``: a ``postgresql://`` URL (needs the ``postgres`` extra) or a SQLite path
-    (relative to the working directory)."""
+def open_ledger(
+    target: str | os.PathLike[str], *, spool_dir: str | os.PathLike[str] = ".", spool_max_mb: float = 256
+) -> Ledger | PostgresLedger:
+    """The ledger at ``target``: a ``postgresql://`` URL (needs the ``postgres`` extra; its outage spool goes
+    to ``spool_dir``, at most ``spool_max_mb`` MiB per process) or a SQLite path (relative to the working
+    directory)."""
     if str(target).startswith(("postgresql://", "postgres://")):
         from .pg_ledger import PostgresLedger
 
-        return PostgresLedger(str(target))
+        return PostgresLedger(str(target), spool_dir=spool_dir, spool_max_bytes=int(spool_max_mb * 1024 * 1024))
     return Ledger(Path(target))
 
 

@@ -22,9 +22,7 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import re
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
@@ -33,6 +31,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .ledger import LedgerRow, SpendCache, day_start, month_start
+from .writer import QueuedWriter
 
 __all__ = ["COLUMNS", "MIGRATIONS", "PostgresLedger", "is_postgres", "migrate", "pg_rows", "pg_usage_report"]
 
@@ -161,12 +160,11 @@ def _load_spend(conn: Any, spend: SpendCache) -> None:
     spend.replace(day, month, now)
 
 
-_STOP = object()
-
-
-class PostgresLedger:
+class PostgresLedger(QueuedWriter):
     """The ledger's PostgreSQL writer: same interface as :class:`~llm_router.gateway.ledger.Ledger`
-    (``record``, ``start``, ``close``, ``spend``, ``written``, ``failed``)."""
+    (``record``, ``start``, ``close``, ``spend``, ``written``, ``failed``), the same queued writer thread."""
+
+    thread_name = "llm-router-pg-ledger"
 
     def __init__(
         self,
@@ -179,34 +177,24 @@ class PostgresLedger:
         spool_max_bytes: int = 256 * 1024 * 1024,
         retry_s: float = 1.0,
     ) -> None:
+        super().__init__(LedgerRow, batch=batch, linger_s=linger_s)
         self.url = url
         self.path = redact(url)
-        self.batch, self.linger_s, self.refresh_s, self.retry_s = batch, linger_s, refresh_s, retry_s
-        self.spool = Path(spool_dir).resolve() / f"llm-router-ledger-spool-{os.getpid()}.jsonl"
+        self.refresh_s, self.retry_s, self.idle_s = refresh_s, retry_s, retry_s
+        spool_path = Path(spool_dir).resolve()
+        spool_path.mkdir(parents=True, exist_ok=True)
+        self.spool = spool_path / f"llm-router-ledger-spool-{os.getpid()}.jsonl"
         self.spool_max_bytes = spool_max_bytes
         self.spend = SpendCache()
-        self.written = 0
-        self.failed = 0
         self.spooled = 0
         self.replayed = 0
         self.up = False
         self._conn: Any = None
         self._loaded = 0.0
         self._next_try = 0.0
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._ensure()  # at start: schema and today's spend (or a warning, and the spool)
 
     # the ledger's interface
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="llm-router-pg-ledger", daemon=True)
-            self._thread.start()
-
-    def record(self, row: LedgerRow) -> None:
-        """Queue ``row`` (never blocks)."""
-        self._queue.put(row)
 
     def record_feedback(self, request_id: str, rating: float | None, outcome: str | None) -> None:
         """Append one feedback to the ``feedback`` table (blocking: call it from a worker thread)."""
@@ -222,10 +210,7 @@ class PostgresLedger:
 
     def close(self, timeout: float | None = 30) -> None:
         """Write (or spool) every queued row, then stop the writer."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-            self._thread = None
+        super().close(timeout)
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -270,34 +255,17 @@ class PostgresLedger:
         self._conn = None
         self._next_try = time.monotonic() + self.retry_s
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            try:
-                item = self._queue.get(timeout=self.retry_s)
-            except queue.Empty:
-                if not self.up and self._spools():
-                    self._ensure()
-                continue
-            rows: list[tuple[Any, ...]] = []
-            while True:
-                if item is _STOP:
-                    stop = True
-                else:
-                    rows.append(tuple(getattr(item, c) for c in COLUMNS))
-                if stop or len(rows) >= self.batch:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if rows:
-                self._write(rows)
-            if not stop and self.linger_s:
-                time.sleep(self.linger_s)
+    def idle(self) -> None:
+        if not self.up and self._spools():
+            self._ensure()
+
+    def finished(self) -> None:
         if not self.up and self._spools():  # shutting down: one last try to hand the spool over
             self._next_try = 0.0
             self._ensure()
+
+    def write_batch(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._write(rows)
 
     def _write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if self._ensure():

@@ -96,10 +96,11 @@ class ScriptedProvider(llm_router.Provider):
         return script.pop(0) if len(script) > 1 else script[0]
 
     def _raise(self, kind: str, model: str) -> None:
+        kind, _, retry_after = kind.partition("=")  # "rate_limit=30": a 429 with Retry-After 30 s
         cls = ERRORS[kind]
         kwargs: dict[str, Any] = {"provider": self.context.name, "model": model, "request_id": "req_test"}
         if cls is errors.RateLimitError:
-            kwargs["retry_after_s"] = 0.01
+            kwargs["retry_after_s"] = float(retry_after or 0.01)
         raise cls(f"scripted {kind}", **kwargs)
 
     async def complete(self, request: CompletionRequest) -> CompletionResponse:
