@@ -81,6 +81,8 @@ def test_start_from_an_artifact(app: typer.Typer, stream_file: Path, artifact: P
         (["--holdout", "1.5"], "--holdout"),
         (["--explore", "2"], "--explore"),
         (["--pace", "0"], "--pace"),
+        # at cost weight 1 the learner has no weight, is not consulted and would be fed feedback it never saw
+        (["--cost-weight", "1"], "--cost-weight must be in [0, 1)"),
     ],
 )
 def test_bad_options(app: typer.Typer, stream_file: Path, tmp_path: Path, args: list[str], message: str) -> None:

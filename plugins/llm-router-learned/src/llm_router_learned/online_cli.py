@@ -33,7 +33,7 @@ def eval_online(
     explore: Annotated[float, typer.Option(help="the policy's bound on the share of exploring decisions")] = 0.05,
     alpha: Annotated[float, typer.Option(help="exploration width (posterior std devs)")] = 1.0,
     ridge: Annotated[float, typer.Option(help="λ, the prior's weight in ratings")] = 1.0,
-    cost_weight: Annotated[float, typer.Option(help="the stream's cost weight (operating point)")] = 0.0,
+    cost_weight: Annotated[float, typer.Option(help="the stream's cost weight (operating point), in [0, 1)")] = 0.0,
     holdout: Annotated[float, typer.Option(help="share of the file's tail held out for the frozen policy")] = 0.2,
     limit: Annotated[int | None, typer.Option(help="use only the first N rows of --data (fast iterations)")] = None,
     points: Annotated[int, typer.Option(help="operating points of the frozen sweeps")] = 41,
@@ -49,8 +49,13 @@ def eval_online(
 
     if algorithm not in ("linucb", "thompson"):
         _fail(f"--algorithm must be linucb or thompson, got {algorithm!r}")
-    if not 0 <= explore <= 1 or not 0 <= cost_weight <= 1:
-        _fail("--explore and --cost-weight must be in [0, 1]")
+    if not 0 <= explore <= 1:
+        _fail("--explore must be in [0, 1]")
+    if not 0 <= cost_weight < 1:
+        _fail(
+            "--cost-weight must be in [0, 1): at 1 the quality scorer has no weight, the online learner is not "
+            "consulted and has nothing to learn from"
+        )
     if not 0 < holdout < 1:
         _fail("--holdout must be in (0, 1)")
     if pace is not None and pace <= 0:
