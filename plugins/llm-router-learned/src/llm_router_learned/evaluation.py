@@ -55,19 +55,11 @@ def cost_min_ratio(prices: Mapping[str, Mapping[str, float]]) -> float:
     return float(max(20.0, 2 * max(blended) / lo))
 
 
-def generated_policy(
-    artifact: Path,
-    models: Sequence[str],
-    prices: Mapping[str, Mapping[str, float]],
-    priors: Mapping[str, float] | None = None,
-    fallback: str | None = None,
-    cache_size: int | None = None,
-) -> dict[str, Any]:
-    """A policy whose catalogue is the dataset's models, scored by ``learned_quality`` and ``cost``. Dataset
-    models the artifact does not know get the scorer's ``fallback`` (default: the scorer's, ``prior``).
-    ``priors`` (model → quality in [0, 1]) become each model's catalogue ``quality`` for every task of the
-    built-in taxonomy (the generated policy's)."""
-    known = set(QualityModel.load(artifact).models)
+def dataset_models(
+    models: Sequence[str], prices: Mapping[str, Mapping[str, float]], priors: Mapping[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """The generated policies' catalogue: each dataset model with its fitted prices, and ``priors``
+    (model → quality in [0, 1]) as its ``quality`` for every task of the built-in taxonomy."""
     entries: list[dict[str, Any]] = []
     for m in models:
         entry: dict[str, Any] = {
@@ -83,6 +75,23 @@ def generated_policy(
         if priors is not None and m in priors:
             entry["quality"] = {task: float(priors[m]) for task in DEFAULT_TASKS}
         entries.append(entry)
+    return entries
+
+
+def generated_policy(
+    artifact: Path,
+    models: Sequence[str],
+    prices: Mapping[str, Mapping[str, float]],
+    priors: Mapping[str, float] | None = None,
+    fallback: str | None = None,
+    cache_size: int | None = None,
+) -> dict[str, Any]:
+    """A policy whose catalogue is the dataset's models, scored by ``learned_quality`` and ``cost``. Dataset
+    models the artifact does not know get the scorer's ``fallback`` (default: the scorer's, ``prior``).
+    ``priors`` (model → quality in [0, 1]) become each model's catalogue ``quality`` for every task of the
+    built-in taxonomy (the generated policy's)."""
+    known = set(QualityModel.load(artifact).models)
+    entries = dataset_models(models, prices, priors)
     scorer: dict[str, Any] = {
         "artifact": str(Path(artifact).resolve()),
         "models": {m: catalogue_id(m) for m in models if m in known},

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from llm_router import DEFAULT_TASKS, Router
+from llm_router import Router
 
 from .data import OUT_TOKENS, Row, cost_matrix, fit_prices, quality_matrix
-from .evaluation import Sweep, _model_prices, catalogue_id, cost_min_ratio, measure
+from .evaluation import Sweep, _model_prices, catalogue_id, cost_min_ratio, dataset_models, measure
 from .online import OnlineQualityScorer
 
 Tick = Callable[[int], None]
@@ -50,21 +50,7 @@ def online_policy(
 ) -> dict[str, Any]:
     """A policy over the dataset's models scored by ``online_quality`` (with ``learner``'s parameters) and
     ``cost``; ``priors`` (model → quality) become the catalogue's quality priors for every task."""
-    entries: list[dict[str, Any]] = []
-    for m in models:
-        entry: dict[str, Any] = {
-            "id": catalogue_id(m),
-            "price": {
-                "input_per_mtok": round(prices[m]["input_per_mtok"], 9),
-                "output_per_mtok": round(prices[m]["output_per_mtok"], 9),
-                "source": "routing data",
-            },
-            "context_window": 10_000_000,
-            "max_output_tokens": 100_000,
-        }
-        if priors is not None and m in priors:
-            entry["quality"] = {task: float(priors[m]) for task in DEFAULT_TASKS}
-        entries.append(entry)
+    entries = dataset_models(models, prices, priors)
     return {
         "version": 1,
         "models": entries,
