@@ -32,19 +32,12 @@ def ab_report_command(
 ) -> None:
     """Per variant: requests, cost per request, latency p50/p95, error rate, mean rating, with 95 % CIs and
     verdicts."""
-    from datetime import UTC, datetime
-
     from .abtest import ab_report, ledger_rows
-    from .cli import EXIT_BAD_INPUT, _fail
+    from .cli import EXIT_BAD_INPUT, _fail, _since
     from .errors import ConfigurationError
     from .gateway.pg_ledger import redact
 
-    start = None
-    if since:
-        try:
-            start = datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            _fail(EXIT_BAD_INPUT, f"--since must be a date like 2026-11-01, got {since!r}")
+    start = _since(since)
     try:
         rep = ab_report(ledger_rows(ledger, start), experiment, control)
     except (FileNotFoundError, ValueError, ConfigurationError) as exc:

@@ -49,6 +49,18 @@ def _fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _since(since: str | None) -> float | None:
+    """``--since`` (an ISO date or time, read as UTC) as a timestamp; ``None`` when not given."""
+    from datetime import UTC, datetime
+
+    if not since:
+        return None
+    try:
+        return datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        _fail(EXIT_BAD_INPUT, f"--since must be a date like 2026-11-01, got {since!r}")
+
+
 def _router(policy: Path | None) -> Any:
     from .router import Router
 
@@ -571,19 +583,12 @@ def usage(
     json_: JsonOpt = False,
 ) -> None:
     """Report requests, tokens, cost and latency from the gateway's usage ledger."""
-    from datetime import UTC, datetime
-
     from .gateway.ledger import GROUPS, usage_report
     from .gateway.pg_ledger import redact
 
     if by not in GROUPS:
         _fail(EXIT_BAD_INPUT, f"--by must be one of {', '.join(GROUPS)}")
-    start = None
-    if since:
-        try:
-            start = datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            _fail(EXIT_BAD_INPUT, f"--since must be a date like 2026-11-01, got {since!r}")
+    start = _since(since)
     try:
         report = usage_report(ledger, since=start, by=by)
     except (FileNotFoundError, ValueError) as exc:
