@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_gateway_cpu import POLICY, PROMPT, instant_plugin, one
+from bench_gateway_cpu import POLICY, PROMPT, instant_plugin, one, run_loop
 
 
 def null_tracer_provider(ratio: float | None = None) -> Any:
@@ -66,7 +66,6 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
-    import anyio
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-cache-tracing-"))
     apps = {
@@ -112,12 +111,7 @@ def main() -> None:
                 f"{(med / base - 1) * 100:+.1f} % vs off; min vs min {low:+.1f} %)"
             )
 
-    try:
-        import uvloop  # noqa: F401
-
-        anyio.run(bench, backend_options={"use_uvloop": True})
-    except ImportError:
-        anyio.run(bench)
+    run_loop(bench)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,18 @@ async def one(app: Any, body: bytes) -> None:
         raise SystemExit(f"the gateway answered {status}")
 
 
+def run_loop(bench: Callable[[], Awaitable[None]]) -> None:
+    """Run ``bench`` on uvloop (the gateway's loop under ``serve``) when it is installed, else on asyncio."""
+    import anyio
+
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        anyio.run(bench)
+    else:
+        anyio.run(bench, backend_options={"use_uvloop": True})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
@@ -111,7 +124,6 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
 
-    import anyio
     from llm_router import Router
     from llm_router.gateway import create_app
 
@@ -120,6 +132,7 @@ def main() -> None:
     router = Router(workdir / "policy.yaml", plugins=[instant_plugin()])
     app = create_app(router, ledger_path=workdir / "usage.sqlite3")
     body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": PROMPT}]}).encode()
+
     async def run(n: int) -> float:
         t0 = time.perf_counter()
         for _ in range(n):
@@ -144,12 +157,7 @@ def main() -> None:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
-    try:
-        import uvloop  # noqa: F401
-
-        anyio.run(bench, backend_options={"use_uvloop": True})
-    except ImportError:
-        anyio.run(bench)
+    run_loop(bench)
 
 
 if __name__ == "__main__":
