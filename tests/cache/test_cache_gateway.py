@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 from _cache_helpers import Server
+from _gateway_helpers import server_factory
 from llm_router import Router
 from llm_router.gateway import create_app
 from llm_router_test_plugin import plugin as tp
@@ -34,18 +35,7 @@ cache: {{exact: true%s}}
 
 @pytest.fixture
 def make_server(tmp_path: Path, write_policy: Callable[..., Path]) -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
-
-    def make(extra: str = "") -> Server:
-        router = Router(write_policy(POLICY % extra, f"p{len(servers)}.yaml"))
-        server = Server(create_app(router, ledger_path=tmp_path / f"ledger{len(servers)}.sqlite3")).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for s in servers:
-        if s.thread.is_alive():
-            s.stop()
+    yield from server_factory(tmp_path, lambda extra, i: write_policy(POLICY % extra, f"p{i}.yaml"), Server)
 
 
 def _client(server: Server, key: str = ALICE) -> openai.OpenAI:

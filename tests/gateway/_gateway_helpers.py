@@ -6,7 +6,8 @@ import socket
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -73,3 +74,25 @@ class Server:
 
     def ledger(self) -> list[dict[str, Any]]:
         return list(rows(self.gateway.ledger.path))
+
+
+def server_factory(
+    tmp_path: Path, policy_for: Callable[[str, int], Path], server_cls: type[Server] = Server
+) -> Iterator[Callable[..., Server]]:
+    """A fixture body (``yield from``): ``make(extra)`` starts a gateway on the policy ``policy_for(extra, i)``
+    (``i`` counts the servers made), each with its own ledger in ``tmp_path``; all are stopped afterwards."""
+    from llm_router import Router
+    from llm_router.gateway import create_app
+
+    servers: list[Server] = []
+
+    def make(extra: str = "") -> Server:
+        router = Router(policy_for(extra, len(servers)))
+        server = server_cls(create_app(router, ledger_path=tmp_path / f"ledger{len(servers)}.sqlite3")).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for s in servers:
+        if s.thread.is_alive():
+            s.stop()

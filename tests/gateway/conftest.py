@@ -12,9 +12,7 @@ pytest.importorskip("starlette", reason="the gateway extra is not installed (pip
 pytest.importorskip("openai")
 pytest.importorskip("llm_router_test_plugin")
 
-from _gateway_helpers import ALICE, Server, policy_text
-from llm_router import Router
-from llm_router.gateway import create_app
+from _gateway_helpers import ALICE, Server, policy_text, server_factory
 from llm_router_test_plugin import plugin as tp
 
 
@@ -29,18 +27,7 @@ def _reset_test_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def make_server(tmp_path: Path, write_policy: Callable[[str], Path]) -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
-
-    def make(extra: str = "") -> Server:
-        router = Router(write_policy(policy_text(extra)))
-        server = Server(create_app(router, ledger_path=tmp_path / f"ledger{len(servers)}.sqlite3")).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for s in servers:
-        if s.thread.is_alive():
-            s.stop()
+    yield from server_factory(tmp_path, lambda extra, _: write_policy(policy_text(extra)))
 
 
 @pytest.fixture
