@@ -17,7 +17,7 @@ import anyio
 import httpx
 import pytest
 import yaml
-from _gateway_helpers import ALICE, CAROL, Server
+from _gateway_helpers import ALICE, CAROL, Server, server_factory
 from llm_router import Router
 from llm_router.gateway import create_app
 from llm_router_test_plugin import plugin as tp
@@ -46,16 +46,15 @@ def unicode_server(
     """The gateway in front of the fake OpenAI upstream, with a model id and a task name outside latin-1."""
     monkeypatch.setenv("UPSTREAM_KEY", UPSTREAM_KEY)
     upstream.reset()
-    servers: list[Server] = []
 
-    def make(http_client: str = "aiohttp") -> Server:
+    def policy_for(http_client: str, i: int) -> Path:
         policy = {
             "providers": {
                 "up": {
                     "type": "openai_compatible",
                     "base_url": upstream.base_url,
                     "api_key_env": "UPSTREAM_KEY",
-                    "http_client": http_client,
+                    "http_client": http_client or "aiohttp",
                     "models": [
                         {"model": MODEL, "context_window": 32768, "price": {"input_per_mtok": 1, "output_per_mtok": 2}}
                     ],
@@ -64,16 +63,11 @@ def unicode_server(
             "taxonomy": {"replace": True, "default_task": TASK, "tasks": {TASK: {"keywords": ["summary"]}}},
             "fallback": {"retries": 0, "timeout_s": 10},
         }
-        path = tmp_path / f"policy{len(servers)}.yaml"
+        path = tmp_path / f"policy{i}.yaml"
         path.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
-        server = Server(create_app(Router(path), ledger_path=tmp_path / f"usage{len(servers)}.sqlite3")).start()
-        servers.append(server)
-        return server
+        return path
 
-    yield make
-    for s in servers:
-        if s.thread.is_alive():
-            s.stop()
+    yield from server_factory(tmp_path, policy_for)  # make(http_client): "" (its default) is aiohttp
 
 
 # ------------------------------------------------------------------------------------------------
