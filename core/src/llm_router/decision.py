@@ -131,6 +131,7 @@ class DecisionEngine:
         self.experiments = experiments if experiments else None
         self.catalogue_facts = facts_of(list(catalogue))
         self.sync_cascade = all(not s.classifier.is_async for s in self.stages)
+        self._weights_memo: tuple[Preferences, dict[str, float]] | None = None
 
     # ----------------------------------------------------------------------------------------------
     # classification
@@ -313,9 +314,12 @@ class DecisionEngine:
             candidates = kept
         return candidates, rejected
 
-    def _score(
-        self, candidates: list[Candidate], ctx: RoutingContext, prefs: Preferences, skipped: list[SkippedComponent]
-    ) -> _Scores:
+    def _weights(self, prefs: Preferences) -> dict[str, float]:
+        """``prefs``' weights checked against the scorers and normalised (a copy). The last preferences' weights
+        are kept: most requests score with the same (frozen) preferences object, the policy's own."""
+        memo = self._weights_memo
+        if memo is not None and memo[0] is prefs:
+            return dict(memo[1])
         known = {name for name, _ in self.scorers}
         for key in prefs.weights:
             if key not in known:
@@ -327,6 +331,13 @@ class DecisionEngine:
             weights = prefs.normalised()
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        self._weights_memo = (prefs, weights)  # holds ``prefs``, so its identity is not reused while kept
+        return dict(weights)
+
+    def _score(
+        self, candidates: list[Candidate], ctx: RoutingContext, prefs: Preferences, skipped: list[SkippedComponent]
+    ) -> _Scores:
+        weights = self._weights(prefs)
         columns: list[tuple[str, float, Sequence[float]]] = []
         for name, scorer in self.scorers:
             weight = weights.get(name, 0.0)
