@@ -42,6 +42,7 @@ from .types import (
 __all__ = ["CompiledRoute", "DecisionEngine", "ModelFacts", "Stage", "facts_of", "rank_order", "weighted_totals"]
 
 log = logging.getLogger("llm_router")
+_WEIGHTS_MEMO_SIZE = 256
 
 
 class ModelFacts(NamedTuple):
@@ -131,7 +132,7 @@ class DecisionEngine:
         self.experiments = experiments if experiments else None
         self.catalogue_facts = facts_of(list(catalogue))
         self.sync_cascade = all(not s.classifier.is_async for s in self.stages)
-        self._weights_memo: tuple[Preferences, dict[str, float]] | None = None
+        self._weights_memo: dict[tuple[tuple[str, float], ...], dict[str, float]] = {}
 
     # ----------------------------------------------------------------------------------------------
     # classification
@@ -315,11 +316,12 @@ class DecisionEngine:
         return candidates, rejected
 
     def _weights(self, prefs: Preferences) -> dict[str, float]:
-        """``prefs``' weights checked against the scorers and normalised (a copy). The last preferences' weights
-        are kept: most requests score with the same (frozen) preferences object, the policy's own."""
-        memo = self._weights_memo
-        if memo is not None and memo[0] is prefs:
-            return dict(memo[1])
+        """``prefs``' weights checked against the scorers and normalised (a copy). Kept by the weights they come
+        from (a few hundred sets at most): most requests score with the policy's or a route's weights."""
+        key = tuple(prefs.weights.items())
+        known_weights = self._weights_memo.get(key)
+        if known_weights is not None:
+            return dict(known_weights)
         known = {name for name, _ in self.scorers}
         for key in prefs.weights:
             if key not in known:
@@ -331,7 +333,9 @@ class DecisionEngine:
             weights = prefs.normalised()
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        self._weights_memo = (prefs, weights)  # holds ``prefs``, so its identity is not reused while kept
+        if len(self._weights_memo) >= _WEIGHTS_MEMO_SIZE:
+            self._weights_memo.clear()
+        self._weights_memo[key] = weights
         return dict(weights)
 
     def _score(
