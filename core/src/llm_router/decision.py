@@ -318,8 +318,8 @@ class DecisionEngine:
     def _weights(self, prefs: Preferences) -> dict[str, float]:
         """``prefs``' weights checked against the scorers and normalised (a copy). Kept by the weights they come
         from (a few hundred sets at most): most requests score with the policy's or a route's weights."""
-        key = tuple(prefs.weights.items())
-        known_weights = self._weights_memo.get(key)
+        memo_key = tuple(prefs.weights.items())
+        known_weights = self._weights_memo.get(memo_key)
         if known_weights is not None:
             return dict(known_weights)
         known = {name for name, _ in self.scorers}
@@ -335,7 +335,7 @@ class DecisionEngine:
             raise ConfigurationError(str(exc)) from None
         if len(self._weights_memo) >= _WEIGHTS_MEMO_SIZE:
             self._weights_memo.clear()
-        self._weights_memo[key] = weights
+        self._weights_memo[memo_key] = weights
         return dict(weights)
 
     def _score(
