@@ -42,6 +42,7 @@ from .types import (
 __all__ = ["CompiledRoute", "DecisionEngine", "ModelFacts", "Stage", "facts_of", "rank_order", "weighted_totals"]
 
 log = logging.getLogger("llm_router")
+_WEIGHTS_MEMO_SIZE = 256
 
 
 class ModelFacts(NamedTuple):
@@ -131,6 +132,7 @@ class DecisionEngine:
         self.experiments = experiments if experiments else None
         self.catalogue_facts = facts_of(list(catalogue))
         self.sync_cascade = all(not s.classifier.is_async for s in self.stages)
+        self._weights_memo: dict[tuple[tuple[str, float], ...], dict[str, float]] = {}
 
     # ----------------------------------------------------------------------------------------------
     # classification
@@ -313,9 +315,13 @@ class DecisionEngine:
             candidates = kept
         return candidates, rejected
 
-    def _score(
-        self, candidates: list[Candidate], ctx: RoutingContext, prefs: Preferences, skipped: list[SkippedComponent]
-    ) -> _Scores:
+    def _weights(self, prefs: Preferences) -> dict[str, float]:
+        """``prefs``' weights checked against the scorers and normalised (a copy). Kept by the weights they come
+        from (a few hundred sets at most): most requests score with the policy's or a route's weights."""
+        memo_key = tuple(prefs.weights.items())
+        known_weights = self._weights_memo.get(memo_key)
+        if known_weights is not None:
+            return dict(known_weights)
         known = {name for name, _ in self.scorers}
         for key in prefs.weights:
             if key not in known:
@@ -327,6 +333,15 @@ class DecisionEngine:
             weights = prefs.normalised()
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        if len(self._weights_memo) >= _WEIGHTS_MEMO_SIZE:
+            self._weights_memo.clear()
+        self._weights_memo[memo_key] = weights
+        return dict(weights)
+
+    def _score(
+        self, candidates: list[Candidate], ctx: RoutingContext, prefs: Preferences, skipped: list[SkippedComponent]
+    ) -> _Scores:
+        weights = self._weights(prefs)
         columns: list[tuple[str, float, Sequence[float]]] = []
         for name, scorer in self.scorers:
             weight = weights.get(name, 0.0)
