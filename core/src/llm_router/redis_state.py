@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .deployments import FleetWindow
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .gateway.limits import MemoryBook
     from .policy import GatewayKey, StatePolicy
 
-__all__ = ["RedisBook", "RedisState"]
+__all__ = ["PluginLink", "RedisBook", "RedisState"]
 
 log = logging.getLogger("llm_router.state")
 
@@ -331,6 +331,48 @@ class _Link:
                 self.down(exc)
 
 
+class PluginLink:
+    """A plugin's handle on the state's Redis (:meth:`RedisState.plugin_link`), for components that keep
+    fleet-wide state of their own (the online learner): keys under ``<prefix>:plugin:<name>:``, Lua scripts,
+    writes queued in order and pipelined in the background (kept while Redis is away, sent when it is back),
+    a call that waits for its answer (off the decision path), and a callback run after every refresh of the
+    state's snapshot (each ``state.refresh_ms``)."""
+
+    def __init__(self, link: _Link, name: str, refreshers: list[Callable[[], Awaitable[None]]]) -> None:
+        self._link, self.name, self._refreshers = link, name, refreshers
+
+    @property
+    def up(self) -> bool:
+        """Whether Redis answered at the last check."""
+        return self._link.up
+
+    @property
+    def redis(self) -> Any:
+        """The asyncio Redis client (``decode_responses=True``: strings in, strings out)."""
+        return self._link.redis
+
+    def key(self, *parts: str) -> str:
+        return self._link.key("plugin", self.name, *parts)
+
+    def script(self, lua: str) -> Any:
+        """A registered Lua script, for :meth:`queue` and :meth:`call`."""
+        return self._link.redis.register_script(lua)
+
+    def queue(self, script: Any, keys: list[str], args: list[Any]) -> None:
+        """Run ``script`` in the background, in order with every other queued write (never blocks)."""
+        self._link.queue(script, keys, args)
+
+    async def call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script`` now (after the writes queued so far) and return its answer."""
+        if self._link.pending:
+            await self._link.flush()
+        return await script(keys=keys, args=args)
+
+    def on_refresh(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after each refresh (while Redis is up); an exception there is logged, not raised."""
+        self._refreshers.append(callback)
+
+
 class RedisState:
     """:class:`~llm_router.state.StateStore` shared on Redis, read from a local snapshot."""
 
@@ -346,6 +388,11 @@ class RedisState:
         self._window_read: Any = self.link.redis.register_script(_WINDOW_READ)
         self._watched: list[str] = []
         self._fleet: dict[str, FleetWindow] = {}
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
+
+    def plugin_link(self, name: str) -> PluginLink:
+        """A handle on this state's Redis for the component ``name`` (see :class:`PluginLink`)."""
+        return PluginLink(self.link, name, self._refreshers)
 
     @property
     def up(self) -> bool:
@@ -466,6 +513,11 @@ class RedisState:
             latency[model_id] = LiveLatency(float(a) if a else None, int(b), float(c) if c else None, int(d))
         self.local.replace(circuits, latency)
         await self._refresh_windows()
+        for callback in self._refreshers:
+            try:
+                await callback()
+            except Exception as exc:  # a plugin's failure is not the state's
+                log.warning("state: a plugin's refresh failed: %s: %s", type(exc).__name__, exc)
 
 
 class RedisBook:
