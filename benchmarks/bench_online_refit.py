@@ -51,9 +51,9 @@ def main() -> None:
         train(train_rows, method="stack").save(path)
         sweep = Sweep.build(test, models, path, prices, None, None)
         sweep.probe()
-        return float(report(test, models, prices, measure(sweep, sweep.points(41), strong), None, strong, weak)[
-            "router"
-        ][key])
+        return float(
+            report(test, models, prices, measure(sweep, sweep.points(41), strong), None, strong, weak)["router"][key]
+        )
 
     logged = [
         {"prompt": r["prompt"], "task": r.get("task", ""), "scores": {models[j]: rating}}
