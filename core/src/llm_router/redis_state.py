@@ -148,6 +148,11 @@ _WINDOW_ADD = """
 local sec = ARGV[1]
 if tonumber(ARGV[2]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'r:' .. sec, ARGV[2]) end
 if tonumber(ARGV[3]) ~= 0 then redis.call('HINCRBY', KEYS[1], 't:' .. sec, ARGV[3]) end
+if tonumber(ARGV[4] or '0') ~= 0 then redis.call('HINCRBY', KEYS[1], 'e:' .. sec, ARGV[4]) end
+if ARGV[5] and ARGV[5] ~= '' then
+  redis.call('HINCRBYFLOAT', KEYS[1], 'l:' .. sec, ARGV[5])
+  redis.call('HINCRBY', KEYS[1], 'n:' .. sec, 1)
+end
 redis.call('PEXPIRE', KEYS[1], 61000)
 return 1
 """
@@ -162,15 +167,14 @@ return 1
 
 _WINDOW_READ = """
 local sec = tonumber(ARGV[1])
-local reqs, toks = 0, 0
+local sums = {r = 0, t = 0, e = 0, l = 0, n = 0}
 local w = redis.call('HGETALL', KEYS[1])
 for i = 1, #w, 2 do
   local kind, s = string.match(w[i], '(%a):(%d+)')
   if tonumber(s) <= sec - 60 then redis.call('HDEL', KEYS[1], w[i])
-  elseif kind == 'r' then reqs = reqs + tonumber(w[i + 1])
-  else toks = toks + tonumber(w[i + 1]) end
+  else sums[kind] = sums[kind] + tonumber(w[i + 1]) end
 end
-return {reqs, toks, redis.call('GET', KEYS[2]) or '0'}
+return {sums.r, sums.t, redis.call('GET', KEYS[2]) or '0', sums.e, tostring(sums.l), sums.n}
 """
 
 
@@ -186,6 +190,10 @@ def _client(url: str) -> Redis:
 
     client: Redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
     return client
+
+
+def _mean(total: str | bytes, samples: int) -> float | None:
+    return float(total) / int(samples) if int(samples) else None
 
 
 def _nano(usd: float) -> int:
@@ -381,9 +389,12 @@ class RedisState:
     def fleet_window(self, key: str) -> FleetWindow | None:
         return self._fleet.get(key) if self.link.up else None
 
-    def add_to_window(self, key: str, requests: int, tokens: int) -> None:
+    def add_to_window(
+        self, key: str, requests: int, tokens: int, ended: int = 0, latency_ms: float | None = None
+    ) -> None:
         if self._started:
-            self.link.queue(self._window_add, self._window_keys(key)[:1], [int(time.time()), requests, tokens])
+            args = [int(time.time()), requests, tokens, ended, "" if latency_ms is None else latency_ms]
+            self.link.queue(self._window_add, self._window_keys(key)[:1], args)
 
     def cool_deployment(self, key: str, until: float) -> None:
         if self._started:
@@ -399,8 +410,8 @@ class RedisState:
                 await self._window_read(keys=self._window_keys(key), args=[sec], client=pipe)
             values = await pipe.execute()
         self._fleet = {
-            key: FleetWindow(int(r), int(t), int(cool) / 1000, read_at)
-            for key, (r, t, cool) in zip(self._watched, values, strict=True)
+            key: FleetWindow(int(r), int(t), int(cool) / 1000, read_at, max(0, int(r) - int(e)), _mean(lat, n))
+            for key, (r, t, cool, e, lat, n) in zip(self._watched, values, strict=True)
         }
 
     def record_failure(self, model_id: str, kind: str) -> None:
