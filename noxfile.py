@@ -286,11 +286,14 @@ def bench_gateway(session: nox.Session) -> None:
 def bench_cache(session: nox.Session) -> None:
     """The response cache's and tracing's costs (benchmarks/bench_cache.py, bench_cache_tracing_cpu.py): semantic
     lookup p50/p99 among 100,000 entries, and the gateway's CPU per request with the cache on but missing and with
-    tracing on, side by side with both off in one process."""
-    session.install(CORE_ALL)
+    tracing on, side by side with both off in one process, then tracing's cost in served gateways (OTLP export
+    included)."""
+    session.install(CORE_ALL, "./plugins/llm-router-provider-openai")
     session.run("python", "benchmarks/bench_cache.py")
     session.run("python", "benchmarks/bench_cache_tracing_cpu.py", *session.posargs)
     session.run("python", "benchmarks/bench_span_floor.py")
+    # the served gateway's CPU per request, tracing off vs on, the OTLP export included (needs wrk and taskset)
+    session.run("python", "benchmarks/bench_tracing_served.py")
 
 
 @nox.session(default=False, venv_backend="none")

@@ -1,6 +1,8 @@
 """The OpenTelemetry SDK's own cost per span, the floor under any tracing of a request: an empty span, a span
 with 10 attributes set in one call, and a span event, with the SDK set up as the router's default (a
-BatchSpanProcessor) and an exporter that drops the spans (the export's network cost is not the gateway's).
+BatchSpanProcessor) and an exporter that drops the spans (the export's network cost is not the gateway's); then
+what the OTLP exporter spends turning finished spans into its protobuf payload (that work runs in the gateway's
+process, in the processor's thread), per span.
 
     python benchmarks/bench_span_floor.py [--spans 20000] [--rounds 5]
 
@@ -66,6 +68,33 @@ def main() -> None:
     print(f"span + 10 attributes:      {per_item_us(with_attributes, args.spans, args.rounds):6.1f} µs")
     print(f"span event (1 attribute):  {per_item_us(event, min(args.spans, 5000), args.rounds):6.1f} µs")
     root.end()
+    provider.shutdown()
+    encoding(args.spans, args.rounds, attrs)
+
+
+def encoding(n: int, rounds: int, attrs: dict[str, float]) -> None:
+    """The OTLP exporter's encoding (``encode_spans`` + serialisation) per span, empty and with 10 attributes."""
+    try:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    except ImportError:
+        print("OTLP encoding: skipped (opentelemetry-exporter-otlp-proto-common not installed)")
+        return
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    kept = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(kept))
+    tracer = provider.get_tracer("bench")
+    batch = 512  # the BatchSpanProcessor's default export batch
+    for i in range(batch):
+        tracer.start_span("s", attributes=attrs if i % 2 else None).end()
+    spans = kept.get_finished_spans()
+    plain, rich = [s for s in spans if not s.attributes], [s for s in spans if s.attributes]
+    for label, group in (("empty span", plain), ("span + 10 attributes", rich)):
+        per_batch = per_item_us(lambda g=group: encode_spans(g).SerializeToString(), max(1, n // 2000), rounds)
+        print(f"OTLP encoding, {label + ':':22s}{per_batch / len(group):6.1f} µs")
     provider.shutdown()
 
 

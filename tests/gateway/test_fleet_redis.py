@@ -193,6 +193,7 @@ def deployed(redis_url: str) -> str:
     """eu/small on two deployments, eu with rpm 3; circuits open after 2 failures; state on Redis."""
     return deployed_policy(eu=", rpm: 3", fallback=", circuit_failures: 2", extra=state_block(redis_url))
 
+
 EU, US = "eu/small@eu/small", "eu/small@us/small"
 
 
@@ -268,3 +269,49 @@ def test_deployments_keep_serving_on_local_windows_while_redis_is_away(
         assert [ask(a) for _ in range(3)] == ["eu", "us", "us"]  # its own three calls of eu's rpm 3, then us
     finally:
         stop([a])
+
+
+def test_least_busy_and_latency_strategies_see_the_whole_fleet(redis: RedisServer) -> None:
+    """Two routers' pools on one Redis: calls in flight on one instance make the other pick the idle deployment
+    (least-busy), and latencies measured by one rank the deployments for the other (latency)."""
+    from llm_router.deployments import DeploymentPool
+    from llm_router.policy import ModelDeployments
+
+    def spec(strategy: str) -> ModelDeployments:
+        return ModelDeployments.model_validate(
+            {"strategy": strategy, "targets": [{"provider": "eu"}, {"provider": "us"}]}
+        )
+
+    async def scenario() -> None:
+        cfg = StatePolicy(backend="redis", url=redis.url, refresh_ms=20)
+        a, b = RedisState(cfg), RedisState(cfg)
+        await a.start()
+        await b.start()
+        try:
+            busy_a = DeploymentPool("m/x", spec("least-busy"), "x", state=a)
+            busy_b = DeploymentPool("m/x", spec("least-busy"), "x", state=b)
+            held = [busy_a.pick()[0] for _ in range(3)]  # a: eu, us, eu in flight (least-busy alternates)
+            assert [d.provider for d in held if d] == ["eu", "us", "eu"]
+            await until(lambda: (w := b.fleet_window("m/x@eu/x")) is not None and w.in_flight == 2, "b sees 2")
+            chosen, passed = busy_b.pick()
+            assert chosen is not None and chosen.provider == "us"  # b has nothing in flight itself
+            assert passed == ("eu/x: 2 calls in flight (chosen: 1)",)
+            for dep in held:
+                assert dep is not None
+                busy_a.done(dep, latency_ms=5.0, tokens=10, retry_after_s=None, limited=False)
+            await until(lambda: (w := b.fleet_window("m/x@eu/x")) is not None and w.in_flight == 0, "ends")
+
+            fast_a = DeploymentPool("m/y", spec("latency"), "y", state=a)
+            fast_b = DeploymentPool("m/y", spec("latency"), "y", state=b)
+            for provider, ms in (("eu", 400.0), ("us", 20.0), ("eu", 600.0)):
+                dep = next(d for d in fast_a.deployments if d.provider == provider)
+                fast_a.done(dep, latency_ms=ms, tokens=0, retry_after_s=None, limited=False)
+            await until(lambda: (w := b.fleet_window("m/y@eu/y")) is not None and w.latency_ms == 500.0, "latency")
+            chosen, passed = fast_b.pick()
+            assert chosen is not None and chosen.provider == "us"  # measured by a: b never called either
+            assert passed == ("eu/y: latency 500 ms",)
+        finally:
+            await a.close()
+            await b.close()
+
+    asyncio.run(scenario())

@@ -73,6 +73,20 @@ def test_split_by_key_and_variant_routes() -> None:
             assert [c.id for c in d.ranking] == ["a/small"] and d.route == "variant routes[0]"
 
 
+def test_a_variant_can_replace_the_classifier_cascade() -> None:
+    router = Router(policy(control={}, kernel_first={"classify": ["kernel", "rules"]}))
+    by_variant: dict[str, Any] = {}
+    for user in range(40):
+        d = router.route("What is the kernel of this linear map?", metadata={"user": f"u{user}"})
+        by_variant.setdefault(d.variant, d)
+        again = router.route("What is the kernel of this linear map?", metadata={"user": f"u{user}"})
+        assert again.classification.method == d.classification.method  # the variant's cascade, every time
+    control, kernel = by_variant["thrift=control"], by_variant["thrift=kernel_first"]
+    assert kernel.classification.method == "kernel" and kernel.classification.task == "code"
+    assert control.classification.method == "rules" and control.classification.task != "code"
+    assert [s.name for s in router.stages] == ["rules"]  # the policy's own cascade is unchanged
+
+
 @pytest.mark.parametrize(
     ("variants", "message"),
     [
@@ -80,6 +94,8 @@ def test_split_by_key_and_variant_routes() -> None:
         ({"a": {}, "b": {"preferences": {"speed": 1}}}, "experiments[0].variants.b.preferences.speed: no scorer"),
         ({"a": {}, "b": {"routes": [{"models": ["a/nope"]}]}}, "unknown model 'a/nope'"),
         ({"a": {}, "b": {"share": 0}}, "share"),
+        ({"a": {}, "b": {"classify": ["rulez"]}}, "did you mean 'rules'"),
+        ({"a": {}, "b": {"classify": []}}, "experiments[0].variants.b.classify: at least one classifier is needed"),
     ],
 )
 def test_bad_experiments_are_policy_errors(variants: dict[str, Any], message: str) -> None:

@@ -62,6 +62,19 @@ def test_request_preferences_override_policy_name_by_name(router: Router) -> Non
     assert best.ranking[0].breakdown["quality"] == 1.0
 
 
+def test_weights_are_worked_out_afresh_for_each_request_that_changes_them(router: Router) -> None:
+    """The engine keeps the last preferences' normalised weights: a decision's weights are its own copy, and a
+    request with other (or bad) preferences between two plain ones changes only its own decision."""
+    prompt = "Write a Python function to sort a list"
+    first = router.route(prompt)
+    first.weights["quality"] = 99.0  # the caller's copy; the next decision is not affected
+    assert router.route(prompt).weights == pytest.approx({"quality": 0.75, "cost": 0.2, "latency": 0.05})
+    assert router.route(prompt, preferences={"cost": 1, "quality": 0, "latency": 0}).weights == {"cost": 1.0}
+    with pytest.raises(ConfigurationError, match="no scorer of that name"):
+        router.route(prompt, preferences={"vibes": 1})
+    assert router.route(prompt).weights == pytest.approx({"quality": 0.75, "cost": 0.2, "latency": 0.05})
+
+
 def test_weights_must_not_all_be_zero(router: Router) -> None:
     with pytest.raises(ConfigurationError, match="at least one weight"):
         router.route("hi", preferences={"cost": 0, "quality": 0, "latency": 0})

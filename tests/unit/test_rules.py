@@ -57,3 +57,20 @@ def test_stages_are_recorded(router: Router) -> None:
     assert len(c.stages) == 1
     stage = c.stages[0]
     assert stage.classifier == "rules" and stage.accepted and stage.time_ms >= 0
+
+
+def test_top_two_is_the_head_of_the_full_ranking() -> None:
+    """The classifier picks its winner and runner-up without sorting every task: the same answer as the head of
+    the sorted ranking (highest score, ties to the smaller task name), ties and single tasks included."""
+    import random
+
+    from llm_router.builtin.classifiers import _top_two
+
+    rng = random.Random(7)
+    tasks = ["chat", "code", "math", "open_qa", "summarization", "translation", "b", "a"]
+    for _ in range(2000):
+        names = rng.sample(tasks, rng.randint(1, 8))
+        scores = {n: rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, 3.5]) for n in names}
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        expected = (ranked[0][0], ranked[0][1], ranked[1][1] if len(ranked) > 1 else 0.0)
+        assert _top_two(scores) == expected, scores

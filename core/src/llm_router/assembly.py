@@ -72,6 +72,7 @@ class Assembly:
         self._build_providers()
         self.catalogue = self._build_catalogue()
         self.stages = self._build_stages()
+        self.variant_stages = self._build_variant_stages()
         self.constraints: list[tuple[str, Constraint]] = self._build_list("constrain", "constraint")
         self.scorers: list[tuple[str, Scorer]] = self._build_list("score", "scorer")
         self.postprocessors: list[tuple[str, PostProcessor]] = self._build_list("postprocess", "postprocessor")
@@ -139,29 +140,51 @@ class Assembly:
         return [rules, ComponentSpec(name=chosen.name)]
 
     def _build_stages(self) -> list[Stage]:
-        out = []
         specs = self._classify_specs()
+        out = self._stages_from(specs, ("classify",), default_learner=specs is not self.policy.classify)
+        if not self.policy.classify:
+            self.issues.append(self.source.issue(("classify",), "at least one classifier is needed"))
+        return out
+
+    def _build_variant_stages(self) -> dict[tuple[str, str], list[Stage]]:
+        """The cascades of the experiments' variants that replace the policy's (``variants.<name>.classify``)."""
+        out: dict[tuple[str, str], list[Stage]] = {}
+        for e, exp in enumerate(self.policy.experiments):
+            for name, variant in exp.variants.items():
+                if variant.classify is None:
+                    continue
+                path = ("experiments", e, "variants", name, "classify")
+                if not variant.classify:
+                    self.issues.append(self.source.issue(path, "at least one classifier is needed"))
+                    continue
+                out[exp.name, name] = self._stages_from(variant.classify, path, default_learner=False)
+        return out
+
+    def _stages_from(
+        self, specs: list[ComponentSpec], path: tuple[str | int, ...], *, default_learner: bool
+    ) -> list[Stage]:
+        """The stages of a ``classify:`` list at ``path`` (``default_learner``: the list is the default one, whose
+        learner's failure is only a warning)."""
+        out = []
         for i, spec in enumerate(specs):
             params = dict(spec.params)
             threshold = params.pop("threshold", 0.0)
             if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
                 self.issues.append(
                     self.source.issue(
-                        ("classify", i, spec.name, "threshold"),
+                        (*path, i, spec.name, "threshold"),
                         f"threshold must be a number in [0, 1] (got {threshold!r})",
                     )
                 )
                 continue
             before = len(self.issues)
-            classifier = self._instantiate("classifier", spec, ("classify", i), params)
+            classifier = self._instantiate("classifier", spec, (*path, i), params)
             if classifier is not None:
                 out.append(Stage(spec.name, classifier, float(threshold)))
-            elif specs is not self.policy.classify and i > 0:
+            elif default_learner and i > 0:
                 # the default learner the policy did not ask for: its failure is a warning, rules still decide
                 self.warnings.extend(f"classify: default stage off: {issue.message}" for issue in self.issues[before:])
                 del self.issues[before:]
-        if not self.policy.classify:
-            self.issues.append(self.source.issue(("classify",), "at least one classifier is needed"))
         return out
 
     def _build_list(self, section: str, kind: str) -> list[tuple[str, Any]]:

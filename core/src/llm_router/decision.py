@@ -17,7 +17,7 @@ from typing import NamedTuple
 from .catalogue import Catalogue
 from .components import Candidate, Classifier, Constraint, Prediction, RoutingContext, Scorer
 from .errors import ConfigurationError, NoCandidatesError
-from .experiments import Experiments
+from .experiments import Assignment, Experiments
 from .ids import new_request_id
 from .pacing import PaceBook
 from .policy import Policy, RouteRule
@@ -42,6 +42,7 @@ from .types import (
 __all__ = ["CompiledRoute", "DecisionEngine", "ModelFacts", "Stage", "facts_of", "rank_order", "weighted_totals"]
 
 log = logging.getLogger("llm_router")
+_WEIGHTS_MEMO_SIZE = 256
 
 
 class ModelFacts(NamedTuple):
@@ -130,15 +131,23 @@ class DecisionEngine:
         self.pacing = pacing if any(name == "cost" for name, _ in scorers) else None
         self.experiments = experiments if experiments else None
         self.catalogue_facts = facts_of(list(catalogue))
-        self.sync_cascade = all(not s.classifier.is_async for s in self.stages)
+        every_stage = [*self.stages, *(self.experiments.all_stages() if self.experiments is not None else ())]
+        self.sync_cascade = all(not s.classifier.is_async for s in every_stage)
+        self._weights_memo: dict[tuple[tuple[str, float], ...], dict[str, float]] = {}
 
     # ----------------------------------------------------------------------------------------------
     # classification
 
-    def classify(self, request: RouteRequest) -> Classification:
-        """Run the cascade (every stage synchronous) until a stage clears its threshold."""
+    def assign(self, request: RouteRequest) -> Assignment | None:
+        """The request's experiment variants (``None``: the policy has no experiments); made once per decision
+        and given to :meth:`classify` and :meth:`decide`."""
+        return self.experiments.assign(request) if self.experiments is not None else None
+
+    def classify(self, request: RouteRequest, assigned: Assignment | None = None) -> Classification:
+        """Run the cascade (every stage synchronous) until a stage clears its threshold; the variant's cascade
+        when ``assigned`` replaces the policy's."""
         cascade = _Cascade(self.taxonomy)
-        for stage in self.stages:
+        for stage in self.stages if assigned is None or assigned.stages is None else assigned.stages:
             t0, error, pred = time.perf_counter(), None, None
             try:
                 pred = stage.classifier.classify(request)
@@ -148,10 +157,10 @@ class DecisionEngine:
                 break
         return cascade.classification()
 
-    async def aclassify(self, request: RouteRequest) -> Classification:
+    async def aclassify(self, request: RouteRequest, assigned: Assignment | None = None) -> Classification:
         """The cascade, awaiting async stages (an LLM classifier)."""
         cascade = _Cascade(self.taxonomy)
-        for stage in self.stages:
+        for stage in self.stages if assigned is None or assigned.stages is None else assigned.stages:
             t0, error, pred = time.perf_counter(), None, None
             try:
                 if stage.classifier.is_async:
@@ -175,14 +184,16 @@ class DecisionEngine:
         *,
         executing: bool,
         marks: list[float] | None = None,
+        assigned: Assignment | None = None,
     ) -> RoutingDecision:
         """Rank the candidates for ``request``; raise :class:`NoCandidatesError` when none survives.
 
         :param marks: when given, ``perf_counter`` times are appended to it: decide start, constrained, scored
-            (the tracing spans of the phases)."""
+            (the tracing spans of the phases).
+        :param assigned: the request's variants from :meth:`assign` (default: assigned here)."""
         if marks is not None:
             marks.append(time.perf_counter())
-        scope = self._scope(request, classification)
+        scope = self._scope(request, classification, assigned)
         input_tokens = count_message_tokens(request.messages)
         expected_output = request.max_tokens or self.taxonomy.expected_output_tokens(classification.task)
         if request.max_tokens is None and request.default_max_tokens is not None:
@@ -228,8 +239,9 @@ class DecisionEngine:
             cache=None,
         )
 
-    def _scope(self, request: RouteRequest, classification: Classification) -> _Scope:
-        assigned = self.experiments.assign(request) if self.experiments is not None else None
+    def _scope(self, request: RouteRequest, classification: Classification, assigned: Assignment | None) -> _Scope:
+        if assigned is None:
+            assigned = self.assign(request)
         route = self._select_route(request, classification, assigned.routes if assigned else None)
         prefs, constraints = self.policy.preferences, self.policy.constraints
         if route is None:
@@ -313,9 +325,13 @@ class DecisionEngine:
             candidates = kept
         return candidates, rejected
 
-    def _score(
-        self, candidates: list[Candidate], ctx: RoutingContext, prefs: Preferences, skipped: list[SkippedComponent]
-    ) -> _Scores:
+    def _weights(self, prefs: Preferences) -> dict[str, float]:
+        """``prefs``' weights checked against the scorers and normalised (a copy). Kept by the weights they come
+        from (a few hundred sets at most): most requests score with the policy's or a route's weights."""
+        memo_key = tuple(prefs.weights.items())
+        known_weights = self._weights_memo.get(memo_key)
+        if known_weights is not None:
+            return dict(known_weights)
         known = {name for name, _ in self.scorers}
         for key in prefs.weights:
             if key not in known:
@@ -327,6 +343,15 @@ class DecisionEngine:
             weights = prefs.normalised()
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        if len(self._weights_memo) >= _WEIGHTS_MEMO_SIZE:
+            self._weights_memo.clear()
+        self._weights_memo[memo_key] = weights
+        return dict(weights)
+
+    def _score(
+        self, candidates: list[Candidate], ctx: RoutingContext, prefs: Preferences, skipped: list[SkippedComponent]
+    ) -> _Scores:
+        weights = self._weights(prefs)
         columns: list[tuple[str, float, Sequence[float]]] = []
         for name, scorer in self.scorers:
             weight = weights.get(name, 0.0)

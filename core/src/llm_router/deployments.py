@@ -20,9 +20,12 @@ the decision's latency estimates) is open only when every deployment's circuit i
 deployment's (see :meth:`llm_router.state.MemoryState.set_deployments`).
 
 Windows and cooldowns are kept in this process, and fleet-wide when the state store shares them
-(:class:`SharedWindows`, ``state: {backend: redis}``): each pick and each call's tokens are added to the
-deployment's window in Redis (pipelined, in the background) and a cooldown is set there; the pool reads the
-fleet's counts from the store's local snapshot, adding its own calls made since that snapshot was read. The
+(:class:`SharedWindows`, ``state: {backend: redis}``): each pick, each call's end (its tokens, and its latency
+when it succeeded) are added to the deployment's window in Redis (pipelined, in the background) and a cooldown
+is set there; the pool reads the fleet's counts from the store's local snapshot, adding its own calls made since
+that snapshot was read. So ``least-busy`` counts the fleet's calls in flight (started minus ended in the last
+60 s) and ``latency`` ranks by the fleet's mean latency over the last 60 s (this process's moving average when
+the snapshot has none). The
 hot path never waits on Redis, so the fleet's bound is eventual: instances may together exceed a limit by
 the calls the others started within one ``state.refresh_ms`` (see docs/reliability.md).
 """
@@ -56,6 +59,11 @@ class FleetWindow(NamedTuple):
     """Epoch seconds until which the deployment rests after a 429 (0: not cooling down)."""
     read_at: float
     """``time.monotonic()`` when the snapshot was read (this process's calls since then are not in it)."""
+    in_flight: int = 0
+    """Calls started and not yet ended in the last 60 s, by every instance (a call longer than the window
+    drops out of it)."""
+    latency_ms: float | None = None
+    """Mean latency of the calls that succeeded in the last 60 s, on every instance (``None``: none)."""
 
 
 @runtime_checkable
@@ -68,8 +76,11 @@ class SharedWindows(Protocol):
     def fleet_window(self, key: str) -> FleetWindow | None:
         """The fleet's window of deployment ``key`` as last read (``None``: not read, or the store is away)."""
 
-    def add_to_window(self, key: str, requests: int, tokens: int) -> None:
-        """Count a call started (``requests``) or the tokens of one that ended, fleet-wide (never blocks)."""
+    def add_to_window(
+        self, key: str, requests: int, tokens: int, ended: int = 0, latency_ms: float | None = None
+    ) -> None:
+        """Count a call started (``requests``), or one that ended (``ended``) with its tokens and, when it
+        succeeded, its latency, fleet-wide (never blocks)."""
 
     def cool_deployment(self, key: str, until: float) -> None:
         """Rest deployment ``key`` for the whole fleet until epoch ``until`` (never blocks)."""
@@ -91,7 +102,32 @@ class Deployment:
     latency_ms: float | None = None
     window: deque[tuple[float, int, int]] = field(default_factory=deque)
     """(monotonic time, calls started, tokens of a call that ended) of this process, the last 60 s."""
+    ended: deque[float] = field(default_factory=deque)
+    """Monotonic times of this process's calls that ended since the fleet snapshot was read."""
     fleet: FleetWindow | None = None
+
+    def busy(self) -> int:
+        """Calls in flight: the fleet's as last read plus this process's started and ended since (this process's
+        own when there is no shared snapshot)."""
+        fleet = self.fleet
+        if fleet is None:
+            return self.in_flight
+        while self.ended and self.ended[0] <= fleet.read_at:
+            self.ended.popleft()
+        started = 0
+        for t, calls, _ in reversed(self.window):  # newest first: stop at the snapshot
+            if t <= fleet.read_at:
+                break
+            started += calls
+        return max(self.in_flight, fleet.in_flight + started - len(self.ended))
+
+    def measured_ms(self) -> float | None:
+        """The latency the ``latency`` strategy ranks by: the fleet's mean over the last minute when a shared
+        snapshot has one, else this process's moving average."""
+        fleet = self.fleet
+        if fleet is not None and fleet.latency_ms is not None:
+            return fleet.latency_ms
+        return self.latency_ms
 
     @property
     def name(self) -> str:
@@ -208,9 +244,9 @@ class DeploymentPool:
     def _choose(self, ready: list[Deployment]) -> Deployment:
         strategy = self.strategy
         if strategy == "least-busy":
-            return min(ready, key=lambda d: d.in_flight)
+            return min(ready, key=Deployment.busy)
         if strategy == "latency":
-            return min(ready, key=lambda d: -1.0 if d.latency_ms is None else d.latency_ms)
+            return min(ready, key=lambda d: -1.0 if (ms := d.measured_ms()) is None else ms)
         if strategy == "usage":
             return min(ready, key=Deployment.used_share)
         if strategy == "shuffle":
@@ -220,9 +256,9 @@ class DeploymentPool:
 
     def _why_not(self, dep: Deployment, chosen: Deployment) -> str:
         if self.strategy == "least-busy":
-            return f"{dep.in_flight} calls in flight (chosen: {chosen.in_flight})"
+            return f"{dep.busy()} calls in flight (chosen: {chosen.busy()})"
         if self.strategy == "latency":
-            return "unmeasured" if dep.latency_ms is None else f"latency {dep.latency_ms:.0f} ms"
+            return "unmeasured" if (ms := dep.measured_ms()) is None else f"latency {ms:.0f} ms"
         if self.strategy == "usage":
             return f"used {dep.used_share():.2f} of its tpm" if dep.tpm else f"used {dep.used_share():.0f} tokens"
         return f"not drawn ({self.strategy}, weight {dep.weight:g})"
@@ -235,6 +271,10 @@ class DeploymentPool:
         rest = (retry_after_s if retry_after_s is not None else self.cooldown_s) if limited else 0.0
         with self._lock:
             dep.in_flight = max(0, dep.in_flight - 1)
+            if self.shared is not None:
+                while dep.ended and dep.ended[0] < now - WINDOW_S:
+                    dep.ended.popleft()
+                dep.ended.append(now)
             if tokens:
                 dep.window.append((now, 0, tokens))
             if latency_ms is not None:
@@ -242,8 +282,7 @@ class DeploymentPool:
             if limited:
                 dep.cool_until = max(dep.cool_until, now + rest)
         if self.shared is not None:
-            if tokens:
-                self.shared.add_to_window(dep.key, 0, tokens)
+            self.shared.add_to_window(dep.key, 0, tokens, ended=1, latency_ms=latency_ms)
             if limited:
                 self.shared.cool_deployment(dep.key, time.time() + rest)
 

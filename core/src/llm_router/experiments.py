@@ -7,16 +7,18 @@ in the order ``split_by`` says, else the request id (a caller with neither gets 
 always lands in the same variant while the shares stay the same.
 
 A variant changes preferences, constraints and routes on top of the policy and the matching route (the
-caller's own preferences and constraints still win). The decision records ``variant``: ``"<experiment>=<name>"``
-(several experiments: joined by ``;``), which the gateway returns as ``x-router-variant`` and writes to the
-ledger; ``llm-router ab report`` (:mod:`llm_router.abtest`) compares the variants.
+caller's own preferences and constraints still win), and may replace the classifier cascade (``classify:``;
+with several experiments, the last one whose variant sets it). The decision records ``variant``:
+``"<experiment>=<name>"`` (several experiments: joined by ``;``), which the gateway returns as
+``x-router-variant`` and writes to the ledger; ``llm-router ab report`` (:mod:`llm_router.abtest`) compares
+the variants.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 from .policy import Experiment, RouteRule, Variant
 
 if TYPE_CHECKING:
-    from .decision import CompiledRoute
+    from .decision import CompiledRoute, Stage
     from .types import RouteRequest
 
 __all__ = ["Assignment", "Experiments", "bucket"]
@@ -42,30 +44,43 @@ class _Compiled:
     names: tuple[str, ...]
     bounds: tuple[float, ...]
     routes: dict[str, list[CompiledRoute]]
+    stages: dict[str, tuple[Stage, ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """What a request's variants change: the label, and the variants in experiment order."""
+    """What a request's variants change: the label, the variants in experiment order, the routes and the
+    classifier cascade that replace the policy's (``None``: the policy's)."""
 
     label: str
     variants: tuple[Variant, ...]
     routes: list[CompiledRoute] | None
+    stages: tuple[Stage, ...] | None = None
 
 
 class Experiments:
     """The policy's experiments, compiled once; :meth:`assign` is called per decision."""
 
     def __init__(
-        self, experiments: Sequence[Experiment], compile_routes: Callable[[list[RouteRule]], list[CompiledRoute]]
+        self,
+        experiments: Sequence[Experiment],
+        compile_routes: Callable[[list[RouteRule]], list[CompiledRoute]],
+        stages: Mapping[tuple[str, str], Sequence[Stage]] | None = None,
     ):
+        """:param stages: (experiment, variant) → the variant's classifier cascade, for variants that set one."""
         self._compiled = []
+        stages = stages or {}
         for exp in experiments:
             names = tuple(exp.variants)
             total = sum(v.share for v in exp.variants.values())
             bounds = tuple(b / total for b in accumulate(v.share for v in exp.variants.values()))
             routes = {n: compile_routes(v.routes) for n, v in exp.variants.items() if v.routes}
-            self._compiled.append(_Compiled(exp, names, bounds, routes))
+            cascades = {n: tuple(stages[exp.name, n]) for n in names if (exp.name, n) in stages}
+            self._compiled.append(_Compiled(exp, names, bounds, routes, cascades))
+
+    def all_stages(self) -> list[Stage]:
+        """Every variant's classifier stages (to check that they are synchronous, to close them)."""
+        return [s for c in self._compiled for cascade in c.stages.values() for s in cascade]
 
     def __bool__(self) -> bool:
         return bool(self._compiled)
@@ -77,6 +92,7 @@ class Experiments:
         labels: list[str] = []
         variants: list[Variant] = []
         routes: list[CompiledRoute] | None = None
+        stages: tuple[Stage, ...] | None = None
         for c in self._compiled:
             order = ("user", "key_id") if c.experiment.split_by == "user" else ("key_id", "user")
             unit = next((str(meta[k]) for k in order if meta.get(k)), None) or meta.get("request_id")
@@ -85,4 +101,5 @@ class Experiments:
             labels.append(f"{c.experiment.name}={name}")
             variants.append(c.experiment.variants[name])
             routes = c.routes.get(name, routes)
-        return Assignment(";".join(labels), tuple(variants), routes)
+            stages = c.stages.get(name, stages)
+        return Assignment(";".join(labels), tuple(variants), routes, stages)

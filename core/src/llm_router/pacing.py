@@ -75,8 +75,10 @@ class PaceBook:
         """Add ``usd`` to ``scope`` (and to the policy's total)."""
         with self._lock:
             self._roll(self.clock())
-            for s in {POLICY_SCOPE, scope}:
-                self._spent[s] = self._spent.get(s, 0.0) + usd
+            spent = self._spent
+            spent[POLICY_SCOPE] = spent.get(POLICY_SCOPE, 0.0) + usd
+            if scope != POLICY_SCOPE:
+                spent[scope] = spent.get(scope, 0.0) + usd
 
     def spent(self, scope: str = POLICY_SCOPE) -> float:
         with self._lock:

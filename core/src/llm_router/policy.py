@@ -159,6 +159,10 @@ class Variant(_Strict):
     preferences: Preferences | None = None
     constraints: Constraints | None = None
     routes: list[RouteRule] | None = Field(default=None, description="replace the policy's routes for this variant")
+    classify: list[ComponentSpec] | None = Field(
+        default=None,
+        description="replace the policy's classifier cascade for this variant (the same form as `classify:`)",
+    )
 
 
 class Experiment(_Strict):

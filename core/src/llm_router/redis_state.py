@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .deployments import FleetWindow
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .gateway.limits import MemoryBook
     from .policy import GatewayKey, StatePolicy
 
-__all__ = ["RedisBook", "RedisState"]
+__all__ = ["PluginLink", "RedisBook", "RedisState"]
 
 log = logging.getLogger("llm_router.state")
 
@@ -148,6 +148,11 @@ _WINDOW_ADD = """
 local sec = ARGV[1]
 if tonumber(ARGV[2]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'r:' .. sec, ARGV[2]) end
 if tonumber(ARGV[3]) ~= 0 then redis.call('HINCRBY', KEYS[1], 't:' .. sec, ARGV[3]) end
+if tonumber(ARGV[4] or '0') ~= 0 then redis.call('HINCRBY', KEYS[1], 'e:' .. sec, ARGV[4]) end
+if ARGV[5] and ARGV[5] ~= '' then
+  redis.call('HINCRBYFLOAT', KEYS[1], 'l:' .. sec, ARGV[5])
+  redis.call('HINCRBY', KEYS[1], 'n:' .. sec, 1)
+end
 redis.call('PEXPIRE', KEYS[1], 61000)
 return 1
 """
@@ -162,15 +167,14 @@ return 1
 
 _WINDOW_READ = """
 local sec = tonumber(ARGV[1])
-local reqs, toks = 0, 0
+local sums = {r = 0, t = 0, e = 0, l = 0, n = 0}
 local w = redis.call('HGETALL', KEYS[1])
 for i = 1, #w, 2 do
   local kind, s = string.match(w[i], '(%a):(%d+)')
   if tonumber(s) <= sec - 60 then redis.call('HDEL', KEYS[1], w[i])
-  elseif kind == 'r' then reqs = reqs + tonumber(w[i + 1])
-  else toks = toks + tonumber(w[i + 1]) end
+  else sums[kind] = sums[kind] + tonumber(w[i + 1]) end
 end
-return {reqs, toks, redis.call('GET', KEYS[2]) or '0'}
+return {sums.r, sums.t, redis.call('GET', KEYS[2]) or '0', sums.e, tostring(sums.l), sums.n}
 """
 
 
@@ -186,6 +190,10 @@ def _client(url: str) -> Redis:
 
     client: Redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
     return client
+
+
+def _mean(total: str | bytes, samples: int) -> float | None:
+    return float(total) / int(samples) if int(samples) else None
 
 
 def _nano(usd: float) -> int:
@@ -323,6 +331,48 @@ class _Link:
                 self.down(exc)
 
 
+class PluginLink:
+    """A plugin's handle on the state's Redis (:meth:`RedisState.plugin_link`), for components that keep
+    fleet-wide state of their own (the online learner): keys under ``<prefix>:plugin:<name>:``, Lua scripts,
+    writes queued in order and pipelined in the background (kept while Redis is away, sent when it is back),
+    a call that waits for its answer (off the decision path), and a callback run after every refresh of the
+    state's snapshot (each ``state.refresh_ms``)."""
+
+    def __init__(self, link: _Link, name: str, refreshers: list[Callable[[], Awaitable[None]]]) -> None:
+        self._link, self.name, self._refreshers = link, name, refreshers
+
+    @property
+    def up(self) -> bool:
+        """Whether Redis answered at the last check."""
+        return self._link.up
+
+    @property
+    def redis(self) -> Any:
+        """The asyncio Redis client (``decode_responses=True``: strings in, strings out)."""
+        return self._link.redis
+
+    def key(self, *parts: str) -> str:
+        return self._link.key("plugin", self.name, *parts)
+
+    def script(self, lua: str) -> Any:
+        """A registered Lua script, for :meth:`queue` and :meth:`call`."""
+        return self._link.redis.register_script(lua)
+
+    def queue(self, script: Any, keys: list[str], args: list[Any]) -> None:
+        """Run ``script`` in the background, in order with every other queued write (never blocks)."""
+        self._link.queue(script, keys, args)
+
+    async def call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script`` now (after the writes queued so far) and return its answer."""
+        if self._link.pending:
+            await self._link.flush()
+        return await script(keys=keys, args=args)
+
+    def on_refresh(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after each refresh (while Redis is up); an exception there is logged, not raised."""
+        self._refreshers.append(callback)
+
+
 class RedisState:
     """:class:`~llm_router.state.StateStore` shared on Redis, read from a local snapshot."""
 
@@ -338,6 +388,11 @@ class RedisState:
         self._window_read: Any = self.link.redis.register_script(_WINDOW_READ)
         self._watched: list[str] = []
         self._fleet: dict[str, FleetWindow] = {}
+        self._refreshers: list[Callable[[], Awaitable[None]]] = []
+
+    def plugin_link(self, name: str) -> PluginLink:
+        """A handle on this state's Redis for the component ``name`` (see :class:`PluginLink`)."""
+        return PluginLink(self.link, name, self._refreshers)
 
     @property
     def up(self) -> bool:
@@ -386,9 +441,12 @@ class RedisState:
     def fleet_window(self, key: str) -> FleetWindow | None:
         return self._fleet.get(key) if self.link.up else None
 
-    def add_to_window(self, key: str, requests: int, tokens: int) -> None:
+    def add_to_window(
+        self, key: str, requests: int, tokens: int, ended: int = 0, latency_ms: float | None = None
+    ) -> None:
         if self._started:
-            self.link.queue(self._window_add, self._window_keys(key)[:1], [int(time.time()), requests, tokens])
+            args = [int(time.time()), requests, tokens, ended, "" if latency_ms is None else latency_ms]
+            self.link.queue(self._window_add, self._window_keys(key)[:1], args)
 
     def cool_deployment(self, key: str, until: float) -> None:
         if self._started:
@@ -404,8 +462,8 @@ class RedisState:
                 await self._window_read(keys=self._window_keys(key), args=[sec], client=pipe)
             values = await pipe.execute()
         self._fleet = {
-            key: FleetWindow(int(r), int(t), int(cool) / 1000, read_at)
-            for key, (r, t, cool) in zip(self._watched, values, strict=True)
+            key: FleetWindow(int(r), int(t), int(cool) / 1000, read_at, max(0, int(r) - int(e)), _mean(lat, n))
+            for key, (r, t, cool, e, lat, n) in zip(self._watched, values, strict=True)
         }
 
     def record_failure(self, model_id: str, kind: str) -> None:
@@ -460,6 +518,11 @@ class RedisState:
             latency[model_id] = LiveLatency(float(a) if a else None, int(b), float(c) if c else None, int(d))
         self.local.replace(circuits, latency)
         await self._refresh_windows()
+        for callback in self._refreshers:
+            try:
+                await callback()
+            except Exception as exc:  # a plugin's failure is not the state's
+                log.warning("state: a plugin's refresh failed: %s: %s", type(exc).__name__, exc)
 
 
 class RedisBook:

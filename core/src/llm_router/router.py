@@ -129,7 +129,7 @@ class Router:
             state=self.state,
             provider_status=self.provider_status,
             pacing=self.pacing,
-            experiments=Experiments(self.policy.experiments, self._compile_routes),
+            experiments=Experiments(self.policy.experiments, self._compile_routes, parts.variant_stages),
         )
         self.tracing = Tracing(self.policy.telemetry, tracer_provider)
         self.cache = _response_cache(self.policy, self.source, self.plugins)
@@ -212,8 +212,12 @@ class Router:
         marks: list[float] | None = [t0] if self.tracing.on else None
         try:
             if not self._decisions.sync_cascade:
-                classification = await self._decisions.aclassify(request)
-                decision = self._decisions.decide(request, classification, t0, executing=for_execution, marks=marks)
+                engine = self._decisions
+                assigned = engine.assign(request)
+                classification = await engine.aclassify(request, assigned)
+                decision = engine.decide(
+                    request, classification, t0, executing=for_execution, marks=marks, assigned=assigned
+                )
             elif _prompt_chars(request) > OFFLOAD_CHARS:
                 decision = await anyio.to_thread.run_sync(self._decide_sync, request, for_execution, t0, marks)
             else:
@@ -502,7 +506,9 @@ class Router:
         self, request: RouteRequest, for_execution: bool, t0: float, marks: list[float] | None = None
     ) -> RoutingDecision:
         engine = self._decisions
-        return engine.decide(request, engine.classify(request), t0, executing=for_execution, marks=marks)
+        assigned = engine.assign(request)
+        classification = engine.classify(request, assigned)
+        return engine.decide(request, classification, t0, executing=for_execution, marks=marks, assigned=assigned)
 
     async def _traced_execute(self, request: RouteRequest) -> RoutingResult:
         """:meth:`aexecute` in a request span when tracing is on."""

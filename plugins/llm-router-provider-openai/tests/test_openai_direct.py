@@ -877,3 +877,23 @@ def test_sse_parser(chunks: list[bytes], expected: list[bytes]) -> None:
     parser = SSEParser()
     events = [e for chunk in chunks for e in parser.feed(chunk)]
     assert events == expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Message(role="user", content="hello"),
+        Message(role="system", content=""),
+        Message(role="user", content="hi", name="alice"),
+        Message(role="tool", content='{"ok": true}', tool_call_id="call_1"),
+        Message(role="assistant", content=None, tool_calls=[{"id": "c1", "type": "function", "function": {}}]),
+        Message(role="assistant", content="text", tool_calls=[{"id": "c1", "type": "function"}]),
+        Message(role="user", content=[{"type": "text", "text": "look"}, {"type": "image_url", "image_url": None}]),
+    ],
+)
+def test_wire_message_is_the_model_dump(message: Message) -> None:
+    """The body's message objects (built by hand for plain text messages) are what pydantic's dump gives."""
+    from llm_router_openai.provider import _message
+
+    assert _message(message) == message.model_dump(exclude_none=True)
+    assert list(_message(message)) == list(message.model_dump(exclude_none=True))

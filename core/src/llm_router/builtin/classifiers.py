@@ -225,13 +225,22 @@ class RuleClassifier(Classifier):
 
     def classify(self, request: RouteRequest) -> Prediction:
         scores = self.raw_scores(request)
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        top_task, top = ranked[0]
-        second = ranked[1][1] if len(ranked) > 1 else 0.0
+        top_task, top, second = _top_two(scores)
         if top <= 0:
             return Prediction(self.default_task, self.calibrate(0.0), scores)
         raw = top / (top + second + 1.0)
         return Prediction(top_task, self.calibrate(raw), scores)
+
+
+def _top_two(scores: dict[str, float]) -> tuple[str, float, float]:
+    """The best task (ties to the smaller name), its score and the runner-up's score (0 without one): the head of
+    ``sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))`` without sorting every task."""
+    top = max(scores.values())
+    top_task = min(k for k, v in scores.items() if v == top)
+    if len(scores) < 2:
+        return top_task, top, 0.0
+    second = max((v for k, v in scores.items() if k != top_task), default=0.0)
+    return top_task, top, second
 
 
 @hookimpl

@@ -411,7 +411,7 @@ class Gateway:
         except ValidationError as exc:
             raise validation_error(exc, "router.preferences") from None
         try:
-            constraints = Constraints.model_validate(cons) if cons else Constraints()
+            constraints = Constraints.model_validate(cons) if cons else _NO_CONSTRAINTS
         except ValidationError as exc:
             raise validation_error(exc, "router.constraints") from None
         if allowed is not None:
@@ -853,6 +853,7 @@ class Gateway:
 
 
 _NO_CACHE_OPTIONS = CacheOptions()
+_NO_CONSTRAINTS = Constraints()  # frozen: one shared instance for the requests that set none
 
 UPSTREAM_AUTH_LOG = "request %s: the upstream provider rejected the gateway's credentials for %s: %s"
 

@@ -32,8 +32,8 @@ never saw, one older than ``ttl_s``, or one already rated raises :class:`llm_rou
 gateway's ``/v1/feedback`` answers 404). A feedback without a rating teaches nothing.
 
 State lives behind :class:`~llm_router_learned.online_store.OnlineStore`: the router's state store's when it
-offers one (a method ``online_store(name, ttl_s, max_pending)`` returning an ``OnlineStore``: the seam for a
-shared backend), else in memory. With
+offers one (a method ``online_store(name, ttl_s, max_pending)`` returning an ``OnlineStore``), fleet-wide on
+Redis with ``state: {backend: redis}`` (:mod:`llm_router_learned.online_redis`), else in memory. With
 ``state_file`` the arms are imported at start-up when the file exists and exported every ``save_every``
 ratings (in a worker thread); :meth:`OnlineQualityScorer.export`, :meth:`~OnlineQualityScorer.import_file` and
 :meth:`~OnlineQualityScorer.reset` do it on demand (rolling back = importing an older export, or resetting).
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from llm_router import Feedback, RouteRequest, RoutingDecision
 
     from .model import QualityModel
-    from .online_store import OnlineStore
+    from .online_store import OnlineStore, Pending
 
 FEATURES = "static64+bias"
 DIM = 65
@@ -107,6 +107,11 @@ class OnlineQualityScorer(Scorer):
         # ``online_store(name, ttl_s, max_pending)``; else the arms live in this process
         factory = getattr(context.state, "online_store", None)
         shared = factory(context.name, config.ttl_s, config.max_pending) if callable(factory) else None
+        plugin_link = getattr(context.state, "plugin_link", None)  # state: {backend: redis}
+        if shared is None and store is None and callable(plugin_link):
+            from .online_redis import RedisOnlineStore
+
+            shared = RedisOnlineStore(plugin_link(f"online:{context.name}"), config.ttl_s, config.max_pending)
         self.store: OnlineStore = store or shared or MemoryOnlineStore(config.ttl_s, config.max_pending)
         self.artifact: QualityModel | None = None
         self.column: dict[str, int] = {}
@@ -231,8 +236,18 @@ class OnlineQualityScorer(Scorer):
 
     @hookimpl
     def on_feedback(self, feedback: Feedback) -> Awaitable[None] | None:
+        atake = getattr(self.store, "atake", None)
+        if atake is not None:  # a shared store: the rating is taken once, fleet-wide (a Redis round trip)
+            return self._learn_shared(feedback, atake)
+        return self._learn(feedback, self.store.take(feedback.request_id, time.time()))
+
+    async def _learn_shared(self, feedback: Feedback, atake: Any) -> None:
+        waiting = self._learn(feedback, await atake(feedback.request_id, time.time()))
+        if waiting is not None:
+            await waiting
+
+    def _learn(self, feedback: Feedback, pending: Pending | str) -> Awaitable[None] | None:
         rid = feedback.request_id
-        pending = self.store.take(rid, time.time())
         if isinstance(pending, str):
             why = {
                 "unknown": "is unknown to the online learner (not decided by this router with online_quality, "

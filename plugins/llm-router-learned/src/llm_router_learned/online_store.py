@@ -21,7 +21,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -183,7 +183,7 @@ class MemoryOnlineStore:
         return len(arms)
 
 
-def read_export(path: Path, dim: int, features: str) -> dict[str, Arm]:
+def read_export(path: Path | BinaryIO, dim: int, features: str) -> dict[str, Arm]:
     """The arms of an export file; :class:`ArtifactError` naming the file when it is not one this learner
     can use (another format, a newer version, other features)."""
     try:

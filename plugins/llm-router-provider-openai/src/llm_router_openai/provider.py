@@ -584,6 +584,15 @@ class SSEParser:
 
 
 def _message(m: Message) -> dict[str, Any]:
+    """``m`` as the API's message object: ``m.model_dump(exclude_none=True)``, built by hand for the usual text
+    message (a fifth of the cost)."""
+    if type(m) is Message and type(m.content) is str and m.tool_calls is None:
+        out: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.name is not None:
+            out["name"] = m.name
+        if m.tool_call_id is not None:
+            out["tool_call_id"] = m.tool_call_id
+        return out
     return m.model_dump(exclude_none=True)
 
 
