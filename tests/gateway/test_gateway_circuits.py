@@ -39,3 +39,16 @@ def test_a_request_refused_only_for_open_circuits_is_a_503(make_server: Callable
     assert refused.status_code == 503, refused.text
     error = refused.json()["error"]
     assert error["code"] == "no_model_available" and "circuit open" in error["message"]
+
+
+def test_circuit_transitions_are_counted_in_the_metrics(make_server: Callable[..., Server]) -> None:
+    server = make_server()
+    tp.SCRIPTS["a"] = ["error:server_error"] * 20
+    tp.SCRIPTS["b"] = ["error:server_error"] * 20
+    for _ in range(6):  # the sixth is refused without a call: no further transition
+        post(server, ALICE)
+    metrics = httpx.get(f"{server.url}/metrics").text
+    opened = [line for line in metrics.splitlines() if line.startswith("llm_router_circuit_transitions_total{")]
+    assert opened, metrics
+    assert all('to_state="open"' in line and line.endswith(" 1.0") for line in opened), opened
+    assert any('deployment="a/small"' in line for line in opened), opened

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .deployments import FleetWindow
 from .limits import WINDOW_S, Hold, LimitRefused, check_budgets, rate_message, remaining_of
-from .state import LiveLatency, MemoryState
+from .state import LiveLatency, MemoryState, TransitionListener
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -420,6 +420,11 @@ class RedisState:
                 keys = [link.key("circuits"), link.key("probe", key), link.key("latency")]
                 args = [key, "" if ttft_ms is None else ttft_ms, tokens_per_second or "", self.local.alpha]
                 link.queue(self._success, keys, args)
+
+    @property
+    def transition_listeners(self) -> list[TransitionListener]:
+        """Called on each circuit transition this instance makes or sees in the fleet's state."""
+        return self.local.transition_listeners
 
     def set_deployments(self, model_id: str, keys: list[str]) -> None:
         self.local.set_deployments(model_id, keys)

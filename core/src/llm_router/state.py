@@ -17,13 +17,20 @@ with the catalogue's prior by its sample count (:func:`blend`), so one call neve
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["PRIOR_WEIGHT", "CircuitState", "LiveLatency", "MemoryState", "StateStore", "blend"]
+__all__ = ["PRIOR_WEIGHT", "CircuitState", "LiveLatency", "MemoryState", "StateStore", "TransitionListener", "blend"]
+
+log = logging.getLogger("llm_router.state")
+
+TransitionListener = Callable[[str, str], None]
+"""Called with (deployment or model key, new state: ``open`` / ``half_open`` / ``closed``) when a circuit
+changes state; it runs inline, so it must be quick and must not raise."""
 
 PRIOR_WEIGHT = 3.0
 """How many measurements the catalogue's latency prior is worth: after n samples the estimate is
@@ -52,6 +59,7 @@ def blend(prior: float, measured: float | None, samples: int) -> float:
 class CircuitState:
     failures: int = 0
     opened_at: float | None = None
+    half_open: bool = False  # the cooldown ran out and that was announced
 
 
 @runtime_checkable
@@ -92,6 +100,7 @@ class MemoryState:
         self.cooldown_s = cooldown_s
         self.alpha = alpha
         self._circuits: dict[str, CircuitState] = {}
+        self.transition_listeners: list[TransitionListener] = []
         self._latency: dict[str, LiveLatency] = {}
         self._lock = threading.Lock()
         self._deployments: dict[str, tuple[str, ...]] = {}
@@ -107,7 +116,9 @@ class MemoryState:
 
     def record_success(self, model_id: str, ttft_ms: float | None, tokens_per_second: float | None) -> None:
         with self._lock:
-            self._circuits.pop(model_id, None)
+            was = self._circuits.pop(model_id, None)
+            if was is not None and (was.opened_at is not None or was.failures >= self.failure_threshold):
+                self._transition(model_id, "closed")
             if ttft_ms is None and not tokens_per_second:
                 return
             self._fold_latency(model_id, ttft_ms, tokens_per_second)
@@ -136,7 +147,16 @@ class MemoryState:
             circuit = self._circuits.setdefault(model_id, CircuitState())
             circuit.failures += 1
             if circuit.failures >= self.failure_threshold:
-                circuit.opened_at = time.monotonic()
+                now = time.monotonic()
+                if circuit.opened_at is None or now - circuit.opened_at >= self.cooldown_s:
+                    self._transition(model_id, "open")  # closed → open, or a failed trial re-opens it
+                circuit.opened_at, circuit.half_open = now, False
+
+    def _transition(self, key: str, to_state: str) -> None:
+        """Announce that ``key``'s circuit went to ``to_state``: a log line and each transition listener."""
+        log.info("circuit %s -> %s", key, to_state, extra={"deployment": key, "to_state": to_state})
+        for listener in self.transition_listeners:
+            listener(key, to_state)
 
     def open_circuit_reason(self, model_id: str) -> str | None:
         keys = self._deployments.get(model_id)
@@ -151,6 +171,9 @@ class MemoryState:
             return None
         waited = time.monotonic() - circuit.opened_at
         if waited >= self.cooldown_s:
+            if not circuit.half_open:
+                circuit.half_open = True
+                self._transition(model_id, "half_open")
             return None  # half-open: let a trial call through; a failure re-opens it at once
         return (
             f"circuit open after {circuit.failures} consecutive failures; retrying in {self.cooldown_s - waited:.0f}s"
@@ -163,8 +186,17 @@ class MemoryState:
         """Take a shared store's snapshot: circuits as (failures, monotonic time opened or ``None``), latency by
         model id."""
         with self._lock:
-            self._circuits = {m: CircuitState(f, o) for m, (f, o) in circuits.items()}
+            old, self._circuits = self._circuits, {m: CircuitState(f, o) for m, (f, o) in circuits.items()}
             self._latency = latency
+            for key in old.keys() | self._circuits.keys():  # what the rest of the fleet opened or closed
+                before, after = old.get(key), self._circuits.get(key)
+                was_open = before is not None and before.opened_at is not None
+                is_open = after is not None and after.opened_at is not None
+                if was_open != is_open:  # a shared store lets the instance that won the probe through
+                    probing = after is not None and after.failures >= self.failure_threshold
+                    self._transition(key, "open" if is_open else "half_open" if probing else "closed")
+                elif after is not None and before is not None:
+                    after.half_open = before.half_open and after.opened_at == before.opened_at
 
     def has_open_circuits(self) -> bool:
         return any(c.opened_at is not None for c in self._circuits.values())

@@ -202,6 +202,9 @@ class Gateway:
             ledger_path or cfg.ledger, spool_dir=cfg.ledger_spool, spool_max_mb=cfg.ledger_spool_max_mb
         )
         self.metrics = Metrics()
+        listeners = getattr(router.state, "transition_listeners", None)  # a custom store may have none
+        if listeners is not None:
+            listeners.append(self.metrics.circuit_transition)
         self.book: KeyBook = _key_book(router, self.ledger)
         self.cache_on = router.policy.cache.enabled
         self.cache_per_key = router.policy.cache.scope == "key"

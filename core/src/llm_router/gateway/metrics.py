@@ -74,6 +74,12 @@ class Metrics:
             registry=r,
         )
         self.cache_saved = Counter("llm_router_cache_saved_usd", "USD the response cache saved", registry=r)
+        self.circuit_transitions = Counter(
+            "llm_router_circuit_transitions",
+            "Circuit breaker transitions by deployment (or model) and new state (open, half_open, closed)",
+            ["deployment", "to_state"],
+            registry=r,
+        )
         self._finished: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._tokens: dict[str, tuple[Any, Any]] = {}
         self._decision: dict[str, Any] = {}
@@ -115,6 +121,10 @@ class Metrics:
             for model_id in failed - {answered_by}:
                 provider, _, model = model_id.partition("/")
                 self.fallbacks.labels(provider, model).inc()
+
+    def circuit_transition(self, deployment: str, to_state: str) -> None:
+        """A circuit changed state (a :class:`~llm_router.state.TransitionListener`)."""
+        self.circuit_transitions.labels(deployment, to_state).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
