@@ -3,7 +3,7 @@ side by side in one run (bench_cache_tracing_cpu.py measures the same in process
 
     python benchmarks/bench_tracing_served.py [--requests 5000] [--rounds 3] [--concurrency 10]
 
-Four gateways (the bench_gateway.py set-up: uvicorn + uvloop + httptools, an instant fake OpenAI upstream, wrk
+Five gateways (the bench_gateway.py set-up: uvicorn + uvloop + httptools, an instant fake OpenAI upstream, wrk
 as the load; gateways pinned to CPU 0, the upstream, wrk and the span sink to CPU 1), each run as
 `llm-router serve` runs it, the same policy but for `telemetry:`:
 
@@ -14,11 +14,12 @@ as the load; gateways pinned to CPU 0, the upstream, wrk and the span sink to CP
            the export (protobuf encoding, the HTTP POST) runs in the gateway's process and is counted;
 - lean:    the same with `telemetry.decision_spans: false` (2 spans a request);
 - traced10: "tracing" with the SDK's `parentbased_traceidratio` sampler at 10 % (OTEL_TRACES_SAMPLER,
-           OTEL_TRACES_SAMPLER_ARG=0.1): one request in ten recorded and exported.
+           OTEL_TRACES_SAMPLER_ARG=0.1): one request in ten recorded and exported;
+- traced1: the same at 1 %.
 
 For each round and gateway, wrk sends the same fixed number of requests; the gateway's CPU (user + system, from
 /proc/PID/stat, its threads included) over the run is divided by the requests answered. Rounds are interleaved
-so a busy machine weighs on all four alike. Prints the median µs per request and the ratio to "off".
+so a busy machine weighs on all five alike. Prints the median µs per request and the ratio to "off".
 """
 
 from __future__ import annotations
@@ -40,12 +41,14 @@ import bench_gateway as bg
 HERE = Path(__file__).resolve()
 TRACED = "telemetry: {tracing: true}\n"
 SAMPLED_10 = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+SAMPLED_1 = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"}
 # name: (the policy's telemetry section, the gateway's extra environment)
 GATEWAYS: dict[str, tuple[str, dict[str, str]]] = {
     "off": ("", {}),
     "tracing": (TRACED, {}),
     "lean": ("telemetry: {tracing: true, decision_spans: false}\n", {}),
     "traced10": (TRACED, SAMPLED_10),
+    "traced1": (TRACED, SAMPLED_1),
 }
 
 
