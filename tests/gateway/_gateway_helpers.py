@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import textwrap
 import threading
@@ -35,6 +36,18 @@ def policy_text(extra: str = "") -> str:
     import hashlib
 
     return POLICY % (hashlib.sha256(BOB.encode()).hexdigest(), CAROL, textwrap.indent(extra, "  "))
+
+
+async def until(predicate: Callable[[], object], what: str) -> None:
+    """Wait on the running event loop until ``predicate()`` is true (an AssertionError naming ``what`` after
+    10 seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10.0
+    while loop.time() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from _gateway_helpers import Server, wait_for
+from _gateway_helpers import Server, until, wait_for
 from deployed_policy import deployed_policy
 from llm_router.policy import StatePolicy
 from llm_router_test_plugin import plugin as tp
@@ -173,16 +173,6 @@ def test_circuits_and_latency_are_fleet_wide_with_one_probe(redis: RedisServer) 
             await b.close()
 
     asyncio.run(main())
-
-
-async def until(predicate: Callable[[], object], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10.0
-    while loop.time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -4,12 +4,13 @@ once, whichever of them decided the request or heard its feedback."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _gateway_helpers import until
 from llm_router import FeedbackError, Router
 from services import RedisServer, redis_server
 
@@ -36,16 +37,6 @@ def redis() -> Iterator[RedisServer]:
 
 def learner(router: Router) -> Any:
     return next(s for name, s in router.scorers if name == "online_quality")
-
-
-async def until(predicate: Callable[[], object], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10.0
-    while loop.time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def routers(tmp_path: Path, url: str, ttl: float = 3600) -> tuple[Router, Router]:
