@@ -200,6 +200,7 @@ def browser(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6,<1")
     session.run("ruff", "check", "core", "plugins", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "core", "plugins", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 @nox.session

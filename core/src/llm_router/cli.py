@@ -293,9 +293,7 @@ def run(
     err.print(
         f"[dim]{escape(result.selected_model.id)} · {result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
         f"${result.cost:.6f} · {result.latency_ms:.0f} ms · routing {result.routing_time_ms:.2f} ms · "
-        f"{len(result.attempts)} attempt(s)"
-        + (f" · cache {result.cache}" if result.cache is not None else "")
-        + "[/]"
+        f"{len(result.attempts)} attempt(s)" + (f" · cache {result.cache}" if result.cache is not None else "") + "[/]"
     )
 
 

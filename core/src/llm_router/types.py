@@ -328,8 +328,7 @@ class ModelInfo(_Frozen):
     )
     retires_on: datetime.date | None = Field(
         default=None,
-        description="when the provider shuts it down (from then on the lifecycle constraint excludes it unless "
-        "pinned)",
+        description="when the provider shuts it down (from then on the lifecycle constraint excludes it unless pinned)",
     )
     successor: str | None = Field(default=None, description="the model id the provider recommends instead")
     lifecycle_source: str | None = Field(default=None, description="where the lifecycle dates come from")

@@ -70,7 +70,9 @@ class Metrics:
         )
         self.state_up.set(1)
         self.cache = Counter(
-            "llm_router_cache_lookups", "Response cache lookups by result (hit, semantic, miss, bypass)", ["result"],
+            "llm_router_cache_lookups",
+            "Response cache lookups by result (hit, semantic, miss, bypass)",
+            ["result"],
             registry=r,
         )
         self.cache_saved = Counter("llm_router_cache_saved_usd", "USD the response cache saved", registry=r)

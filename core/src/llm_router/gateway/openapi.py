@@ -320,12 +320,21 @@ def _usage_paths() -> dict[str, Any]:
     """``/v1/usage/*`` (docs/web.md): admin keys only."""
     obj = {"type": "object"}
     rid = {"$ref": "#/components/parameters/RequestId"}
-    page = [_query("limit", "rows per page (1-1000, default 100)", {"type": "integer"}),
-            _query("offset", "rows to skip (default 0)", {"type": "integer"})]
-    dimension = {"name": "dimension", "in": "path", "required": True,
-                 "schema": {"enum": ["day", "model", "key", "task", "outcome", "provider"]}}
-    csv_ok = {"description": "the request log as CSV", "content": {"text/csv": {"schema": {"type": "string"}}},
-              "headers": {"x-request-id": _ref_header("RequestId")}}
+    page = [
+        _query("limit", "rows per page (1-1000, default 100)", {"type": "integer"}),
+        _query("offset", "rows to skip (default 0)", {"type": "integer"}),
+    ]
+    dimension = {
+        "name": "dimension",
+        "in": "path",
+        "required": True,
+        "schema": {"enum": ["day", "model", "key", "task", "outcome", "provider"]},
+    }
+    csv_ok = {
+        "description": "the request log as CSV",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "headers": {"x-request-id": _ref_header("RequestId")},
+    }
     errors = (401, 403, 422, 500)
     return {
         "/v1/usage/summary": _operation("get", "usageSummary", "totals and p50/p95 latency over a date range",
