@@ -6,7 +6,7 @@ Sessions:
   lint           ruff
   types          mypy --strict on core
   bench          benchmarks (decision latency, …); prints figures
-  bench_gateway  gateway overhead vs. direct upstream, LiteLLM's proxy and a bare pass-through (wrk); not default
+  bench_gateway  overhead vs. direct upstream, LiteLLM and a bare pass-through (wrk); workers 2 vs 1; not default
   fuzz           schemathesis against the gateway's /openapi.json, no 5xx allowed; not default
   bench_startup  wall time of `import llm_router` and `llm-router route` with every plugin installed; not default
   bench_compare  bench_route and bench_gateway_cpu of a base revision vs. HEAD, side by side (`-- REV`); not default
@@ -281,6 +281,7 @@ def bench_gateway(session: nox.Session) -> None:
     session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", "aiohttp>=3.9,<4")
     session.run("python", "benchmarks/bench_gateway_cpu.py")  # the gateway's own CPU per request, no network
     session.run("python", "benchmarks/bench_gateway.py", *session.posargs)
+    session.run("python", "benchmarks/bench_workers.py")  # serve --workers 2 vs 1, and the floor's own scaling
 
 
 @nox.session(default=False)

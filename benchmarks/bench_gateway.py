@@ -307,7 +307,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def run_wrk(url: str, model: str, key: str | None, requests: int, concurrency: int, workdir: Path) -> dict[str, Any]:
+def run_wrk(
+    url: str, model: str, key: str | None, requests: int, concurrency: int, workdir: Path, pin: bool = True
+) -> dict[str, Any]:
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": PROMPT}]})
     per_conn = max(1, requests // concurrency)
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
@@ -318,7 +320,7 @@ def run_wrk(url: str, model: str, key: str | None, requests: int, concurrency: i
     # marker at the limit, and we interrupt wrk (SIGINT ends its run early and prints the summary)
     script.write_text(LUA % {"body": body, "limit": per_conn * concurrency, "auth": auth, "marker": marker})
     cmd = ["wrk", "-t1", f"-c{concurrency}", "-d600s", "--timeout", "30s", "-s", str(script), url]
-    if shutil.which("taskset"):
+    if pin and shutil.which("taskset"):
         cmd = ["taskset", "-c", "1", *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not marker.exists() and proc.poll() is None:
