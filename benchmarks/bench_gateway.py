@@ -91,10 +91,17 @@ def run_upstream(port: int) -> None:
 
 
 def run_passthrough(port: int, upstream: str) -> None:
+    import uvicorn
+
+    app = passthrough_app(upstream)
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="error", access_log=False)
+
+
+def passthrough_app(upstream: str) -> Any:
+    """The floor's ASGI app: Starlette, one aiohttp client, each request's body POSTed to ``upstream``."""
     from contextlib import asynccontextmanager
 
     import aiohttp
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -116,8 +123,7 @@ def run_passthrough(port: int, upstream: str) -> None:
         ) as r:
             return Response(await r.read(), r.status, media_type="application/json")
 
-    app = Starlette(routes=[Route("/v1/chat/completions", proxy, methods=["POST"])], lifespan=lifespan)
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="error", access_log=False)
+    return Starlette(routes=[Route("/v1/chat/completions", proxy, methods=["POST"])], lifespan=lifespan)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -292,9 +298,20 @@ def wait_http(url: str, payload: bytes, headers: dict[str, str], timeout: float 
     raise RuntimeError(f"{url} did not answer 200 within {timeout}s: {last}")
 
 
-def start(cmd: list[str], cpu: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    pinned = ["taskset", "-c", str(cpu), *cmd] if shutil.which("taskset") else cmd
+def start(cmd: list[str], cpu: int | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``cmd`` in its own session, pinned to ``cpu`` when taskset exists (``None``: not pinned)."""
+    pinned = ["taskset", "-c", str(cpu), *cmd] if cpu is not None and shutil.which("taskset") else cmd
     return subprocess.Popen(pinned, env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def start_upstream(cpu: int | None = 1) -> str:
+    """The fake upstream in a process of its own (kept in PROCS, pinned to ``cpu``); its URL once it answers."""
+    port = free_port()
+    PROCS.append(start([sys.executable, str(HERE), "_upstream", str(port)], cpu=cpu))
+    upstream = f"http://127.0.0.1:{port}"
+    payload = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    wait_http(f"{upstream}/v1/chat/completions", payload, {})
+    return upstream
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -357,12 +374,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     procs = PROCS
-    payload = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
     try:
-        up_port = free_port()
-        upstream = f"http://127.0.0.1:{up_port}"
-        procs.append(start([sys.executable, str(HERE), "_upstream", str(up_port)], cpu=1))
-        wait_http(f"{upstream}/v1/chat/completions", payload, {})
+        upstream = start_upstream(cpu=1)
 
         targets: dict[str, tuple[str, str, str | None]] = {"direct": (f"{upstream}/v1/chat/completions", MODEL, None)}
         if "passthrough" in args.targets:

@@ -87,9 +87,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-tracing-served-"))
     procs = bg.PROCS
     try:
-        up_port, sink_port = bg.free_port(), bg.free_port()
-        upstream = f"http://127.0.0.1:{up_port}"
-        procs.append(bg.start([sys.executable, str(bg.HERE), "_upstream", str(up_port)], cpu=1))
+        upstream, sink_port = bg.start_upstream(cpu=1), bg.free_port()
         procs.append(bg.start([sys.executable, str(HERE), "_sink", str(sink_port)], cpu=1))
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}", "OTEL_SERVICE_NAME": "bench"}
         gateways: dict[str, tuple[str, int]] = {}

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -48,37 +47,13 @@ def run_floor(port: int, upstream: str, workers: int) -> None:
 
 
 def floor_app() -> object:
-    """bench_gateway.py's pass-through proxy as an ASGI app (Starlette, one aiohttp client)."""
-    from contextlib import asynccontextmanager
-
-    import aiohttp
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    upstream = os.environ["BENCH_UPSTREAM"]
-    session: dict[str, aiohttp.ClientSession] = {}
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        session["s"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        yield
-        await session["s"].close()
-
-    async def proxy(request: Request) -> Response:
-        async with session["s"].post(
-            f"{upstream}/v1/chat/completions", data=await request.body(), headers={"content-type": "application/json"}
-        ) as r:
-            return Response(await r.read(), r.status, media_type="application/json")
-
-    return Starlette(routes=[Route("/v1/chat/completions", proxy, methods=["POST"])], lifespan=lifespan)
+    """bench_gateway.py's pass-through proxy, for uvicorn's factory (the upstream from ``BENCH_UPSTREAM``)."""
+    return bg.passthrough_app(os.environ["BENCH_UPSTREAM"])
 
 
-def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, start_new_session=True)
-    bg.PROCS.append(proc)
-    return proc
+def start(cmd: list[str]) -> None:
+    """``cmd`` unpinned, kept in bench_gateway's PROCS (stopped at the end)."""
+    bg.PROCS.append(bg.start(cmd, cpu=None))
 
 
 def main() -> None:
@@ -92,11 +67,7 @@ def main() -> None:
         sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
-        up_port = bg.free_port()
-        upstream = f"http://127.0.0.1:{up_port}"
-        start([sys.executable, str(bg.HERE), "_upstream", str(up_port)])
-        body = json.dumps({"model": bg.MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
-        bg.wait_http(f"{upstream}/v1/chat/completions", body, {})
+        upstream = bg.start_upstream(cpu=None)
         policy = workdir / "policy.yaml"
         policy.write_text(textwrap.dedent(bg.GATEWAY_POLICY % {"upstream": upstream, "model": bg.MODEL, "client": ""}))
         cli = str(Path(sys.executable).with_name("llm-router"))
