@@ -143,11 +143,15 @@ class DecisionEngine:
         and given to :meth:`classify` and :meth:`decide`."""
         return self.experiments.assign(request) if self.experiments is not None else None
 
+    def _cascade(self, assigned: Assignment | None) -> Sequence[Stage]:
+        """The variant's classifier cascade when it has one, else the policy's."""
+        return self.stages if assigned is None or assigned.stages is None else assigned.stages
+
     def classify(self, request: RouteRequest, assigned: Assignment | None = None) -> Classification:
         """Run the cascade (every stage synchronous) until a stage clears its threshold; the variant's cascade
         when ``assigned`` replaces the policy's."""
         cascade = _Cascade(self.taxonomy)
-        for stage in self.stages if assigned is None or assigned.stages is None else assigned.stages:
+        for stage in self._cascade(assigned):
             t0, error, pred = time.perf_counter(), None, None
             try:
                 pred = stage.classifier.classify(request)
@@ -160,7 +164,7 @@ class DecisionEngine:
     async def aclassify(self, request: RouteRequest, assigned: Assignment | None = None) -> Classification:
         """The cascade, awaiting async stages (an LLM classifier)."""
         cascade = _Cascade(self.taxonomy)
-        for stage in self.stages if assigned is None or assigned.stages is None else assigned.stages:
+        for stage in self._cascade(assigned):
             t0, error, pred = time.perf_counter(), None, None
             try:
                 if stage.classifier.is_async:

@@ -79,7 +79,7 @@ class Experiments:
             self._compiled.append(_Compiled(exp, names, bounds, routes, cascades))
 
     def all_stages(self) -> list[Stage]:
-        """Every variant's classifier stages (to check that they are synchronous, to close them)."""
+        """Every variant's classifier stages (the decision engine checks that they are synchronous)."""
         return [s for c in self._compiled for cascade in c.stages.values() for s in cascade]
 
     def __bool__(self) -> bool:
