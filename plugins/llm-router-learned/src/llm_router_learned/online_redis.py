@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .online_store import Arm, Missing, Pending, read_export
+from .online_store import Arm, Missing, Pending, read_export, write_export
 
 __all__ = ["RedisOnlineStore"]
 
@@ -194,12 +194,9 @@ class RedisOnlineStore:
             self._local.clear()
 
     def export(self, path: Path, dim: int, features: str) -> None:
-        from .online_store import MemoryOnlineStore
-
-        copy = MemoryOnlineStore()
         with self._lock:
-            copy._arms = {m: Arm(a.A_inv.copy(), a.b.copy(), a.n) for m, a in self._arms.items()}
-        copy.export(path, dim, features)
+            arms = {m: a.copy() for m, a in self._arms.items()}
+        write_export(path, arms, dim, features)
 
     def import_file(self, path: Path, dim: int, features: str) -> int:
         arms = read_export(Path(path), dim, features)  # checked here, before the fleet sees it

@@ -46,6 +46,9 @@ class Arm:
     def fresh(cls, dim: int, ridge: float) -> Arm:
         return cls(np.eye(dim) / ridge, np.zeros(dim))
 
+    def copy(self) -> Arm:
+        return Arm(self.A_inv.copy(), self.b.copy(), self.n)
+
     def theta(self) -> np.ndarray:
         return self.A_inv @ self.b  # type: ignore[no-any-return]
 
@@ -162,25 +165,30 @@ class MemoryOnlineStore:
 
     def export(self, path: Path, dim: int, features: str) -> None:
         with self._lock:
-            arms = {m: Arm(a.A_inv.copy(), a.b.copy(), a.n) for m, a in self._arms.items()}
-        models = sorted(arms)
-        header = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "dim": dim, "features": features}
-        arrays: dict[str, np.ndarray] = {
-            "__header__": np.frombuffer(json.dumps({**header, "models": models}).encode(), dtype=np.uint8)
-        }
-        for i, m in enumerate(models):
-            arrays[f"A_inv_{i}"], arrays[f"b_{i}"], arrays[f"n_{i}"] = arms[m].A_inv, arms[m].b, np.array(arms[m].n)
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        tmp.replace(path)  # a reader never sees half a file
+            arms = {m: a.copy() for m, a in self._arms.items()}
+        write_export(path, arms, dim, features)
 
     def import_file(self, path: Path, dim: int, features: str) -> int:
         arms = read_export(Path(path), dim, features)
         with self._lock:
             self._arms = arms
         return len(arms)
+
+
+def write_export(path: Path, arms: dict[str, Arm], dim: int, features: str) -> None:
+    """Write ``arms`` to ``path`` atomically (a reader never sees half a file); see the module docstring."""
+    models = sorted(arms)
+    header = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "dim": dim, "features": features}
+    arrays: dict[str, np.ndarray] = {
+        "__header__": np.frombuffer(json.dumps({**header, "models": models}).encode(), dtype=np.uint8)
+    }
+    for i, m in enumerate(models):
+        arrays[f"A_inv_{i}"], arrays[f"b_{i}"], arrays[f"n_{i}"] = arms[m].A_inv, arms[m].b, np.array(arms[m].n)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    tmp.replace(path)  # a reader never sees half a file
 
 
 def read_export(path: Path | BinaryIO, dim: int, features: str) -> dict[str, Arm]:
