@@ -4,6 +4,9 @@ once, whichever of them decided the request or heard its feedback."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,3 +102,45 @@ def test_expired_and_unknown_request_ids_are_told_apart(tmp_path: Path, redis: R
             await b.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_bad_log_entry_is_named_in_a_warning_and_never_blocks_the_log(
+    tmp_path: Path, redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis as redis_py
+
+    a, b = routers(tmp_path, redis.url)
+
+    async def scenario() -> None:
+        await a.awarm_up()
+        await b.awarm_up()
+        la, lb = learner(a), learner(b)
+        try:
+            plain = redis_py.Redis.from_url(redis.url)
+            phi = np.zeros(3).tobytes()  # another dimension than the arms', written by a foreign instance
+            bad = [
+                {"op": "load", "phi": json.dumps({"key": "no-such-snapshot", "dim": 2, "features": []}),
+                 "model": "", "r": "0", "dim": "0", "ridge": "1"},
+                {"op": "load", "phi": "not json", "model": "", "r": "0", "dim": "0", "ridge": "1"},
+                {"op": "obs", "model": "small", "phi": base64.b64encode(phi).decode(), "r": "x", "dim": "3",
+                 "ridge": "1"},
+                {"op": "what", "model": "", "phi": "", "r": "0", "dim": "0", "ridge": "1"},
+            ]  # fmt: skip
+            d = await a.aroute("hello after the bad entries")
+            await until(lambda: not a.state.link.pending, "a's parked decision to reach Redis")
+            for fields in bad:
+                plain.xadd(la.store.log_key, fields)
+            await b.afeedback({"request_id": d.request_id, "rating": 0.8})
+            model = d.selected.id
+            for one in (la, lb):  # the rating after the bad entries reaches both instances
+                await until(lambda one=one: (arm := one.store.arm(model)) is not None and arm.n == 1, "the rating")
+            skipped = [r.getMessage() for r in caplog.records if "not applied" in r.getMessage()]
+            assert len(skipped) == 2 * len(bad), skipped  # each instance names each bad entry once
+            assert any("op 'what'" in m and "unknown op" in m for m in skipped)
+            assert any("no-such-snapshot is gone" in m for m in skipped)
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    with caplog.at_level(logging.WARNING, logger="llm_router_learned.online_redis"):
+        asyncio.run(scenario())

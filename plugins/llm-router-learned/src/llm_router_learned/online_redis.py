@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ import numpy as np
 from .online_store import Arm, Missing, Pending, read_export, write_export
 
 __all__ = ["RedisOnlineStore"]
+
+_log = logging.getLogger(__name__)
 
 _APPEND = """
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'op', ARGV[2], 'model', ARGV[3],
@@ -74,6 +77,25 @@ def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=np.float64).tobytes()).decode()
 
 
+def _header(fields: dict[str, str]) -> dict[str, Any]:
+    """A ``load`` entry's header: the snapshot's key, dimension and features."""
+    header = json.loads(fields["phi"])
+    if not isinstance(header, dict):
+        raise ValueError("a load entry's header is not an object")
+    return header
+
+
+def _snapshot_key(fields: dict[str, str]) -> str | None:
+    """The snapshot a ``load`` entry names (None for other entries, or a header :meth:`_apply` will reject)."""
+    if fields.get("op") != "load":
+        return None
+    try:
+        key = _header(fields)["key"]
+    except (ValueError, KeyError):
+        return None
+    return key if isinstance(key, str) else None
+
+
 def _array(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=np.float64).copy()
 
@@ -109,37 +131,58 @@ class RedisOnlineStore:
         self.link.queue(self._append, [self.log_key], args)
 
     async def catch_up(self) -> None:
-        """Fold the log's new entries into the local arms (run after each refresh of the state)."""
+        """Fold the log's new entries into the local arms (run after each refresh of the state).
+
+        Redis errors propagate (the next refresh retries from the same entry); an entry that cannot be applied
+        (malformed, another dimension, a snapshot that no longer reads) is named in a warning and passed over, so
+        one bad entry never blocks the entries after it.
+        """
         while True:
             answer = await self.link.redis.xread({self.log_key: self._last}, count=5000)
             if not answer:
                 return
             entries = answer[0][1]
             for entry_id, fields in entries:
-                await self._apply(fields)
+                key = _snapshot_key(fields)  # a Redis error here propagates: the entry is read again next time
+                blob = None if key is None else await self.link.redis.get(key)
+                try:
+                    self._apply(fields, blob)
+                except Exception as exc:  # any bad entry: named, passed over, never blocking
+                    _log.warning(
+                        "online learner: log entry %s (op %r) of %s not applied: %s: %s",
+                        entry_id, fields.get("op"), self.log_key, type(exc).__name__, exc,
+                    )  # fmt: skip
                 self._last = entry_id
             if len(entries) < 5000:
                 return
 
-    async def _apply(self, fields: dict[str, str]) -> None:
+    def _apply(self, fields: dict[str, str], blob: str | bytes | None) -> None:
         op = fields.get("op")
         if op == "obs":
+            phi, residual = _array(fields["phi"]), float(fields["r"])
             with self._lock:
                 model = fields["model"]
                 arm = self._arms.get(model)
                 if arm is None:
-                    arm = self._arms[model] = Arm.fresh(int(fields["dim"]), float(fields["ridge"]))
-                arm.update(_array(fields["phi"]), float(fields["r"]))
+                    arm = Arm.fresh(int(fields["dim"]), float(fields["ridge"]))
+                if phi.shape != arm.b.shape:
+                    raise ValueError(f"features of dimension {phi.size}, the arm of {model!r} has {arm.b.size}")
+                arm.update(phi, residual)
+                self._arms[model] = arm
         elif op == "reset":
             with self._lock:
                 self._arms = {}
         elif op == "load":
-            header = json.loads(fields["phi"])  # the snapshot's key, dimension and features
-            blob = await self.link.redis.get(header["key"])
-            raw = None if blob is None else io.BytesIO(base64.b64decode(blob))
-            arms = {} if raw is None else read_export(raw, header["dim"], header["features"])
+            header = _header(fields)
+            if blob is None:  # the import still replaces what came before it, but with nothing
+                with self._lock:
+                    self._arms = {}
+                raise LookupError(f"its snapshot {header['key']} is gone (kept 30 days): the arms restart empty")
+            arms = read_export(io.BytesIO(base64.b64decode(blob)), header["dim"], header["features"])
             with self._lock:
                 self._arms = arms
+        else:
+            raise ValueError(f"unknown op {op!r}")
 
     # parked decisions: one key each, taken once
 
