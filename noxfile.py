@@ -165,6 +165,18 @@ def llama(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def soak(session: nox.Session) -> None:
+    """The fleet soak (issue 16; docs/reliability.md#the-soak): two gateways, Redis, PostgreSQL and three
+    fault-injecting upstreams, 10,000 requests at concurrency 50 with Redis and PostgreSQL killed mid-run; then
+    the same with the fakellm package (PyPI) as the upstreams. Needs redis-server and postgresql (apt-get).
+    Arguments go to both runs: ``nox -s soak -- --requests 2000 --seed 1``."""
+    session.install("-e", "./core[gateway-fast,redis,postgres]", "-e", "./plugins/llm-router-provider-openai")
+    session.install("pytest>=8.2,<10", "httpx>=0.27,<1", "fakellm==0.3.5")  # pytest: tests/services.py imports it
+    for upstream in ("own", "fakellm"):
+        session.run("python", "tests/soak/soak.py", "--upstream", upstream, *session.posargs)
+
+
+@nox.session(default=False)
 def fuzz(session: nox.Session) -> None:
     """Opt-in: schemathesis against the gateway on 127.0.0.1 (a fake OpenAI upstream behind it), from the
     gateway's own /openapi.json; fails on any 5xx answer (check `not_a_server_error`).
