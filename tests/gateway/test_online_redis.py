@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +43,25 @@ def learner(router: Router) -> Any:
     return next(s for name, s in router.scorers if name == "online_quality")
 
 
-def routers(tmp_path: Path, url: str, ttl: float = 3600) -> tuple[Router, Router]:
+@contextlib.asynccontextmanager
+async def routers(tmp_path: Path, url: str, ttl: float = 3600) -> AsyncIterator[tuple[Router, Router]]:
+    """Two routers of one policy on one Redis, warmed up (their state connected), closed at the end."""
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY % {"url": url, "ttl": ttl}, encoding="utf-8")
-    return Router(path), Router(path)
+    a, b = Router(path), Router(path)
+    await a.awarm_up()
+    await b.awarm_up()
+    try:
+        yield a, b
+    finally:
+        await a.aclose()
+        await b.aclose()
 
 
 def test_two_routers_learn_every_rating_once(tmp_path: Path, redis: RedisServer) -> None:
-    a, b = routers(tmp_path, redis.url)
-
     async def scenario() -> None:
-        await a.awarm_up()
-        await b.awarm_up()
-        la, lb = learner(a), learner(b)
-        try:
+        async with routers(tmp_path, redis.url) as (a, b):
+            la, lb = learner(a), learner(b)
             decisions = [await a.aroute(f"hello number {i}") for i in range(3)]
             await until(lambda: not a.state.link.pending, "a's parked decisions to reach Redis")
             for d in decisions:  # rated through b: b never saw these decisions itself
@@ -76,20 +82,13 @@ def test_two_routers_learn_every_rating_once(tmp_path: Path, redis: RedisServer)
                 await until(lambda one=one: one.store.arm(model) is None, "the reset")
             assert la.import_file(tmp_path / "arms.npz") == 1
             await until(lambda: (arm := lb.store.arm(model)) is not None and arm.n == 3, "b to load the export")
-        finally:
-            await a.aclose()
-            await b.aclose()
 
     asyncio.run(scenario())
 
 
 def test_expired_and_unknown_request_ids_are_told_apart(tmp_path: Path, redis: RedisServer) -> None:
-    a, b = routers(tmp_path, redis.url, ttl=0.3)
-
     async def scenario() -> None:
-        await a.awarm_up()
-        await b.awarm_up()
-        try:
+        async with routers(tmp_path, redis.url, ttl=0.3) as (a, b):
             d = await a.aroute("hello there")
             await until(lambda: not a.state.link.pending, "a's parked decision to reach Redis")
             await asyncio.sleep(0.6)
@@ -97,9 +96,6 @@ def test_expired_and_unknown_request_ids_are_told_apart(tmp_path: Path, redis: R
                 await b.afeedback({"request_id": d.request_id, "rating": 0.5})
             with pytest.raises(FeedbackError, match="is unknown"):
                 await b.afeedback({"request_id": "nope", "rating": 0.5})
-        finally:
-            await a.aclose()
-            await b.aclose()
 
     asyncio.run(scenario())
 
@@ -109,13 +105,9 @@ def test_a_bad_log_entry_is_named_in_a_warning_and_never_blocks_the_log(
 ) -> None:
     import redis as redis_py
 
-    a, b = routers(tmp_path, redis.url)
-
     async def scenario() -> None:
-        await a.awarm_up()
-        await b.awarm_up()
-        la, lb = learner(a), learner(b)
-        try:
+        async with routers(tmp_path, redis.url) as (a, b):
+            la, lb = learner(a), learner(b)
             plain = redis_py.Redis.from_url(redis.url)
             phi = np.zeros(3).tobytes()  # another dimension than the arms', written by a foreign instance
             bad = [
@@ -138,9 +130,6 @@ def test_a_bad_log_entry_is_named_in_a_warning_and_never_blocks_the_log(
             assert len(skipped) == 2 * len(bad), skipped  # each instance names each bad entry once
             assert any("op 'what'" in m and "unknown op" in m for m in skipped)
             assert any("no-such-snapshot is gone" in m for m in skipped)
-        finally:
-            await a.aclose()
-            await b.aclose()
 
     with caplog.at_level(logging.WARNING, logger="llm_router_learned.online_redis"):
         asyncio.run(scenario())
