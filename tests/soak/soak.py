@@ -45,7 +45,6 @@ sys.path.insert(0, str(HERE.parent))
 from services import PostgresServer, RedisServer, _postgres_bin, free_port  # noqa: E402
 
 PRICES = {"alpha": (2.0, 8.0), "beta": (5.0, 15.0), "gamma": (0.5, 1.5)}  # per million tokens: input, output
-MODELS = {"u1/alpha": "alpha", "u3/beta": "beta", "u2/gamma": "gamma"}
 KEYS = ["k1", "k2", "k3", "k4"]
 PROMPTS = {
     "chat": ["Hi! How are you doing today? Tell me something nice about autumn.",
@@ -402,6 +401,7 @@ def report(run: Run, pg: PostgresServer, budget: float, breakers: dict[str, Any]
         "statuses": dict(Counter(o.status for o in out)),
         "untyped_examples": [o.detail for o in out if o.kind == "untyped"][:10],
         "typed_errors": dict(Counter(o.detail[:110] for o in out if o.kind == "typed").most_common(12)),
+        "error_codes": dict(Counter(f"{o.status} {o.code} ({cause(o)})" for o in out if o.kind == "typed")),
         "ledger_rows": len(rows),
         "ledger_distinct_request_ids": len(ids),
         "ledger_duplicates": sum(n - 1 for n in ids.values() if n > 1),
@@ -445,11 +445,14 @@ def report(run: Run, pg: PostgresServer, budget: float, breakers: dict[str, Any]
 
 
 def cause(o: Outcome) -> str:
-    """Why a request got an error: ``upstream`` (every candidate failed: the error names a model and what its
-    upstream did), ``refused`` (``state.on_outage: refuse``, by design), or ``other`` (the gateway's own)."""
+    """Why a request got an error: ``upstream`` (every candidate failed: an ``upstream_*`` or rate-limit code,
+    the message naming the model and what its upstream did), ``refused`` (``state.on_outage: refuse``, by
+    design), ``budget`` (the key's budget is spent), or ``other`` (the gateway's own)."""
     if o.code == "state_unavailable":
         return "refused"
-    return "upstream" if o.message.startswith(tuple(f"{m}: " for m in MODELS)) else "other"
+    if o.code in ("budget_exceeded", "insufficient_quota"):
+        return "budget"
+    return "upstream" if o.code.startswith("upstream_") or o.code == "rate_limit_exceeded" else "other"
 
 
 def kind_of(o: Outcome | None) -> str:
@@ -478,7 +481,7 @@ def kill_5xx(run: Run) -> dict[str, Any]:
             "5xx_upstream": sum(1 for o in started if o.status >= 500 and cause(o) == "upstream"),
             "5xx_others": len(bad),
             "refused_by_on_outage_refuse": len(refused),
-            "5xx_examples": [o.detail for o in bad[:5]],
+            "5xx_examples": [f"{o.detail} (code {o.code!r})" for o in bad[:5]],
         }
     return out
 
