@@ -21,6 +21,7 @@ Sessions:
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -293,7 +294,10 @@ def bench_gateway(session: nox.Session) -> None:
     session.install("-e", "./core[gateway-fast]", "-e", "./plugins/llm-router-provider-openai", "aiohttp>=3.9,<4")
     session.run("python", "benchmarks/bench_gateway_cpu.py")  # the gateway's own CPU per request, no network
     session.run("python", "benchmarks/bench_gateway.py", *session.posargs)
-    session.run("python", "benchmarks/bench_workers.py")  # serve --workers 2 vs 1, and the floor's own scaling
+    # serve --workers 2 vs 1, and the floor's own scaling: upstream in Python, then nginx (apt-get install nginx-light)
+    session.run("python", "benchmarks/bench_workers.py")
+    if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
+        session.run("python", "benchmarks/bench_workers.py", "--upstream", "nginx")
 
 
 @nox.session(default=False)

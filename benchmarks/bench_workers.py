@@ -51,6 +51,36 @@ def floor_app() -> object:
     return bg.passthrough_app(os.environ["BENCH_UPSTREAM"])
 
 
+NGINX = """
+worker_processes 1;
+daemon off;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/nginx-body;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:%(port)d;
+        location /v1/chat/completions { default_type application/json; return 200 '%(answer)s'; }
+    }
+}
+"""
+
+
+def start_nginx(workdir: Path) -> str:
+    """The same fixed answer served by nginx (one worker process): an upstream that costs the machine little."""
+    port = bg.free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX % {"dir": workdir, "port": port, "answer": json.dumps(bg.ANSWER)})
+    start([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(workdir)])
+    upstream = f"http://127.0.0.1:{port}"
+    payload = json.dumps({"model": bg.MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    bg.wait_http(f"{upstream}/v1/chat/completions", payload, {})
+    return upstream
+
+
 def start(cmd: list[str]) -> None:
     """``cmd`` unpinned, kept in bench_gateway's PROCS (stopped at the end)."""
     bg.PROCS.append(bg.start(cmd, cpu=None))
@@ -62,12 +92,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument(
+        "--upstream",
+        choices=["python", "nginx"],
+        default="python",
+        help="the fake upstream: bench_gateway's (a Python process) or nginx returning the same answer",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
-        upstream = bg.start_upstream(cpu=None)
+        if args.upstream == "nginx" and not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
+            sys.exit("nginx is not installed (Debian: apt-get install -y nginx-light)")
+        upstream = start_nginx(workdir) if args.upstream == "nginx" else bg.start_upstream(cpu=None)
         policy = workdir / "policy.yaml"
         policy.write_text(textwrap.dedent(bg.GATEWAY_POLICY % {"upstream": upstream, "model": bg.MODEL, "client": ""}))
         cli = str(Path(sys.executable).with_name("llm-router"))
