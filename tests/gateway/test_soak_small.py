@@ -40,7 +40,7 @@ def test_a_small_soak_answers_everything_and_the_ledger_is_whole_and_exact(tmp_p
     assert (r["ledger_rows"], r["ledger_duplicates"], r["requests_without_row"]) == (600, 0, 0)
     assert r["k4_overspend_usd"] == 0
     answered = r["cost_usd"]["answered"]
-    assert answered["ledger"] == pytest.approx(answered["upstream"], abs=1e-6)  # every reported usage, to the µ$
+    assert answered["ledger"] == pytest.approx(answered["upstream"], abs=1e-5)  # each sum is rounded to the µ$
     assert r["cost_usd"]["errors_before_any_text"]["ledger"] == 0
     assert sum(f for u in r["upstreams"] for f in u["faults"].values()) > 60  # the faults did happen
     kills = r["five_xx_during_kills"]

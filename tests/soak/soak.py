@@ -46,6 +46,7 @@ from services import PostgresServer, RedisServer, _postgres_bin, free_port  # no
 
 PRICES = {"alpha": (2.0, 8.0), "beta": (5.0, 15.0), "gamma": (0.5, 1.5)}  # per million tokens: input, output
 KEYS = ["k1", "k2", "k3", "k4"]
+COOLDOWN_S = 4  # fallback.circuit_cooldown_s
 PROMPTS = {
     "chat": ["Hi! How are you doing today? Tell me something nice about autumn.",
              "What is a good name for a grey cat that likes to sleep on keyboards?"],
@@ -72,7 +73,7 @@ deployments:
 classify: [rules]
 preferences: {quality: 0.8, cost: 0.2}
 fallback: {retries: 1, backoff_ms: 50, max_backoff_ms: 1000, max_models: 3, timeout_s: 3,
-           circuit_failures: 5, circuit_cooldown_s: 4}
+           circuit_failures: 5, circuit_cooldown_s: %(cooldown)s}
 gateway:
   ledger_spool: "%(spool)s"
   keys:
@@ -173,12 +174,9 @@ def start_gateways(run: Run, redis: RedisServer, pg: PostgresServer, budget: flo
     spool = run.work / "spool"
     spool.mkdir()
     urls = dict(zip(("u1", "u2", "u3"), run.upstreams))
-    policy.write_text(
-        textwrap.dedent(
-            POLICY % {**urls, "spool": spool, "budget": budget, "redis": redis.url, "on_outage": run.args.on_outage}
-        ),
-        encoding="utf-8",
-    )
+    values = {**urls, "spool": spool, "budget": budget, "redis": redis.url, "cooldown": COOLDOWN_S,
+              "on_outage": run.args.on_outage}  # fmt: skip
+    policy.write_text(textwrap.dedent(POLICY % values), encoding="utf-8")
     cli = shutil.which("llm-router") or str(Path(sys.executable).with_name("llm-router"))
     for i in range(2):
         port = free_port()
@@ -275,18 +273,26 @@ async def read_stream(response: httpx.Response, out: Outcome) -> None:
 
 
 async def load(run: Run, specs: list[dict[str, Any]]) -> None:
+    """The plan at ``--concurrency`` with the faults, then, after the breakers' cooldown, its last 2 % (at least
+    20 requests) at concurrency 5: the traffic that lets a breaker opened by the last outage probe and close."""
+    tail = max(20, len(specs) // 50)
+    limits = httpx.Limits(max_connections=run.args.concurrency * 2, max_keepalive_connections=run.args.concurrency)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as client:
+        await asyncio.gather(send(run, client, specs[:-tail], run.args.concurrency), faults(run, specs[:-tail]))
+        await asyncio.sleep(COOLDOWN_S + 1)
+        await send(run, client, specs[-tail:], 5)
+
+
+async def send(run: Run, client: httpx.AsyncClient, specs: list[dict[str, Any]], concurrency: int) -> None:
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for spec in specs:
         queue.put_nowait(spec)
-    limits = httpx.Limits(max_connections=run.args.concurrency * 2, max_keepalive_connections=run.args.concurrency)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits) as client:
 
-        async def worker() -> None:
-            while not queue.empty():
-                run.outcomes.append(await one(run, client, queue.get_nowait()))
+    async def worker() -> None:
+        while not queue.empty():
+            run.outcomes.append(await one(run, client, queue.get_nowait()))
 
-        workers = [asyncio.create_task(worker()) for _ in range(run.args.concurrency)]
-        await asyncio.gather(*workers, faults(run, specs))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 async def faults(run: Run, specs: list[dict[str, Any]]) -> None:
@@ -296,7 +302,7 @@ async def faults(run: Run, specs: list[dict[str, Any]]) -> None:
     async def at(share: float) -> bool:
         while len(run.outcomes) < share * total:  # noqa: ASYNC110 - polled: the workers stay untouched
             await asyncio.sleep(0.05)
-        return len(run.outcomes) < total  # False: the load is over, nothing left to disturb
+        return len(run.outcomes) < total  # False: the main load is over, nothing left to disturb
 
     async def outages() -> None:
         for share in (0.20, 0.75):
