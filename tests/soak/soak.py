@@ -484,6 +484,7 @@ def kill_5xx(run: Run) -> dict[str, Any]:
             "requests_started": len(started),
             "in_flight_at_kill": len(flying),
             "5xx_in_flight": sum(1 for o in run.outcomes if o.rid in flying and o.status >= 500),
+            "5xx_in_flight_codes": dict(Counter(o.code for o in run.outcomes if o.rid in flying and o.status >= 500)),
             "5xx_upstream": sum(1 for o in started if o.status >= 500 and cause(o) == "upstream"),
             "5xx_others": len(bad),
             "refused_by_on_outage_refuse": len(refused),
