@@ -298,6 +298,12 @@ def wait_http(url: str, payload: bytes, headers: dict[str, str], timeout: float 
     raise RuntimeError(f"{url} did not answer 200 within {timeout}s: {last}")
 
 
+def wait_chat(url: str, model: str = MODEL, key: str | None = None) -> None:
+    """:func:`wait_http` with a one-line chat completion for ``model`` (and ``key`` as the bearer)."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    wait_http(url, body, {"authorization": f"Bearer {key}"} if key else {})
+
+
 def start(cmd: list[str], cpu: int | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``cmd`` in its own session, pinned to ``cpu`` when taskset exists (``None``: not pinned)."""
     pinned = ["taskset", "-c", str(cpu), *cmd] if cpu is not None and shutil.which("taskset") else cmd
@@ -309,8 +315,7 @@ def start_upstream(cpu: int | None = 1) -> str:
     port = free_port()
     PROCS.append(start([sys.executable, str(HERE), "_upstream", str(port)], cpu=cpu))
     upstream = f"http://127.0.0.1:{port}"
-    payload = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
-    wait_http(f"{upstream}/v1/chat/completions", payload, {})
+    wait_chat(f"{upstream}/v1/chat/completions")
     return upstream
 
 
@@ -429,8 +434,7 @@ def main() -> None:
             print(f"litellm: skipped ({litellm_bin} not found)", file=sys.stderr)
 
         for _name, (url, model, key) in targets.items():
-            body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
-            wait_http(url, body, {"authorization": f"Bearer {key}"} if key else {})
+            wait_chat(url, model, key)
             run_wrk(url, model, key, args.warmup, 10, workdir)
 
         results: dict[str, dict[int, dict[str, Any]]] = {}

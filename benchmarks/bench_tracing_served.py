@@ -101,9 +101,8 @@ def main() -> None:
             proc = bg.start(cmd, cpu=0, env=env | extra_env)
             procs.append(proc)
             gateways[name] = (f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid)  # taskset execs: the same pid
-        body = b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}]}'
         for url, _pid in gateways.values():
-            bg.wait_http(url, body, {})
+            bg.wait_chat(url, "auto")
             bg.run_wrk(url, "auto", None, args.warmup, args.concurrency, workdir)
         results: dict[str, list[float]] = {name: [] for name in gateways}
         for _ in range(args.rounds):

@@ -76,8 +76,7 @@ def start_nginx(workdir: Path) -> str:
     conf.write_text(NGINX % {"dir": workdir, "port": port, "answer": json.dumps(bg.ANSWER)})
     start([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf), "-p", str(workdir)])
     upstream = f"http://127.0.0.1:{port}"
-    payload = json.dumps({"model": bg.MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
-    bg.wait_http(f"{upstream}/v1/chat/completions", payload, {})
+    bg.wait_chat(f"{upstream}/v1/chat/completions")
     return upstream
 
 
@@ -120,8 +119,7 @@ def main() -> None:
             start([*serve, "--ledger", ledger, "--log-level", "warning"])
             targets[f"llm-router x{n}"] = (f"http://127.0.0.1:{port}/v1/chat/completions", "auto")
         for url, model in targets.values():
-            payload = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
-            bg.wait_http(url, payload, {})
+            bg.wait_chat(url, model)
             _wrk(url, model, args.warmup, args.concurrency, workdir)
         rps: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(args.rounds):
