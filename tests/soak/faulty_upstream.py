@@ -1,6 +1,6 @@
 """An OpenAI-compatible upstream that fails on purpose, for the soak (``soak.py``).
 
-    python tests/soak/faulty_upstream.py --port 8101 --name u1 --seed 1 --fault-rate 0.2 --models alpha,gamma
+    python tests/soak/faulty_upstream.py --port 8101 --name u1 --seed 1 --fault-rate 0.2
 
 It answers ``POST /v1/chat/completions`` like an OpenAI-compatible host (the wire format of
 ``tests/fakes/openai_api.py``: ``chat.completion`` bodies with ``usage``; ``chat.completion.chunk`` SSE events
@@ -33,11 +33,16 @@ import json
 import random
 import socket
 import struct
+import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fakes.openai_api import ERRORS
 
 WORDS = (
     "the", "router", "picks", "a", "model", "for", "every", "prompt", "and", "runs", "it", "while", "fleet",
@@ -45,16 +50,11 @@ WORDS = (
     "hosts", "produce", "on", "bad", "day"
 )  # fmt: skip
 
-ERRORS = {  # status, type, code, message (OpenAI's, as tests/fakes/openai_api.py has them)
-    "rate_limit": (429, "requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
-    "server": (500, "server_error", None, "The server had an error while processing your request."),
-    "overloaded": (503, "server_error", None, "The engine is currently overloaded, please try again later."),
-}
 PLAIN_FAULTS = ("rate_limit", "server", "overloaded", "timeout", "reset", "malformed")
 STREAM_FAULTS = (*PLAIN_FAULTS, "stream_stall", "stream_break")
 
 
-class Counter_:
+class Tokens:
     """OpenAI's token count (bpe-openai's ``o200k_base``)."""
 
     def __init__(self) -> None:
@@ -76,10 +76,9 @@ class Counter_:
 
 
 class Upstream:
-    def __init__(self, name: str, seed: int, fault_rate: float, stall_s: float, models: list[str]) -> None:
+    def __init__(self, name: str, seed: int, fault_rate: float, stall_s: float) -> None:
         self.name, self.rng, self.fault_rate, self.stall_s = name, random.Random(seed), fault_rate, stall_s
-        self.models = set(models)
-        self.tokens = Counter_()
+        self.tokens = Tokens()
         self.requests = 0
         self.faults: Counter[str] = Counter()
         self.billed: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # model -> [prompt, completion, answers]
@@ -311,9 +310,8 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--stall-s", type=float, default=10.0)
-    parser.add_argument("--models", default="")
     args = parser.parse_args()
-    upstream = Upstream(args.name, args.seed, args.fault_rate, args.stall_s, args.models.split(","))
+    upstream = Upstream(args.name, args.seed, args.fault_rate, args.stall_s)
     server = await asyncio.start_server(upstream.serve, "127.0.0.1", args.port, backlog=1024)
     async with server:
         await server.serve_forever()

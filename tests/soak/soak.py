@@ -161,8 +161,8 @@ FAKELLM_FAULTS = {"rate_limit": 429, "server": 500, "overloaded": 503}
 def fakellm_config(name: str, down: bool) -> str:
     """fakellm's rules: a prompt carrying ``[soak-fault <name> <kind>]`` fails here with that status; when
     ``down``, every request answers 503 (an outage, by fakellm's hot reload)."""
-    rules = [{"name": "outage", "when": {"messages_contain": ""}, "respond": {"status": 503, "error": "down"}}]
-    rules = rules if down else []
+    outage = {"name": "outage", "when": {"messages_contain": ""}, "respond": {"status": 503, "error": "down"}}
+    rules = [outage] if down else []
     for kind, status in FAKELLM_FAULTS.items():
         rules.append({"name": f"fault-{kind}", "when": {"messages_contain": f"[soak-fault {name} {kind}]"},
                       "respond": {"status": status, "error": f"injected {kind}"}})  # fmt: skip
@@ -369,12 +369,12 @@ def stop_gateways(run: Run) -> list[int]:
     return [proc.wait(120) for proc in run.serving]
 
 
-def ledger(pg: PostgresServer) -> dict[str, Any]:
+def ledger(pg: PostgresServer) -> list[tuple[Any, ...]]:
     import psycopg
 
     with psycopg.connect(pg.url) as conn:
         rows = conn.execute("SELECT request_id, key_id, cost_usd, ts, status, outcome FROM usage").fetchall()
-    return {"rows": rows}
+    return rows
 
 
 def upstream_billed(run: Run) -> dict[str, Any]:
@@ -392,7 +392,7 @@ def upstream_billed(run: Run) -> dict[str, Any]:
 def report(run: Run, pg: PostgresServer, budget: float, breakers: dict[str, Any], codes: list[int]) -> dict[str, Any]:
     out = run.outcomes
     kinds = Counter(o.kind for o in out)
-    rows = ledger(pg)["rows"]
+    rows = ledger(pg)
     ids = Counter(r[0] for r in rows)
     sent = {o.rid for o in out}
     cost = sum(r[2] for r in rows)
@@ -547,8 +547,8 @@ def main() -> int:
         sys.exit("the soak needs redis-server and PostgreSQL (apt-get install -y redis-server postgresql)")
     run.work.chmod(0o755)  # PostgreSQL runs as its own user (when this is root) and must reach its directory
     (run.work / "pg").mkdir()
-    redis = RedisServer(run.work / "redis").start() if (run.work / "redis").mkdir() is None else None
-    assert redis is not None
+    (run.work / "redis").mkdir()
+    redis = RedisServer(run.work / "redis").start()
     pg = PostgresServer(bindir, run.work / "pg").init().start()
     args.services = {"redis": redis, "postgres": pg}
     try:
